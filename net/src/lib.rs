@@ -1,0 +1,25 @@
+//! Sotto's networking: the wire protocol, the QUIC transport and end-to-end media encryption.
+//!
+//! The crate is layered the way quinn is:
+//!
+//! - [`proto`] is the protocol itself — control frames, media datagrams, the replay window and
+//!   the handshake state machines. It does no I/O and reads no clock: bytes and time are
+//!   arguments, output is polled.
+//! - [`crypto`] holds the end-to-end media keys behind the [`crypto::KeyProvider`] trait, so the
+//!   MLS group keys of a later release replace the interim invite-link secret without touching
+//!   the media path.
+//! - [`transport`] is the thin quinn/tokio layer: endpoint configuration, certificate pinning
+//!   and framing of the control stream.
+//! - [`client`] is the client connection library used by the `sotto` binary and the GUI.
+//!
+//! The byte-level format is specified in `net/PROTOCOL.md`.
+
+pub mod client;
+pub mod crypto;
+pub mod identity;
+pub mod invite;
+pub mod proto;
+pub mod transport;
+
+/// The ALPN protocol identifier negotiated on every QUIC connection.
+pub const ALPN: &[u8] = b"sotto/1";

@@ -1,0 +1,635 @@
+//! Control frames: the messages on a connection's bidirectional control stream.
+//!
+//! Every frame is `length: u32 | version: u8 | kind: u8 | body`, big-endian, where `length`
+//! counts the bytes after itself and never exceeds [`MAX_FRAME_LEN`]. A frame is parsed only
+//! once it is complete, and every field is bounded and validated; see `net/PROTOCOL.md`.
+
+use crate::proto::PROTOCOL_VERSION;
+use crate::proto::wire::{Reader, Writer};
+
+/// Largest allowed value of a frame's length prefix.
+pub const MAX_FRAME_LEN: usize = 256 * 1024;
+/// Largest display, server, channel or category name, in UTF-8 bytes.
+pub const MAX_NAME_LEN: usize = 128;
+/// Largest error message, in UTF-8 bytes.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+/// Most channels one `Welcome` may list.
+pub const MAX_CHANNELS: usize = 1000;
+/// Most participants one `Roster` may list.
+pub const MAX_PARTICIPANTS: usize = 1000;
+/// Bytes of the length prefix.
+pub const LENGTH_PREFIX_LEN: usize = 4;
+
+/// An Ed25519 public key identifying a member.
+pub type PublicKey = [u8; 32];
+/// A random per-join salt from which a sender's media keys are derived.
+pub type SessionSalt = [u8; 16];
+/// A random invite token; the relay stores only its hash.
+pub type InviteToken = [u8; 16];
+
+/// Whether a channel carries text or voice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ChannelKind {
+    /// A text channel.
+    Text,
+    /// A voice channel.
+    Voice,
+}
+
+impl ChannelKind {
+    fn to_byte(self) -> u8 {
+        match self {
+            Self::Text => 0,
+            Self::Voice => 1,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<Self, DecodeError> {
+        match byte {
+            0 => Ok(Self::Text),
+            1 => Ok(Self::Voice),
+            _ => Err(DecodeError::InvalidValue { field: "channel kind" }),
+        }
+    }
+}
+
+/// A channel as the relay describes it to members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// The relay's identifier for the channel.
+    pub id: u32,
+    /// Channel name, e.g. `general`.
+    pub name: String,
+    /// Text or voice.
+    pub kind: ChannelKind,
+    /// Sort order within its category, lowest first.
+    pub position: u16,
+    /// Category heading the channel is listed under; empty for none.
+    pub category: String,
+}
+
+/// The server (community) a member belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The relay's identifier for the server.
+    pub id: u32,
+    /// Server name.
+    pub name: String,
+}
+
+/// One member present in a voice channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The sender slot the relay assigned; it appears in every media datagram this member sends.
+    pub slot: u16,
+    /// The member's identifier.
+    pub member_id: u32,
+    /// The member's identity key.
+    pub public_key: PublicKey,
+    /// The member's display name.
+    pub display_name: String,
+    /// The salt this member chose when joining; receivers derive its media keys from it.
+    pub session_salt: SessionSalt,
+}
+
+/// Why the relay refused or ended something. Codes are stable on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The peer broke the protocol (malformed or unexpected frame).
+    ProtocolViolation,
+    /// The peer speaks a protocol version this side does not.
+    UnsupportedVersion,
+    /// The identity signature did not verify.
+    AuthenticationFailed,
+    /// The invite token is unknown.
+    InviteUnknown,
+    /// The invite has expired.
+    InviteExpired,
+    /// The invite has no uses left.
+    InviteUsedUp,
+    /// The key is not a member and presented no invite.
+    NotAMember,
+    /// The channel does not exist.
+    NoSuchChannel,
+    /// The channel exists but is not a voice channel.
+    NotAVoiceChannel,
+    /// The member lacks the permission.
+    Forbidden,
+    /// The handshake did not complete in time.
+    HandshakeTimeout,
+    /// The relay failed internally; try again later.
+    Internal,
+    /// A code this build does not know.
+    Unknown(u16),
+}
+
+impl ErrorCode {
+    /// The code's value on the wire.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            Self::ProtocolViolation => 1,
+            Self::UnsupportedVersion => 2,
+            Self::AuthenticationFailed => 3,
+            Self::InviteUnknown => 4,
+            Self::InviteExpired => 5,
+            Self::InviteUsedUp => 6,
+            Self::NotAMember => 7,
+            Self::NoSuchChannel => 8,
+            Self::NotAVoiceChannel => 9,
+            Self::Forbidden => 10,
+            Self::HandshakeTimeout => 11,
+            Self::Internal => 12,
+            Self::Unknown(code) => code,
+        }
+    }
+
+    /// The code for a wire value.
+    pub fn from_u16(code: u16) -> Self {
+        match code {
+            1 => Self::ProtocolViolation,
+            2 => Self::UnsupportedVersion,
+            3 => Self::AuthenticationFailed,
+            4 => Self::InviteUnknown,
+            5 => Self::InviteExpired,
+            6 => Self::InviteUsedUp,
+            7 => Self::NotAMember,
+            8 => Self::NoSuchChannel,
+            9 => Self::NotAVoiceChannel,
+            10 => Self::Forbidden,
+            11 => Self::HandshakeTimeout,
+            12 => Self::Internal,
+            other => Self::Unknown(other),
+        }
+    }
+}
+
+/// Every message that travels on the control stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ControlFrame {
+    /// Client → relay, first frame: who I am, and the invite that admits me if I am new.
+    Hello {
+        /// The member's Ed25519 identity key.
+        public_key: PublicKey,
+        /// The name to show others.
+        display_name: String,
+        /// An invite token, needed only by a key the relay does not know yet.
+        invite: Option<InviteToken>,
+    },
+    /// Relay → client: sign this fresh nonce to prove you hold the key.
+    Challenge {
+        /// 32 random bytes chosen by the relay for this connection.
+        nonce: [u8; 32],
+    },
+    /// Client → relay: the Ed25519 signature over the challenge (see [`crate::identity`]).
+    Authenticate {
+        /// The signature.
+        signature: [u8; 64],
+    },
+    /// Relay → client: you are in.
+    Welcome {
+        /// The member's identifier.
+        member_id: u32,
+        /// The server the member belongs to.
+        server: ServerInfo,
+        /// The server's channels.
+        channels: Vec<ChannelInfo>,
+    },
+    /// Client → relay: put me in this voice channel (leaving any other).
+    JoinVoice {
+        /// The voice channel.
+        channel_id: u32,
+        /// Fresh random salt for this join; see [`crate::crypto`].
+        session_salt: SessionSalt,
+    },
+    /// Relay → client: you are in the voice channel and send with this slot.
+    VoiceJoined {
+        /// The voice channel.
+        channel_id: u32,
+        /// The sender slot to put in media datagrams.
+        slot: u16,
+    },
+    /// Client → relay: take me out of my voice channel.
+    LeaveVoice,
+    /// Relay → client: who is in the voice channel now. Sent on every change.
+    Roster {
+        /// The voice channel.
+        channel_id: u32,
+        /// Everyone in it, the receiver included.
+        participants: Vec<Participant>,
+    },
+    /// Client → relay: make a new invite for my server.
+    CreateInvite {
+        /// Seconds until it expires; none for never.
+        expires_in_secs: Option<u32>,
+        /// How many new members it may admit; none for unlimited.
+        max_uses: Option<u32>,
+    },
+    /// Relay → client: the invite made on request.
+    InviteCreated {
+        /// The token to put in the link.
+        token: InviteToken,
+        /// Expiry as seconds since the Unix epoch; none for never.
+        expires_at: Option<u64>,
+        /// How many new members it may admit; none for unlimited.
+        max_uses: Option<u32>,
+    },
+    /// Either way: something was refused or failed.
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
+}
+
+mod kind {
+    pub(super) const HELLO: u8 = 0x01;
+    pub(super) const CHALLENGE: u8 = 0x02;
+    pub(super) const AUTHENTICATE: u8 = 0x03;
+    pub(super) const WELCOME: u8 = 0x04;
+    pub(super) const JOIN_VOICE: u8 = 0x05;
+    pub(super) const VOICE_JOINED: u8 = 0x06;
+    pub(super) const LEAVE_VOICE: u8 = 0x07;
+    pub(super) const ROSTER: u8 = 0x08;
+    pub(super) const CREATE_INVITE: u8 = 0x09;
+    pub(super) const INVITE_CREATED: u8 = 0x0a;
+    pub(super) const ERROR: u8 = 0x0b;
+}
+
+/// Why bytes could not be decoded as a control frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The length prefix is larger than [`MAX_FRAME_LEN`].
+    #[error("control frame of {len} bytes exceeds the {max}-byte limit")]
+    FrameTooLong {
+        /// The announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The frame is shorter than its fields need.
+    #[error("control frame ends inside field `{field}`")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+    },
+    /// The frame's version is not one this build speaks.
+    #[error("control frame has protocol version {0}, this build speaks version {PROTOCOL_VERSION}")]
+    UnsupportedVersion(u8),
+    /// The frame kind byte is unknown.
+    #[error("unknown control frame kind 0x{0:02x}")]
+    UnknownKind(u8),
+    /// A string or list is longer than its limit.
+    #[error("field `{field}` has length {len}, more than the limit of {max}")]
+    FieldTooLong {
+        /// The field.
+        field: &'static str,
+        /// Its announced length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A string is not UTF-8.
+    #[error("field `{field}` is not valid UTF-8")]
+    InvalidUtf8 {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field holds a value outside its domain.
+    #[error("field `{field}` holds an invalid value")]
+    InvalidValue {
+        /// The field.
+        field: &'static str,
+    },
+    /// Bytes remain after the last field.
+    #[error("{count} unexpected bytes after the last field")]
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// Why a frame could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// A string or list exceeds its protocol limit.
+    #[error("field `{field}` has length {len}, more than the limit of {max}")]
+    FieldTooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A string contains control characters.
+    #[error("field `{field}` contains control characters")]
+    InvalidText {
+        /// The field.
+        field: &'static str,
+    },
+    /// The whole frame exceeds [`MAX_FRAME_LEN`].
+    #[error("control frame of {len} bytes exceeds the {max}-byte limit")]
+    FrameTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), EncodeError> {
+    if text.len() > max {
+        return Err(EncodeError::FieldTooLong { field, len: text.len(), max });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(EncodeError::InvalidText { field });
+    }
+    Ok(())
+}
+
+fn check_count(field: &'static str, len: usize, max: usize) -> Result<(), EncodeError> {
+    if len > max {
+        return Err(EncodeError::FieldTooLong { field, len, max });
+    }
+    Ok(())
+}
+
+impl ControlFrame {
+    /// Appends this frame, length prefix included, to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.validate()?;
+        let start = out.len();
+        out.extend_from_slice(&[0; LENGTH_PREFIX_LEN]);
+        let mut w = Writer::new(out);
+        w.u8(PROTOCOL_VERSION);
+        w.u8(self.kind());
+        self.write_body(&mut w);
+        let len = out.len() - start - LENGTH_PREFIX_LEN;
+        if len > MAX_FRAME_LEN {
+            out.truncate(start);
+            return Err(EncodeError::FrameTooLong { len, max: MAX_FRAME_LEN });
+        }
+        let prefix = u32::try_from(len).expect("bounded by MAX_FRAME_LEN");
+        out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
+        Ok(())
+    }
+
+    /// Encodes this frame into a fresh buffer.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        self.encode(&mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes one complete frame — the bytes after the length prefix.
+    pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
+        if frame.len() > MAX_FRAME_LEN {
+            return Err(DecodeError::FrameTooLong { len: frame.len(), max: MAX_FRAME_LEN });
+        }
+        let mut r = Reader::new(frame);
+        let version = r.u8("version")?;
+        if version != PROTOCOL_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let kind = r.u8("kind")?;
+        let decoded = Self::read_body(kind, &mut r)?;
+        r.finish()?;
+        Ok(decoded)
+    }
+
+    /// A short name of the frame kind, for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "Hello",
+            Self::Challenge { .. } => "Challenge",
+            Self::Authenticate { .. } => "Authenticate",
+            Self::Welcome { .. } => "Welcome",
+            Self::JoinVoice { .. } => "JoinVoice",
+            Self::VoiceJoined { .. } => "VoiceJoined",
+            Self::LeaveVoice => "LeaveVoice",
+            Self::Roster { .. } => "Roster",
+            Self::CreateInvite { .. } => "CreateInvite",
+            Self::InviteCreated { .. } => "InviteCreated",
+            Self::Error { .. } => "Error",
+        }
+    }
+
+    fn kind(&self) -> u8 {
+        match self {
+            Self::Hello { .. } => kind::HELLO,
+            Self::Challenge { .. } => kind::CHALLENGE,
+            Self::Authenticate { .. } => kind::AUTHENTICATE,
+            Self::Welcome { .. } => kind::WELCOME,
+            Self::JoinVoice { .. } => kind::JOIN_VOICE,
+            Self::VoiceJoined { .. } => kind::VOICE_JOINED,
+            Self::LeaveVoice => kind::LEAVE_VOICE,
+            Self::Roster { .. } => kind::ROSTER,
+            Self::CreateInvite { .. } => kind::CREATE_INVITE,
+            Self::InviteCreated { .. } => kind::INVITE_CREATED,
+            Self::Error { .. } => kind::ERROR,
+        }
+    }
+
+    fn validate(&self) -> Result<(), EncodeError> {
+        match self {
+            Self::Hello { display_name, .. } => check_text("display name", display_name, MAX_NAME_LEN),
+            Self::Welcome { server, channels, .. } => {
+                check_text("server name", &server.name, MAX_NAME_LEN)?;
+                check_count("channels", channels.len(), MAX_CHANNELS)?;
+                channels.iter().try_for_each(|c| {
+                    check_text("channel name", &c.name, MAX_NAME_LEN)?;
+                    check_text("category", &c.category, MAX_NAME_LEN)
+                })
+            }
+            Self::Roster { participants, .. } => {
+                check_count("participants", participants.len(), MAX_PARTICIPANTS)?;
+                participants
+                    .iter()
+                    .try_for_each(|p| check_text("display name", &p.display_name, MAX_NAME_LEN))
+            }
+            Self::Error { message, .. } => check_text("message", message, MAX_MESSAGE_LEN),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_body(&self, w: &mut Writer<'_>) {
+        match self {
+            Self::Hello { public_key, display_name, invite } => {
+                w.bytes(public_key);
+                w.string(display_name);
+                w.optional(invite.as_ref(), |w, token| w.bytes(token));
+            }
+            Self::Challenge { nonce } => w.bytes(nonce),
+            Self::Authenticate { signature } => w.bytes(signature),
+            Self::Welcome { member_id, server, channels } => {
+                w.u32(*member_id);
+                w.u32(server.id);
+                w.string(&server.name);
+                w.list(channels, |w, c| {
+                    w.u32(c.id);
+                    w.string(&c.name);
+                    w.u8(c.kind.to_byte());
+                    w.u16(c.position);
+                    w.string(&c.category);
+                });
+            }
+            Self::JoinVoice { channel_id, session_salt } => {
+                w.u32(*channel_id);
+                w.bytes(session_salt);
+            }
+            Self::VoiceJoined { channel_id, slot } => {
+                w.u32(*channel_id);
+                w.u16(*slot);
+            }
+            Self::LeaveVoice => {}
+            Self::Roster { channel_id, participants } => {
+                w.u32(*channel_id);
+                w.list(participants, |w, p| {
+                    w.u16(p.slot);
+                    w.u32(p.member_id);
+                    w.bytes(&p.public_key);
+                    w.string(&p.display_name);
+                    w.bytes(&p.session_salt);
+                });
+            }
+            Self::CreateInvite { expires_in_secs, max_uses } => {
+                w.optional(expires_in_secs.as_ref(), |w, v| w.u32(*v));
+                w.optional(max_uses.as_ref(), |w, v| w.u32(*v));
+            }
+            Self::InviteCreated { token, expires_at, max_uses } => {
+                w.bytes(token);
+                w.optional(expires_at.as_ref(), |w, v| w.u64(*v));
+                w.optional(max_uses.as_ref(), |w, v| w.u32(*v));
+            }
+            Self::Error { code, message } => {
+                w.u16(code.to_u16());
+                w.string(message);
+            }
+        }
+    }
+
+    fn read_body(kind: u8, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match kind {
+            kind::HELLO => Self::Hello {
+                public_key: r.array("public key")?,
+                display_name: r.string("display name", MAX_NAME_LEN)?,
+                invite: r.optional("invite", |r| r.array("invite"))?,
+            },
+            kind::CHALLENGE => Self::Challenge { nonce: r.array("nonce")? },
+            kind::AUTHENTICATE => Self::Authenticate { signature: r.array("signature")? },
+            kind::WELCOME => Self::Welcome {
+                member_id: r.u32("member id")?,
+                server: ServerInfo {
+                    id: r.u32("server id")?,
+                    name: r.string("server name", MAX_NAME_LEN)?,
+                },
+                channels: r.list("channels", MAX_CHANNELS, |r| {
+                    Ok(ChannelInfo {
+                        id: r.u32("channel id")?,
+                        name: r.string("channel name", MAX_NAME_LEN)?,
+                        kind: ChannelKind::from_byte(r.u8("channel kind")?)?,
+                        position: r.u16("position")?,
+                        category: r.string("category", MAX_NAME_LEN)?,
+                    })
+                })?,
+            },
+            kind::JOIN_VOICE => Self::JoinVoice {
+                channel_id: r.u32("channel id")?,
+                session_salt: r.array("session salt")?,
+            },
+            kind::VOICE_JOINED => {
+                Self::VoiceJoined { channel_id: r.u32("channel id")?, slot: r.u16("slot")? }
+            }
+            kind::LEAVE_VOICE => Self::LeaveVoice,
+            kind::ROSTER => Self::Roster {
+                channel_id: r.u32("channel id")?,
+                participants: r.list("participants", MAX_PARTICIPANTS, |r| {
+                    Ok(Participant {
+                        slot: r.u16("slot")?,
+                        member_id: r.u32("member id")?,
+                        public_key: r.array("public key")?,
+                        display_name: r.string("display name", MAX_NAME_LEN)?,
+                        session_salt: r.array("session salt")?,
+                    })
+                })?,
+            },
+            kind::CREATE_INVITE => Self::CreateInvite {
+                expires_in_secs: r.optional("expires in", |r| r.u32("expires in"))?,
+                max_uses: r.optional("max uses", |r| r.u32("max uses"))?,
+            },
+            kind::INVITE_CREATED => Self::InviteCreated {
+                token: r.array("token")?,
+                expires_at: r.optional("expires at", |r| r.u64("expires at"))?,
+                max_uses: r.optional("max uses", |r| r.u32("max uses"))?,
+            },
+            kind::ERROR => Self::Error {
+                code: ErrorCode::from_u16(r.u16("error code")?),
+                message: r.string("message", MAX_MESSAGE_LEN)?,
+            },
+            other => return Err(DecodeError::UnknownKind(other)),
+        })
+    }
+}
+
+/// Splits a byte stream into control frames, checking each is complete before parsing it.
+///
+/// Push bytes as they arrive with [`FrameDecoder::push`], then drain frames with
+/// [`FrameDecoder::poll_frame`]. The buffer never holds more than one maximal frame plus
+/// whatever the caller pushed at once. After an error the stream is unusable: close it.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buffer: Vec<u8>,
+    start: usize,
+}
+
+impl FrameDecoder {
+    /// An empty decoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buffer.len() {
+            self.buffer.clear();
+            self.start = 0;
+        }
+        self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len() - self.start
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed.
+    pub fn poll_frame(&mut self) -> Result<Option<ControlFrame>, DecodeError> {
+        let pending = &self.buffer[self.start..];
+        let Some(prefix) = pending.get(..LENGTH_PREFIX_LEN) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+        if len > MAX_FRAME_LEN {
+            return Err(DecodeError::FrameTooLong { len, max: MAX_FRAME_LEN });
+        }
+        let Some(body) = pending.get(LENGTH_PREFIX_LEN..LENGTH_PREFIX_LEN + len) else {
+            return Ok(None);
+        };
+        let frame = ControlFrame::decode(body);
+        self.start += LENGTH_PREFIX_LEN + len;
+        if self.start > MAX_FRAME_LEN {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        frame.map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests;

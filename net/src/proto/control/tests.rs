@@ -1,0 +1,154 @@
+use proptest::prelude::*;
+
+use super::*;
+
+pub(crate) fn every_frame() -> Vec<ControlFrame> {
+    vec![
+        ControlFrame::Hello { public_key: [1; 32], display_name: "Zoë".into(), invite: Some([2; 16]) },
+        ControlFrame::Hello { public_key: [1; 32], display_name: String::new(), invite: None },
+        ControlFrame::Challenge { nonce: [3; 32] },
+        ControlFrame::Authenticate { signature: [4; 64] },
+        ControlFrame::Welcome {
+            member_id: 7,
+            server: ServerInfo { id: 1, name: "Guild".into() },
+            channels: vec![
+                ChannelInfo { id: 1, name: "general".into(), kind: ChannelKind::Text, position: 0, category: String::new() },
+                ChannelInfo { id: 2, name: "voice".into(), kind: ChannelKind::Voice, position: 1, category: "Talk".into() },
+            ],
+        },
+        ControlFrame::JoinVoice { channel_id: 2, session_salt: [5; 16] },
+        ControlFrame::VoiceJoined { channel_id: 2, slot: 9 },
+        ControlFrame::LeaveVoice,
+        ControlFrame::Roster {
+            channel_id: 2,
+            participants: vec![Participant {
+                slot: 9,
+                member_id: 7,
+                public_key: [6; 32],
+                display_name: "ada".into(),
+                session_salt: [8; 16],
+            }],
+        },
+        ControlFrame::CreateInvite { expires_in_secs: Some(3600), max_uses: None },
+        ControlFrame::InviteCreated { token: [9; 16], expires_at: Some(1_800_000_000), max_uses: Some(3) },
+        ControlFrame::Error { code: ErrorCode::InviteUsedUp, message: "no uses left".into() },
+        ControlFrame::Error { code: ErrorCode::Unknown(999), message: String::new() },
+    ]
+}
+
+#[test]
+fn every_frame_round_trips() {
+    for frame in every_frame() {
+        let bytes = frame.to_bytes().unwrap();
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&bytes);
+        assert_eq!(decoder.poll_frame().unwrap(), Some(frame.clone()), "{}", frame.name());
+        assert_eq!(decoder.poll_frame().unwrap(), None);
+        assert_eq!(decoder.buffered(), 0);
+    }
+}
+
+#[test]
+fn frames_split_anywhere_reassemble() {
+    let mut stream = Vec::new();
+    for frame in every_frame() {
+        frame.encode(&mut stream).unwrap();
+    }
+    for chunk in [1, 2, 3, 7, 64, 1000] {
+        let mut decoder = FrameDecoder::new();
+        let mut decoded = Vec::new();
+        for piece in stream.chunks(chunk) {
+            decoder.push(piece);
+            while let Some(frame) = decoder.poll_frame().unwrap() {
+                decoded.push(frame);
+            }
+        }
+        assert_eq!(decoded, every_frame(), "chunk size {chunk}");
+    }
+}
+
+#[test]
+fn every_truncation_is_rejected_not_panicking() {
+    for frame in every_frame() {
+        let bytes = frame.to_bytes().unwrap();
+        let body = &bytes[LENGTH_PREFIX_LEN..];
+        for cut in 0..body.len() {
+            assert!(ControlFrame::decode(&body[..cut]).is_err(), "{} cut at {cut}", frame.name());
+        }
+    }
+}
+
+#[test]
+fn oversized_length_prefix_is_rejected_before_buffering() {
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
+    assert_eq!(
+        decoder.poll_frame(),
+        Err(DecodeError::FrameTooLong { len: MAX_FRAME_LEN + 1, max: MAX_FRAME_LEN })
+    );
+}
+
+#[test]
+fn unknown_version_kind_and_trailing_bytes_are_rejected() {
+    assert_eq!(ControlFrame::decode(&[2, 0x07]), Err(DecodeError::UnsupportedVersion(2)));
+    assert_eq!(ControlFrame::decode(&[1, 0x7f]), Err(DecodeError::UnknownKind(0x7f)));
+    assert_eq!(ControlFrame::decode(&[1, 0x07, 0]), Err(DecodeError::TrailingBytes { count: 1 }));
+    assert_eq!(ControlFrame::decode(&[]), Err(DecodeError::Truncated { field: "version" }));
+}
+
+#[test]
+fn invalid_field_values_are_rejected() {
+    // Hello with a name that is not UTF-8.
+    let mut body = vec![1, 0x01];
+    body.extend_from_slice(&[0; 32]);
+    body.extend_from_slice(&[0, 2, 0xff, 0xfe, 0]);
+    assert_eq!(ControlFrame::decode(&body), Err(DecodeError::InvalidUtf8 { field: "display name" }));
+    // Hello with a control character in the name.
+    let mut body = vec![1, 0x01];
+    body.extend_from_slice(&[0; 32]);
+    body.extend_from_slice(&[0, 1, b'\n', 0]);
+    assert_eq!(ControlFrame::decode(&body), Err(DecodeError::InvalidValue { field: "display name" }));
+    // Hello with a bad presence byte.
+    let mut body = vec![1, 0x01];
+    body.extend_from_slice(&[0; 32]);
+    body.extend_from_slice(&[0, 0, 2]);
+    assert_eq!(ControlFrame::decode(&body), Err(DecodeError::InvalidValue { field: "invite" }));
+    // Hello with an over-long name.
+    let mut body = vec![1, 0x01];
+    body.extend_from_slice(&[0; 32]);
+    body.extend_from_slice(&[0x01, 0x00]);
+    assert_eq!(
+        ControlFrame::decode(&body),
+        Err(DecodeError::FieldTooLong { field: "display name", len: 256, max: MAX_NAME_LEN })
+    );
+}
+
+#[test]
+fn encoding_refuses_what_decoding_would_reject() {
+    let long = ControlFrame::Hello { public_key: [0; 32], display_name: "x".repeat(MAX_NAME_LEN + 1), invite: None };
+    assert!(matches!(long.to_bytes(), Err(EncodeError::FieldTooLong { .. })));
+    let control = ControlFrame::Error { code: ErrorCode::Internal, message: "a\u{7}b".into() };
+    assert_eq!(control.to_bytes(), Err(EncodeError::InvalidText { field: "message" }));
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = ControlFrame::decode(&bytes);
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&bytes);
+        while let Ok(Some(_)) = decoder.poll_frame() {}
+    }
+
+    #[test]
+    fn mutated_frames_never_panic_and_reencode_identically(
+        index in 0usize..13, position in any::<prop::sample::Index>(), value in any::<u8>()
+    ) {
+        let mut bytes = every_frame()[index].to_bytes().unwrap();
+        let at = position.index(bytes.len() - LENGTH_PREFIX_LEN) + LENGTH_PREFIX_LEN;
+        bytes[at] = value;
+        if let Ok(frame) = ControlFrame::decode(&bytes[LENGTH_PREFIX_LEN..]) {
+            prop_assert_eq!(frame.to_bytes().unwrap(), bytes);
+        }
+    }
+}
