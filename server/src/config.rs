@@ -1,0 +1,101 @@
+//! The relay's run-time settings, with a `validate` that explains what is wrong.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sotto_net::proto::handshake::DEFAULT_HANDSHAKE_TIMEOUT;
+use sotto_net::transport::TransportTuning;
+
+/// Default UDP port of a relay.
+pub const DEFAULT_PORT: u16 = 7878;
+
+/// How a relay serves.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// UDP address to listen on.
+    pub listen: SocketAddr,
+    /// TCP address of the Prometheus endpoint; none to disable it.
+    pub metrics: Option<SocketAddr>,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Datagrams per second one connection may send on average.
+    pub datagram_rate: u32,
+    /// Datagrams one connection may send in a burst.
+    pub datagram_burst: u32,
+    /// How long a new connection has to authenticate.
+    pub handshake_timeout: Duration,
+    /// QUIC timing and buffers.
+    pub tuning: TransportTuning,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
+            metrics: None,
+            max_connections: 10_000,
+            // Voice is 50–100 packets/s; a 1080p60 screen share needs several hundred.
+            datagram_rate: 2_000,
+            datagram_burst: 1_000,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            tuning: TransportTuning::default(),
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No connections allowed.
+    #[error("--max-connections must be at least 1")]
+    NoConnections,
+    /// No datagrams allowed.
+    #[error("--datagram-rate and --datagram-burst must be at least 1, or no one could talk")]
+    NoDatagrams,
+    /// The handshake could never complete.
+    #[error("the handshake timeout must be at least 100 ms")]
+    HandshakeTooShort,
+    /// Metrics and media on the same port of the same address.
+    #[error("--metrics {0} collides with --listen; pick another port for metrics")]
+    MetricsCollides(SocketAddr),
+}
+
+impl RelayConfig {
+    /// Checks the settings make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(ConfigError::NoConnections);
+        }
+        if self.datagram_rate == 0 || self.datagram_burst == 0 {
+            return Err(ConfigError::NoDatagrams);
+        }
+        if self.handshake_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::HandshakeTooShort);
+        }
+        if let Some(metrics) = self.metrics
+            && metrics.port() == self.listen.port()
+            && metrics.port() != 0
+            && metrics.ip() == self.listen.ip()
+        {
+            return Err(ConfigError::MetricsCollides(metrics));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_bad_settings_are_explained() {
+        assert_eq!(RelayConfig::default().validate(), Ok(()));
+        let config = RelayConfig { max_connections: 0, ..RelayConfig::default() };
+        assert_eq!(config.validate(), Err(ConfigError::NoConnections));
+        let config = RelayConfig { datagram_rate: 0, ..RelayConfig::default() };
+        assert_eq!(config.validate(), Err(ConfigError::NoDatagrams));
+        let config = RelayConfig { metrics: Some(RelayConfig::default().listen), ..RelayConfig::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("pick another port"));
+    }
+}

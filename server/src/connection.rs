@@ -1,0 +1,340 @@
+//! One member's connection: the handshake, the control loop, and datagram forwarding.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
+use sotto_net::proto::MediaHeader;
+use sotto_net::proto::control::{ChannelKind, ControlFrame, ErrorCode};
+use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
+use sotto_net::transport::{ControlStream, StreamError, close_code};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::data_dir::unix_now;
+use crate::db::{AdmissionError, InviteTerms, Member, Role, StoreError};
+use crate::metrics::DropReason;
+use crate::rate_limit::TokenBucket;
+use crate::rooms::{Joiner, Membership};
+use crate::server::Shared;
+
+/// Control frames queued for one member before it counts as hopelessly behind.
+const CONTROL_QUEUE: usize = 64;
+
+/// Why a connection ended abnormally.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("handshake: {0}")]
+    Handshake(#[from] HandshakeError),
+    #[error("control stream: {0}")]
+    Stream(#[from] StreamError),
+    #[error("no control stream opened: {0}")]
+    NoControlStream(#[from] quinn::ConnectionError),
+    #[error("no control stream opened in time")]
+    ControlStreamTimeout,
+    #[error("refused: {0}")]
+    Refused(AdmissionError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("protocol violation: unexpected {0} frame")]
+    Unexpected(&'static str),
+    #[error("protocol violation: malformed media datagram")]
+    MalformedDatagram,
+}
+
+impl SessionError {
+    fn close_code(&self) -> u32 {
+        match self {
+            Self::Handshake(HandshakeError::AuthenticationFailed | HandshakeError::Refused { .. }) | Self::Refused(_) => {
+                close_code::REFUSED
+            }
+            Self::Store(_) => close_code::SHUTTING_DOWN,
+            _ => close_code::PROTOCOL_VIOLATION,
+        }
+    }
+}
+
+fn admission_code(error: &AdmissionError) -> ErrorCode {
+    match error {
+        AdmissionError::NotAMember => ErrorCode::NotAMember,
+        AdmissionError::UnknownInvite => ErrorCode::InviteUnknown,
+        AdmissionError::Expired => ErrorCode::InviteExpired,
+        AdmissionError::UsedUp => ErrorCode::InviteUsedUp,
+    }
+}
+
+/// Decrements a gauge when dropped.
+struct GaugeGuard<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> GaugeGuard<'a> {
+    fn new(gauge: &'a std::sync::atomic::AtomicI64) -> Self {
+        gauge.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs one incoming connection to its end. Errors close only this connection.
+pub(crate) async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            debug!("QUIC handshake failed: {error}");
+            return;
+        }
+    };
+    let metrics = shared.metrics.clone();
+    metrics.connections_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _open = GaugeGuard::new(&metrics.connections_open);
+    let remote = connection.remote_address();
+    match serve(&shared, &connection).await {
+        Ok(()) => debug!(%remote, "connection closed"),
+        Err(error) => {
+            warn!(%remote, "closing connection: {error}");
+            let reason = error.to_string();
+            let reason = &reason.as_bytes()[..reason.len().min(200)];
+            connection.close(error.close_code().into(), reason);
+        }
+    }
+}
+
+async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(), SessionError> {
+    let (send, recv) = tokio::time::timeout(shared.config.handshake_timeout, connection.accept_bi())
+        .await
+        .map_err(|_| SessionError::ControlStreamTimeout)??;
+    let mut control = ControlStream::new(send, recv);
+    let member = match authenticate(shared, &mut control).await {
+        Ok(member) => member,
+        Err(error) => {
+            shared.metrics.handshakes_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(error);
+        }
+    };
+    info!(member = member.id, name = %member.display_name, remote = %connection.remote_address(), "member online");
+    let _online = GaugeGuard::new(&shared.metrics.members_online);
+    if let Some(previous) = shared.register_online(member.id, connection.clone()) {
+        previous.close(close_code::REPLACED.into(), b"signed in again from elsewhere");
+    }
+    let mut session = Session { shared: shared.clone(), connection: connection.clone(), member, voice: Arc::default() };
+    let result = session.run(control).await;
+    session.leave_voice();
+    shared.unregister_online(session.member.id, connection);
+    result
+}
+
+/// Drives the sans-IO handshake over the control stream and decides admission.
+async fn authenticate(shared: &Shared, control: &mut ControlStream) -> Result<Member, SessionError> {
+    let mut handshake =
+        RelayHandshake::new(Instant::now(), rand::random(), shared.fingerprint, shared.config.handshake_timeout);
+    loop {
+        while let Some(frame) = handshake.poll_transmit() {
+            control.send(&frame).await?;
+        }
+        let deadline = handshake.poll_timeout().unwrap_or_else(|| Instant::now() + shared.config.handshake_timeout);
+        let frame = match tokio::time::timeout_at(deadline.into(), control.recv()).await {
+            Ok(frame) => frame?,
+            Err(_) => {
+                let error = handshake.handle_timeout(Instant::now()).err();
+                flush(&mut handshake, control).await;
+                return Err(error.unwrap_or(HandshakeError::Timeout(shared.config.handshake_timeout)).into());
+            }
+        };
+        let Some(frame) = frame else {
+            return Err(HandshakeError::Unexpected { frame: "end of stream" }.into());
+        };
+        match handshake.handle_frame(frame) {
+            Ok(None) => {}
+            Ok(Some(client)) => {
+                let store = shared.store.clone();
+                let server_id = shared.server.id;
+                let decision = tokio::task::spawn_blocking(move || {
+                    store.admit(server_id, &client.public_key, &client.display_name, client.invite.as_ref(), unix_now())
+                })
+                .await
+                .expect("admission does not panic")?;
+                match decision {
+                    Ok(member) => {
+                        handshake.admit(ControlFrame::Welcome {
+                            member_id: member.id,
+                            server: shared.server.clone(),
+                            channels: shared.channels.clone(),
+                        });
+                        flush(&mut handshake, control).await;
+                        return Ok(member);
+                    }
+                    Err(refusal) => {
+                        handshake.refuse(admission_code(&refusal), refusal.to_string());
+                        flush(&mut handshake, control).await;
+                        return Err(SessionError::Refused(refusal));
+                    }
+                }
+            }
+            Err(error) => {
+                flush(&mut handshake, control).await;
+                return Err(error.into());
+            }
+        }
+    }
+}
+
+async fn flush(handshake: &mut RelayHandshake, control: &mut ControlStream) {
+    while let Some(frame) = handshake.poll_transmit() {
+        if control.send(&frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// An authenticated member's live connection.
+struct Session {
+    shared: Arc<Shared>,
+    connection: quinn::Connection,
+    member: Member,
+    voice: Arc<ArcSwapOption<Membership>>,
+}
+
+impl Session {
+    async fn run(&mut self, mut control: ControlStream) -> Result<(), SessionError> {
+        let (outbox, mut outgoing) = mpsc::channel(CONTROL_QUEUE);
+        let forwarder = tokio::spawn(forward_datagrams(self.shared.clone(), self.connection.clone(), self.voice.clone()));
+        let result = loop {
+            tokio::select! {
+                frame = control.recv() => match frame {
+                    Ok(Some(frame)) => {
+                        if let Err(error) = self.handle_frame(frame, &outbox, &mut control).await {
+                            break Err(error);
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(StreamError::Read(_)) => break Ok(()),
+                    Err(error) => break Err(error.into()),
+                },
+                Some(frame) = outgoing.recv() => {
+                    if control.send(&frame).await.is_err() {
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        forwarder.abort();
+        result
+    }
+
+    async fn handle_frame(
+        &mut self,
+        frame: ControlFrame,
+        outbox: &mpsc::Sender<ControlFrame>,
+        control: &mut ControlStream,
+    ) -> Result<(), SessionError> {
+        match frame {
+            ControlFrame::JoinVoice { channel_id, session_salt } => {
+                let Some(channel) = self.shared.channels.iter().find(|channel| channel.id == channel_id) else {
+                    return refuse(control, ErrorCode::NoSuchChannel, "there is no such channel").await;
+                };
+                if channel.kind != ChannelKind::Voice {
+                    return refuse(control, ErrorCode::NotAVoiceChannel, "that is a text channel").await;
+                }
+                self.leave_voice();
+                let joiner = Joiner {
+                    member_id: self.member.id,
+                    public_key: self.member.public_key,
+                    display_name: self.member.display_name.clone(),
+                    session_salt,
+                    connection: self.connection.clone(),
+                    control: outbox.clone(),
+                };
+                match self.shared.rooms.join(channel_id, joiner) {
+                    Ok(membership) => {
+                        let slot = membership.slot;
+                        self.voice.store(Some(Arc::new(membership)));
+                        info!(member = self.member.id, channel = channel_id, slot, "joined voice");
+                        control.send(&ControlFrame::VoiceJoined { channel_id, slot }).await?;
+                    }
+                    Err(error) => return refuse(control, ErrorCode::Forbidden, &error.to_string()).await,
+                }
+            }
+            ControlFrame::LeaveVoice => self.leave_voice(),
+            ControlFrame::CreateInvite { expires_in_secs, max_uses } => {
+                let now = unix_now();
+                let terms = InviteTerms {
+                    expires_at: expires_in_secs.map(|secs| now + u64::from(secs)),
+                    max_uses,
+                    role: Role::Member,
+                };
+                let store = self.shared.store.clone();
+                let (server_id, member_id) = (self.shared.server.id, self.member.id);
+                let token =
+                    tokio::task::spawn_blocking(move || store.create_invite(server_id, Some(member_id), terms, now))
+                        .await
+                        .expect("invite creation does not panic")?;
+                control.send(&ControlFrame::InviteCreated { token, expires_at: terms.expires_at, max_uses }).await?;
+            }
+            other => return Err(SessionError::Unexpected(other.name())),
+        }
+        Ok(())
+    }
+
+    fn leave_voice(&self) {
+        if let Some(membership) = self.voice.swap(None) {
+            self.shared.rooms.leave(&membership);
+            info!(member = self.member.id, channel = membership.room.channel_id(), "left voice");
+        }
+    }
+}
+
+async fn refuse(control: &mut ControlStream, code: ErrorCode, message: &str) -> Result<(), SessionError> {
+    control.send(&ControlFrame::Error { code, message: message.to_owned() }).await?;
+    Ok(())
+}
+
+/// Forwards this connection's media datagrams to the other members of its voice room.
+async fn forward_datagrams(
+    shared: Arc<Shared>,
+    connection: quinn::Connection,
+    voice: Arc<ArcSwapOption<Membership>>,
+) {
+    let metrics = &shared.metrics;
+    let mut bucket = TokenBucket::new(shared.config.datagram_rate, shared.config.datagram_burst, Instant::now());
+    while let Ok(datagram) = connection.read_datagram().await {
+        metrics.datagrams_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !bucket.try_take(Instant::now()) {
+            metrics.drop_datagram(DropReason::RateLimited);
+            continue;
+        }
+        let header = match MediaHeader::parse(&datagram) {
+            Ok(header) => header,
+            Err(error) => {
+                metrics.drop_datagram(DropReason::Malformed);
+                let reason = SessionError::MalformedDatagram;
+                warn!(remote = %connection.remote_address(), "closing connection: {reason} ({error})");
+                connection.close(reason.close_code().into(), b"malformed media datagram");
+                return;
+            }
+        };
+        let guard = voice.load();
+        let Some(membership) = guard.as_ref() else {
+            metrics.drop_datagram(DropReason::NotInVoice);
+            continue;
+        };
+        if header.sender != membership.slot {
+            metrics.drop_datagram(DropReason::ForgedSender);
+            continue;
+        }
+        let mut sent = 0;
+        for peer in membership.room.peers().iter() {
+            if peer.slot == membership.slot {
+                continue;
+            }
+            match peer.connection.send_datagram(datagram.clone()) {
+                Ok(()) => sent += 1,
+                Err(_) => metrics.drop_datagram(DropReason::SendFailed),
+            }
+        }
+        metrics.datagrams_out.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+    }
+}

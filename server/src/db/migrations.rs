@@ -1,0 +1,66 @@
+//! Versioned schema migrations, applied in order and tracked in `PRAGMA user_version`.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::db::StoreError;
+
+/// Each entry moves the schema from version `index` to `index + 1`. Never edit a shipped one.
+const MIGRATIONS: &[&str] = &[
+    // 1: servers, channels, members, memberships, invites, settings.
+    "CREATE TABLE servers (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL
+     );
+     CREATE TABLE channels (
+         id INTEGER PRIMARY KEY,
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         name TEXT NOT NULL,
+         kind TEXT NOT NULL CHECK (kind IN ('text', 'voice')),
+         position INTEGER NOT NULL,
+         category TEXT NOT NULL DEFAULT ''
+     );
+     CREATE TABLE members (
+         id INTEGER PRIMARY KEY,
+         public_key BLOB NOT NULL UNIQUE CHECK (length(public_key) = 32),
+         display_name TEXT NOT NULL,
+         joined_at INTEGER NOT NULL
+     );
+     CREATE TABLE invites (
+         id INTEGER PRIMARY KEY,
+         token_hash BLOB NOT NULL UNIQUE,
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         created_by INTEGER REFERENCES members (id),
+         created_at INTEGER NOT NULL,
+         expires_at INTEGER,
+         max_uses INTEGER,
+         uses INTEGER NOT NULL DEFAULT 0,
+         role TEXT NOT NULL CHECK (role IN ('owner', 'member'))
+     );
+     CREATE TABLE memberships (
+         member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         role TEXT NOT NULL CHECK (role IN ('owner', 'member')),
+         invite_id INTEGER REFERENCES invites (id),
+         PRIMARY KEY (member_id, server_id)
+     );
+     CREATE TABLE settings (
+         key TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );",
+];
+
+/// Brings the schema up to date, one transaction per migration.
+pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew { found: current, supported });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

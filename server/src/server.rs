@@ -1,0 +1,223 @@
+//! The relay: accepts connections, caps their number, and shuts down gracefully.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sotto_net::proto::control::{ChannelInfo, ServerInfo};
+use sotto_net::transport::{RelayCertificate, close_code, server_config};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::config::{ConfigError, RelayConfig};
+use crate::connection;
+use crate::data_dir::{DataDir, DataDirError};
+use crate::db::{Store, StoreError};
+use crate::metrics::{self, Metrics};
+use crate::rooms::VoiceRooms;
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The settings are inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be opened.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// TLS or QUIC settings were rejected.
+    #[error(transparent)]
+    Transport(#[from] sotto_net::transport::ConfigError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {address}: {source}; is another relay running there? pick another address with --listen")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// State shared by all connections.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Arc<Store>,
+    pub(crate) server: ServerInfo,
+    pub(crate) channels: Vec<ChannelInfo>,
+    pub(crate) fingerprint: [u8; 32],
+    pub(crate) rooms: VoiceRooms,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: RelayConfig,
+    online: Mutex<HashMap<u32, quinn::Connection>>,
+}
+
+impl Shared {
+    /// Records `member_id` as online on `connection`; returns the connection it replaces.
+    pub(crate) fn register_online(&self, member_id: u32, connection: quinn::Connection) -> Option<quinn::Connection> {
+        self.online.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(member_id, connection)
+    }
+
+    /// Forgets `member_id`'s connection if it is still `connection`.
+    pub(crate) fn unregister_online(&self, member_id: u32, connection: &quinn::Connection) {
+        let mut online = self.online.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if online.get(&member_id).is_some_and(|current| current.stable_id() == connection.stable_id()) {
+            online.remove(&member_id);
+        }
+    }
+}
+
+/// A bound relay, ready to [`Relay::run`].
+#[derive(Debug)]
+pub struct Relay {
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    metrics_listener: Option<TcpListener>,
+    certificate: RelayCertificate,
+}
+
+impl Relay {
+    /// Opens `data` and binds the sockets `config` names.
+    pub async fn bind(data: &DataDir, config: RelayConfig) -> Result<Self, RelayError> {
+        config.validate()?;
+        let (store, certificate) = data.open()?;
+        let server = store.default_server()?;
+        let channels = store.channels(server.id)?;
+        let endpoint = quinn::Endpoint::server(server_config(&certificate, &config.tuning)?, config.listen)
+            .map_err(|source| RelayError::Bind { address: config.listen, source })?;
+        let metrics_listener = match config.metrics {
+            Some(address) => {
+                Some(metrics::bind(address).await.map_err(|source| RelayError::Bind { address, source })?)
+            }
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            store: Arc::new(store),
+            server,
+            channels,
+            fingerprint: certificate.fingerprint(),
+            rooms: VoiceRooms::new(),
+            metrics: Arc::new(Metrics::default()),
+            config,
+            online: Mutex::new(HashMap::new()),
+        });
+        Ok(Self { endpoint, shared, metrics_listener, certificate })
+    }
+
+    /// The UDP address the relay listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr().expect("a bound endpoint has an address")
+    }
+
+    /// The TCP address of the metrics endpoint, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
+    /// SHA-256 of the relay's certificate.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.certificate.fingerprint()
+    }
+
+    /// The relay's counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then closes every connection and waits briefly for
+    /// the close to reach clients.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Self { endpoint, shared, metrics_listener, .. } = self;
+        let metrics_task = metrics_listener.map(|listener| tokio::spawn(metrics::serve(listener, shared.metrics.clone())));
+        let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+        info!(address = %endpoint.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()), "relay serving");
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                incoming = endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        warn!(remote = %incoming.remote_address(), "refusing connection: --max-connections reached");
+                        incoming.refuse();
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        connection::handle(shared, incoming).await;
+                        drop(permit);
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        info!("relay shutting down");
+        endpoint.close(close_code::SHUTTING_DOWN.into(), b"relay shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+        if let Some(task) = metrics_task {
+            task.abort();
+        }
+    }
+}
+
+/// A relay running on its own task, for hosting in-process and for tests.
+#[derive(Debug)]
+pub struct RelayHandle {
+    address: SocketAddr,
+    fingerprint: [u8; 32],
+    metrics: Arc<Metrics>,
+    metrics_addr: Option<SocketAddr>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RelayHandle {
+    /// Binds and starts a relay on the current tokio runtime.
+    pub async fn spawn(data: &DataDir, config: RelayConfig) -> Result<Self, RelayError> {
+        let relay = Relay::bind(data, config).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        Ok(Self {
+            address: relay.local_addr(),
+            fingerprint: relay.fingerprint(),
+            metrics: relay.metrics(),
+            metrics_addr: relay.metrics_addr(),
+            stop: Some(stop),
+            task: tokio::spawn(relay.run(async {
+                let _ = stopped.await;
+            })),
+        })
+    }
+
+    /// The UDP address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The metrics endpoint, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// SHA-256 of its certificate.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    /// Its counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Stops it gracefully and waits.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
