@@ -1,1 +1,194 @@
-//! placeholder
+//! The client connection library: connect with an invite link, authenticate, keep the roster,
+//! join and leave voice channels, send and receive end-to-end encrypted media, and reconnect
+//! with backoff whenever the relay goes away.
+//!
+//! ```no_run
+//! # async fn demo(link: sotto_net::invite::InviteLink) -> Result<(), sotto_net::client::ClientError> {
+//! use sotto_net::client::{Client, ClientEvent, ClientOptions};
+//! use sotto_net::identity::Identity;
+//!
+//! let options = ClientOptions::from_link(link, Identity::generate(), "ada")?;
+//! let (client, mut events) = Client::start(options)?;
+//! while let Some(event) = events.recv().await {
+//!     if let ClientEvent::Connected { channels, .. } = &event {
+//!         client.join_voice(channels[1].id).await?;
+//!     }
+//!     if let ClientEvent::Media(frame) = event {
+//!         // hand frame.payload (an Opus packet) to the media engine
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod actor;
+mod connect;
+mod error;
+mod options;
+mod receivers;
+mod stats;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+pub use error::ClientError;
+pub use options::{ClientOptions, ReconnectPolicy};
+pub use stats::ConnectionStats;
+
+use crate::invite::InviteLink;
+use crate::proto::control::{ChannelInfo, ErrorCode, Participant, ServerInfo};
+use crate::proto::datagram::{MediaSealer, StreamKind};
+use stats::Counters;
+
+/// Events the client reports, in order.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// Connected and authenticated (again, after a reconnect).
+    Connected {
+        /// Our member id.
+        member_id: u32,
+        /// The server.
+        server: ServerInfo,
+        /// Its channels.
+        channels: Vec<ChannelInfo>,
+    },
+    /// We are in a voice channel and send with `slot`.
+    VoiceJoined {
+        /// The channel.
+        channel_id: u32,
+        /// Our sender slot.
+        slot: u16,
+    },
+    /// Who is in our voice channel now (ourselves included).
+    Roster {
+        /// The channel.
+        channel_id: u32,
+        /// Everyone in it.
+        participants: Vec<Participant>,
+    },
+    /// A decrypted media frame from another participant.
+    Media(MediaFrame),
+    /// The relay refused a request but the connection goes on.
+    RequestFailed {
+        /// Why, for programs.
+        code: ErrorCode,
+        /// Why, for people.
+        message: String,
+    },
+    /// The connection dropped; the client retries after `retry_in`.
+    Disconnected {
+        /// What happened.
+        reason: String,
+        /// When the next attempt starts.
+        retry_in: Duration,
+    },
+    /// The client gave up for good (refused, wrong certificate, replaced); see the error.
+    Stopped(Arc<ClientError>),
+}
+
+/// One decrypted media frame.
+#[derive(Debug, Clone)]
+pub struct MediaFrame {
+    /// The sender's slot.
+    pub sender_slot: u16,
+    /// The sender's member id.
+    pub member_id: u32,
+    /// What the stream carries.
+    pub stream: StreamKind,
+    /// The sender's packet counter (for ordering and loss detection).
+    pub counter: u32,
+    /// The plaintext payload, e.g. one Opus packet.
+    pub payload: Bytes,
+}
+
+/// What the media sender path needs, swapped in on every voice join.
+struct VoiceSender {
+    connection: quinn::Connection,
+    sealer: Mutex<MediaSealer>,
+    scratch: Mutex<Vec<u8>>,
+}
+
+/// State shared between the [`Client`] handle and its background task.
+#[derive(Default)]
+struct Shared {
+    voice: ArcSwapOption<VoiceSender>,
+    connection: ArcSwapOption<quinn::Connection>,
+    counters: Counters,
+}
+
+enum Command {
+    JoinVoice(u32),
+    LeaveVoice,
+    CreateInvite { expires_in: Option<Duration>, max_uses: Option<u32>, reply: oneshot::Sender<Result<InviteLink, ClientError>> },
+}
+
+/// Events buffered before the oldest media frames are dropped.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// A handle to a running client. Dropping it (and every clone) stops the client.
+#[derive(Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Starts connecting in the background on the current tokio runtime. Events arrive on the
+    /// returned receiver; media frames are dropped (and counted) if it is not drained.
+    pub fn start(options: ClientOptions) -> Result<(Self, mpsc::Receiver<ClientEvent>), ClientError> {
+        let endpoint = connect::client_endpoint(&options)?;
+        let (commands, command_rx) = mpsc::channel(64);
+        let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let shared = Arc::new(Shared::default());
+        tokio::spawn(actor::run(options, endpoint, shared.clone(), command_rx, events));
+        Ok((Self { commands, shared }, event_rx))
+    }
+
+    /// Joins a voice channel (leaving any other). The client rejoins it after reconnecting.
+    pub async fn join_voice(&self, channel_id: u32) -> Result<(), ClientError> {
+        self.commands.send(Command::JoinVoice(channel_id)).await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// Leaves the voice channel.
+    pub async fn leave_voice(&self) -> Result<(), ClientError> {
+        self.commands.send(Command::LeaveVoice).await.map_err(|_| ClientError::Stopped)
+    }
+
+    /// Asks the relay for a new invite and returns the link, carrying our group secret.
+    pub async fn create_invite(&self, expires_in: Option<Duration>, max_uses: Option<u32>) -> Result<InviteLink, ClientError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::CreateInvite { expires_in, max_uses, reply })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        response.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// Encrypts `payload` and sends it to everyone else in our voice channel. Never blocks:
+    /// if the connection's send buffer is full, QUIC drops the oldest queued datagram.
+    pub fn send_media(&self, stream: StreamKind, payload: &[u8]) -> Result<(), ClientError> {
+        let guard = self.shared.voice.load();
+        let voice = guard.as_ref().ok_or(ClientError::NotInVoice)?;
+        let mut scratch = voice.scratch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        voice.sealer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).seal(stream, payload, &mut scratch)?;
+        voice.connection.send_datagram(Bytes::copy_from_slice(&scratch))?;
+        self.shared.counters.sent();
+        Ok(())
+    }
+
+    /// Connection statistics now.
+    pub fn stats(&self) -> ConnectionStats {
+        let connection = self.shared.connection.load();
+        self.shared.counters.snapshot(connection.as_deref())
+    }
+}

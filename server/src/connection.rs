@@ -18,6 +18,9 @@ use crate::rate_limit::TokenBucket;
 use crate::rooms::{Joiner, Membership};
 use crate::server::Shared;
 
+/// How long a refused client has to read the refusal before the relay closes the connection.
+const REFUSAL_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Control frames queued for one member before it counts as hopelessly behind.
 const CONTROL_QUEUE: usize = 64;
 
@@ -112,6 +115,10 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
         Ok(member) => member,
         Err(error) => {
             shared.metrics.handshakes_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // The refusal's Error frame is queued on the stream: give the client a moment to
+            // read it and hang up itself, so it learns why rather than just that.
+            control.finish();
+            let _ = tokio::time::timeout(REFUSAL_LINGER, connection.closed()).await;
             return Err(error);
         }
     };

@@ -5,6 +5,8 @@
 //! DIR/relay.db          SQLite database (WAL: also relay.db-wal, relay.db-shm)
 //! DIR/relay-cert.der    self-signed certificate
 //! DIR/relay-key.der     its private key, mode 0600
+//! DIR/relay-reset.key   QUIC stateless-reset secret, mode 0600 (kept so clients of a
+//!                       restarted relay learn at once that their old connection is gone)
 //! ```
 
 use std::fs;
@@ -21,6 +23,7 @@ use crate::db::{InviteTerms, Role, Store, StoreError};
 const DATABASE: &str = "relay.db";
 const CERTIFICATE: &str = "relay-cert.der";
 const PRIVATE_KEY: &str = "relay-key.der";
+const RESET_KEY: &str = "relay-reset.key";
 /// Setting holding the `host:port` that invite links point at.
 pub const PUBLIC_ADDRESS_SETTING: &str = "public_address";
 
@@ -69,6 +72,17 @@ pub struct InitReport {
     pub owner_link: InviteLink,
 }
 
+/// An opened data directory.
+#[derive(Debug)]
+pub struct OpenedDataDir {
+    /// The database.
+    pub store: Store,
+    /// The TLS certificate and key.
+    pub certificate: RelayCertificate,
+    /// The QUIC stateless-reset secret.
+    pub reset_secret: Vec<u8>,
+}
+
 /// A relay data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -109,6 +123,7 @@ impl DataDir {
         fs::create_dir_all(&self.root).map_err(io_error("cannot create", &self.root))?;
         let certificate = generate_certificate()?;
         write_private(&self.root.join(PRIVATE_KEY), &certificate.private_key_der)?;
+        write_private(&self.root.join(RESET_KEY), &rand::random::<[u8; 32]>())?;
         let certificate_path = self.root.join(CERTIFICATE);
         fs::write(&certificate_path, &certificate.certificate_der).map_err(io_error("cannot write", &certificate_path))?;
         let store = Store::open(&self.database_path())?;
@@ -120,8 +135,9 @@ impl DataDir {
         Ok(InitReport { owner_link })
     }
 
-    /// Opens the database and loads the certificate.
-    pub fn open(&self) -> Result<(Store, RelayCertificate), DataDirError> {
+    /// Opens the database and loads the certificate and reset secret (creating the latter if
+    /// an older data directory lacks it).
+    pub fn open(&self) -> Result<OpenedDataDir, DataDirError> {
         if !self.is_initialized() {
             return Err(DataDirError::NotInitialized(self.root.clone()));
         }
@@ -130,7 +146,11 @@ impl DataDir {
             fs::read(&path).map_err(|source| DataDirError::Io { action: "cannot read", path, source })
         };
         let certificate = RelayCertificate { certificate_der: read(CERTIFICATE)?, private_key_der: read(PRIVATE_KEY)? };
-        Ok((Store::open(&self.database_path())?, certificate))
+        let reset_path = self.root.join(RESET_KEY);
+        if !reset_path.exists() {
+            write_private(&reset_path, &rand::random::<[u8; 32]>())?;
+        }
+        Ok(OpenedDataDir { store: Store::open(&self.database_path())?, certificate, reset_secret: read(RESET_KEY)? })
     }
 
     /// A link for `token`, pointing at the stored public address and pinning `certificate`.

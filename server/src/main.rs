@@ -131,13 +131,14 @@ fn invite(data: &DataDir, expires: Option<Duration>, max_uses: Option<u32>, secr
         }
         None => None,
     };
-    let (store, certificate) = data.open()?;
+    let opened = data.open()?;
+    let (store, certificate) = (&opened.store, &opened.certificate);
     let server = store.default_server()?;
     let now = unix_now();
     let terms = InviteTerms { expires_at: expires.map(|duration| now + duration.as_secs()), max_uses, role: Role::Member };
     let token = store.create_invite(server.id, None, terms, now)?;
     let has_secret = secret.is_some();
-    let link = data.invite_link(&store, &certificate, token, secret)?;
+    let link = data.invite_link(store, certificate, token, secret)?;
     println!("{link}");
     if !has_secret {
         eprintln!(

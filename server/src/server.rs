@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sotto_net::proto::control::{ChannelInfo, ServerInfo};
-use sotto_net::transport::{RelayCertificate, close_code, server_config};
+use sotto_net::transport::{RelayCertificate, close_code, endpoint_config, server_config};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -86,11 +86,19 @@ impl Relay {
     /// Opens `data` and binds the sockets `config` names.
     pub async fn bind(data: &DataDir, config: RelayConfig) -> Result<Self, RelayError> {
         config.validate()?;
-        let (store, certificate) = data.open()?;
+        let opened = data.open()?;
+        let (store, certificate) = (opened.store, opened.certificate);
         let server = store.default_server()?;
         let channels = store.channels(server.id)?;
-        let endpoint = quinn::Endpoint::server(server_config(&certificate, &config.tuning)?, config.listen)
+        let socket = std::net::UdpSocket::bind(config.listen)
             .map_err(|source| RelayError::Bind { address: config.listen, source })?;
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config(&opened.reset_secret),
+            Some(server_config(&certificate, &config.tuning)?),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| RelayError::Bind { address: config.listen, source })?;
         let metrics_listener = match config.metrics {
             Some(address) => {
                 Some(metrics::bind(address).await.map_err(|source| RelayError::Bind { address, source })?)

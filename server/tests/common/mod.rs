@@ -1,0 +1,160 @@
+//! Shared helpers for the relay's integration tests: a real relay on loopback, real clients.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sotto_net::client::{Client, ClientEvent, ClientOptions, MediaFrame, ReconnectPolicy};
+use sotto_net::identity::Identity;
+use sotto_net::invite::InviteLink;
+use sotto_net::proto::control::{ChannelInfo, ChannelKind, Participant};
+use sotto_relay::{DataDir, InitOptions, RelayConfig, RelayHandle};
+use tokio::sync::mpsc;
+
+/// Generous deadline for anything that should happen promptly on loopback.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A relay in a temporary data directory.
+pub struct TestRelay {
+    pub dir: tempfile::TempDir,
+    pub data: DataDir,
+    pub handle: RelayHandle,
+    /// The owner link, pointing at the running relay.
+    pub owner_link: InviteLink,
+}
+
+pub fn init_data_dir() -> (tempfile::TempDir, DataDir, InviteLink) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path().join("relay"));
+    let report = data
+        .initialize(&InitOptions { server_name: "Test".into(), public_address: "127.0.0.1:7878".into() })
+        .unwrap();
+    (dir, data, report.owner_link)
+}
+
+pub async fn start_relay() -> TestRelay {
+    start_relay_with(RelayConfig::default()).await
+}
+
+pub async fn start_relay_with(config: RelayConfig) -> TestRelay {
+    let (dir, data, mut owner_link) = init_data_dir();
+    let config = RelayConfig { listen: "127.0.0.1:0".parse().unwrap(), ..config };
+    let handle = RelayHandle::spawn(&data, config).await.unwrap();
+    owner_link.port = handle.local_addr().port();
+    TestRelay { dir, data, handle, owner_link }
+}
+
+impl TestRelay {
+    pub fn address(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// A fresh member invite with the owner's secret.
+    pub fn member_link(&self, max_uses: Option<u32>, expires_at: Option<u64>) -> InviteLink {
+        let opened = self.data.open().unwrap();
+        let server = opened.store.default_server().unwrap();
+        let terms = sotto_relay::db::InviteTerms { expires_at, max_uses, role: sotto_relay::db::Role::Member };
+        let token = opened.store.create_invite(server.id, None, terms, sotto_relay::data_dir::unix_now()).unwrap();
+        InviteLink { token, ..self.owner_link.clone() }
+    }
+}
+
+/// A client and its event stream, with helpers to wait for events.
+pub struct TestClient {
+    pub client: Client,
+    pub events: mpsc::Receiver<ClientEvent>,
+    pub identity: Identity,
+    pub channels: Vec<ChannelInfo>,
+    pub slot: Option<u16>,
+}
+
+pub fn fast_reconnect() -> ReconnectPolicy {
+    ReconnectPolicy { initial: Duration::from_millis(50), max: Duration::from_millis(500) }
+}
+
+pub async fn connect(link: &InviteLink, name: &str) -> TestClient {
+    connect_as(link, name, Identity::generate()).await
+}
+
+pub async fn connect_as(link: &InviteLink, name: &str, identity: Identity) -> TestClient {
+    let mut options = ClientOptions::from_link(link.clone(), identity.clone(), name).unwrap();
+    options.reconnect = fast_reconnect();
+    let (client, events) = Client::start(options).unwrap();
+    let mut test_client = TestClient { client, events, identity, channels: Vec::new(), slot: None };
+    test_client.wait_connected().await;
+    test_client
+}
+
+impl TestClient {
+    /// Next event that `pick` maps to a value; other events are skipped. Panics after DEADLINE.
+    pub async fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&ClientEvent) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .unwrap_or_else(|| panic!("client ended while waiting for {what}"));
+            if let ClientEvent::Stopped(error) = &event {
+                panic!("client stopped while waiting for {what}: {error}");
+            }
+            if let Some(value) = pick(&event) {
+                return value;
+            }
+        }
+    }
+
+    pub async fn wait_connected(&mut self) {
+        self.channels = self
+            .wait_for("Connected", |event| match event {
+                ClientEvent::Connected { channels, .. } => Some(channels.clone()),
+                _ => None,
+            })
+            .await;
+    }
+
+    pub fn voice_channel(&self) -> u32 {
+        self.channels.iter().find(|channel| channel.kind == ChannelKind::Voice).expect("a voice channel").id
+    }
+
+    pub async fn join_voice(&mut self) -> u16 {
+        self.client.join_voice(self.voice_channel()).await.unwrap();
+        let slot = self
+            .wait_for("VoiceJoined", |event| match event {
+                ClientEvent::VoiceJoined { slot, .. } => Some(*slot),
+                _ => None,
+            })
+            .await;
+        self.slot = Some(slot);
+        slot
+    }
+
+    /// Waits for a roster with exactly `count` participants.
+    pub async fn wait_roster(&mut self, count: usize) -> Vec<Participant> {
+        self.wait_for(&format!("a roster of {count}"), |event| match event {
+            ClientEvent::Roster { participants, .. } if participants.len() == count => Some(participants.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn next_media(&mut self) -> MediaFrame {
+        self.wait_for("media", |event| match event {
+            ClientEvent::Media(frame) => Some(frame.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Media frames received within `window`, without waiting longer.
+    pub async fn drain_media(&mut self, window: Duration) -> Vec<MediaFrame> {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut frames = Vec::new();
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            if let ClientEvent::Media(frame) = event {
+                frames.push(frame);
+            }
+        }
+        frames
+    }
+}
