@@ -58,6 +58,12 @@ impl ControlStream {
         }
     }
 
+    /// Writes bytes that need not be a valid frame (for tests of peers' error handling).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), StreamError> {
+        self.send.write_all(bytes).await?;
+        Ok(())
+    }
+
     /// Finishes the sending half (the peer's `recv` then returns `None`).
     pub fn finish(&mut self) {
         let _ = self.send.finish();

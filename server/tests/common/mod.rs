@@ -12,6 +12,8 @@ use sotto_net::proto::control::{ChannelInfo, ChannelKind, Participant};
 use sotto_relay::{DataDir, InitOptions, RelayConfig, RelayHandle};
 use tokio::sync::mpsc;
 
+pub mod raw;
+
 /// Generous deadline for anything that should happen promptly on loopback.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
