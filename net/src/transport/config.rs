@@ -116,7 +116,14 @@ fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// a restarted relay at their next packet instead of waiting for the idle timeout.
 pub fn endpoint_config(reset_secret: &[u8]) -> quinn::EndpointConfig {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, reset_secret);
-    quinn::EndpointConfig::new(Arc::new(key))
+    let mut config = quinn::EndpointConfig::new(Arc::new(key));
+    // quinn's default generator signs connection IDs with a per-process key and silently drops
+    // packets whose IDs it did not mint, so a restarted relay would never answer them with a
+    // reset. Derive the signing key from the persistent secret instead.
+    let digest = Sha256::digest([b"sotto/1 cid key".as_slice(), reset_secret].concat());
+    let cid_key = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    config
 }
 
 /// The relay's QUIC server configuration: TLS 1.3, ALPN `sotto/1`, datagrams on, migration on.
