@@ -1,1 +1,2 @@
-//! Benchmarks.
+//! Benchmarks and load generators for Sotto's hot paths. The benchmarks live in `benches/`;
+//! this library holds what they share.

@@ -123,7 +123,11 @@ struct Shared {
 enum Command {
     JoinVoice(u32),
     LeaveVoice,
-    CreateInvite { expires_in: Option<Duration>, max_uses: Option<u32>, reply: oneshot::Sender<Result<InviteLink, ClientError>> },
+    CreateInvite {
+        expires_in: Option<Duration>,
+        max_uses: Option<u32>,
+        reply: oneshot::Sender<Result<InviteLink, ClientError>>,
+    },
 }
 
 /// Events buffered before the oldest media frames are dropped.
@@ -145,30 +149,52 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Starts connecting in the background on the current tokio runtime. Events arrive on the
     /// returned receiver; media frames are dropped (and counted) if it is not drained.
-    pub fn start(options: ClientOptions) -> Result<(Self, mpsc::Receiver<ClientEvent>), ClientError> {
+    pub fn start(
+        options: ClientOptions,
+    ) -> Result<(Self, mpsc::Receiver<ClientEvent>), ClientError> {
         let endpoint = connect::client_endpoint(&options)?;
         let (commands, command_rx) = mpsc::channel(64);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
         let shared = Arc::new(Shared::default());
-        tokio::spawn(actor::run(options, endpoint, shared.clone(), command_rx, events));
+        tokio::spawn(actor::run(
+            options,
+            endpoint,
+            shared.clone(),
+            command_rx,
+            events,
+        ));
         Ok((Self { commands, shared }, event_rx))
     }
 
     /// Joins a voice channel (leaving any other). The client rejoins it after reconnecting.
     pub async fn join_voice(&self, channel_id: u32) -> Result<(), ClientError> {
-        self.commands.send(Command::JoinVoice(channel_id)).await.map_err(|_| ClientError::Stopped)
+        self.commands
+            .send(Command::JoinVoice(channel_id))
+            .await
+            .map_err(|_| ClientError::Stopped)
     }
 
     /// Leaves the voice channel.
     pub async fn leave_voice(&self) -> Result<(), ClientError> {
-        self.commands.send(Command::LeaveVoice).await.map_err(|_| ClientError::Stopped)
+        self.commands
+            .send(Command::LeaveVoice)
+            .await
+            .map_err(|_| ClientError::Stopped)
     }
 
     /// Asks the relay for a new invite and returns the link, carrying our group secret.
-    pub async fn create_invite(&self, expires_in: Option<Duration>, max_uses: Option<u32>) -> Result<InviteLink, ClientError> {
+    pub async fn create_invite(
+        &self,
+        expires_in: Option<Duration>,
+        max_uses: Option<u32>,
+    ) -> Result<InviteLink, ClientError> {
         let (reply, response) = oneshot::channel();
         self.commands
-            .send(Command::CreateInvite { expires_in, max_uses, reply })
+            .send(Command::CreateInvite {
+                expires_in,
+                max_uses,
+                reply,
+            })
             .await
             .map_err(|_| ClientError::Stopped)?;
         response.await.map_err(|_| ClientError::Stopped)?
@@ -179,9 +205,18 @@ impl Client {
     pub fn send_media(&self, stream: StreamKind, payload: &[u8]) -> Result<(), ClientError> {
         let guard = self.shared.voice.load();
         let voice = guard.as_ref().ok_or(ClientError::NotInVoice)?;
-        let mut scratch = voice.scratch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        voice.sealer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).seal(stream, payload, &mut scratch)?;
-        voice.connection.send_datagram(Bytes::copy_from_slice(&scratch))?;
+        let mut scratch = voice
+            .scratch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        voice
+            .sealer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .seal(stream, payload, &mut scratch)?;
+        voice
+            .connection
+            .send_datagram(Bytes::copy_from_slice(&scratch))?;
         self.shared.counters.sent();
         Ok(())
     }

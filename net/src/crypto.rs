@@ -32,6 +32,11 @@ impl MediaKey {
         Self(bytes)
     }
 
+    /// The raw key bytes (for test vectors and diagnostics; never log them).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     pub(crate) fn as_key(&self) -> &chacha20poly1305::Key {
         chacha20poly1305::Key::from_slice(&self.0)
     }
@@ -116,7 +121,8 @@ pub fn derive_media_key(secret: &[u8; 32], sender: &SenderContext, key_id: u8) -
     info[36..52].copy_from_slice(&sender.session_salt);
     info[52] = key_id;
     let mut key = [0u8; 32];
-    hkdf.expand(&info, &mut key).expect("32 bytes is a valid HKDF-SHA256 output length");
+    hkdf.expand(&info, &mut key)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
     MediaKey(key)
 }
 

@@ -19,7 +19,9 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity").field("public_key", &crate::invite::encode_b64(&self.public_key())).finish()
+        f.debug_struct("Identity")
+            .field("public_key", &crate::invite::encode_b64(&self.public_key()))
+            .finish()
     }
 }
 
@@ -35,12 +37,16 @@ pub enum IdentityError {
 impl Identity {
     /// A fresh random identity.
     pub fn generate() -> Self {
-        Self { signing: SigningKey::generate(&mut rand::rngs::OsRng) }
+        Self {
+            signing: SigningKey::generate(&mut rand::rngs::OsRng),
+        }
     }
 
     /// Loads an identity from its 32 secret bytes.
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
-        let mut secret: [u8; 32] = bytes.try_into().map_err(|_| IdentityError::WrongLength(bytes.len()))?;
+        let mut secret: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| IdentityError::WrongLength(bytes.len()))?;
         let signing = SigningKey::from_bytes(&secret);
         secret.zeroize();
         Ok(Self { signing })
@@ -74,9 +80,12 @@ pub fn verify_challenge(
     relay_fingerprint: &[u8; 32],
     signature: &[u8; 64],
 ) -> bool {
-    let Ok(key) = VerifyingKey::from_bytes(public_key) else { return false };
+    let Ok(key) = VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
     let message = auth_message(nonce, relay_fingerprint, public_key);
-    key.verify(&message, &Signature::from_bytes(signature)).is_ok()
+    key.verify(&message, &Signature::from_bytes(signature))
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -89,11 +98,31 @@ mod tests {
         let nonce = [7u8; 32];
         let relay = [9u8; 32];
         let signature = identity.sign_challenge(&nonce, &relay);
-        assert!(verify_challenge(&identity.public_key(), &nonce, &relay, &signature));
-        assert!(!verify_challenge(&identity.public_key(), &[8u8; 32], &relay, &signature));
-        assert!(!verify_challenge(&identity.public_key(), &nonce, &[1u8; 32], &signature));
+        assert!(verify_challenge(
+            &identity.public_key(),
+            &nonce,
+            &relay,
+            &signature
+        ));
+        assert!(!verify_challenge(
+            &identity.public_key(),
+            &[8u8; 32],
+            &relay,
+            &signature
+        ));
+        assert!(!verify_challenge(
+            &identity.public_key(),
+            &nonce,
+            &[1u8; 32],
+            &signature
+        ));
         let other = Identity::generate();
-        assert!(!verify_challenge(&other.public_key(), &nonce, &relay, &signature));
+        assert!(!verify_challenge(
+            &other.public_key(),
+            &nonce,
+            &relay,
+            &signature
+        ));
     }
 
     #[test]
@@ -101,6 +130,9 @@ mod tests {
         let identity = Identity::generate();
         let restored = Identity::from_secret_bytes(&identity.secret_bytes()).unwrap();
         assert_eq!(restored.public_key(), identity.public_key());
-        assert_eq!(Identity::from_secret_bytes(&[0; 5]).unwrap_err(), IdentityError::WrongLength(5));
+        assert_eq!(
+            Identity::from_secret_bytes(&[0; 5]).unwrap_err(),
+            IdentityError::WrongLength(5)
+        );
     }
 }

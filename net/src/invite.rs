@@ -54,7 +54,9 @@ pub enum InviteLinkError {
     #[error("the invite link has no valid `host:port`")]
     Address,
     /// No `fp=` query.
-    #[error("the invite link has no `?fp=` certificate fingerprint; ask the sender for the whole link")]
+    #[error(
+        "the invite link has no `?fp=` certificate fingerprint; ask the sender for the whole link"
+    )]
     MissingFingerprint,
     /// A base64 part does not decode to the right length.
     #[error("the invite link's {0} is damaged (wrong length or characters); copy the link again")]
@@ -64,13 +66,20 @@ pub enum InviteLinkError {
 impl InviteLink {
     /// Parses a link; surrounding whitespace is ignored.
     pub fn parse(text: &str) -> Result<Self, InviteLinkError> {
-        let rest = text.trim().strip_prefix(SCHEME).ok_or(InviteLinkError::Scheme)?;
+        let rest = text
+            .trim()
+            .strip_prefix(SCHEME)
+            .ok_or(InviteLinkError::Scheme)?;
         let (rest, fragment) = match rest.split_once('#') {
             Some((rest, fragment)) => (rest, Some(fragment)),
             None => (rest, None),
         };
-        let (rest, query) = rest.split_once('?').ok_or(InviteLinkError::MissingFingerprint)?;
-        let (authority, token) = rest.split_once("/join/").ok_or(InviteLinkError::MissingToken)?;
+        let (rest, query) = rest
+            .split_once('?')
+            .ok_or(InviteLinkError::MissingFingerprint)?;
+        let (authority, token) = rest
+            .split_once("/join/")
+            .ok_or(InviteLinkError::MissingToken)?;
         let (host, port) = parse_authority(authority)?;
         let fingerprint = query
             .split('&')
@@ -93,7 +102,11 @@ impl InviteLink {
 
     /// The link as text, with the secret fragment if there is one.
     pub fn to_link(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         let mut link = format!(
             "{SCHEME}{host}:{}/join/{}?fp={}",
             self.port,
@@ -137,8 +150,13 @@ fn parse_authority(authority: &str) -> Result<(String, u16), InviteLinkError> {
     Ok((host.to_owned(), port))
 }
 
-fn decode_fixed<const N: usize>(text: &str, part: &'static str) -> Result<[u8; N], InviteLinkError> {
-    let bytes = BASE64URL_NOPAD.decode(text.as_bytes()).map_err(|_| InviteLinkError::Damaged(part))?;
+fn decode_fixed<const N: usize>(
+    text: &str,
+    part: &'static str,
+) -> Result<[u8; N], InviteLinkError> {
+    let bytes = BASE64URL_NOPAD
+        .decode(text.as_bytes())
+        .map_err(|_| InviteLinkError::Damaged(part))?;
     bytes.try_into().map_err(|_| InviteLinkError::Damaged(part))
 }
 
@@ -163,7 +181,11 @@ mod tests {
 
     #[test]
     fn round_trips_with_and_without_secret() {
-        for link in [sample("127.0.0.1", true), sample("relay.example.org", false), sample("::1", true)] {
+        for link in [
+            sample("127.0.0.1", true),
+            sample("relay.example.org", false),
+            sample("::1", true),
+        ] {
             let text = link.to_link();
             assert_eq!(InviteLink::parse(&text).unwrap(), link, "{text}");
         }
@@ -179,14 +201,23 @@ mod tests {
     #[test]
     fn rejects_damaged_links_with_a_reason() {
         let good = sample("127.0.0.1", true).to_link();
-        assert_eq!(InviteLink::parse("https://x").unwrap_err(), InviteLinkError::Scheme);
+        assert_eq!(
+            InviteLink::parse("https://x").unwrap_err(),
+            InviteLinkError::Scheme
+        );
         assert_eq!(
             InviteLink::parse(&good.replace("?fp=", "?xx=")).unwrap_err(),
             InviteLinkError::MissingFingerprint
         );
-        assert_eq!(InviteLink::parse(&good.replace(":7878", ":0")).unwrap_err(), InviteLinkError::Address);
+        assert_eq!(
+            InviteLink::parse(&good.replace(":7878", ":0")).unwrap_err(),
+            InviteLinkError::Address
+        );
         let truncated = &good[..good.len() - 3];
-        assert_eq!(InviteLink::parse(truncated).unwrap_err(), InviteLinkError::Damaged("secret"));
+        assert_eq!(
+            InviteLink::parse(truncated).unwrap_err(),
+            InviteLinkError::Damaged("secret")
+        );
         assert_eq!(
             InviteLink::parse(&good.replace("/join/AQ", "/join/")).unwrap_err(),
             InviteLinkError::Damaged("token")

@@ -5,7 +5,8 @@ mod control_stream;
 mod pinning;
 
 pub use config::{
-    ConfigError, RelayCertificate, TransportTuning, certificate_fingerprint, client_config, endpoint_config, generate_certificate, server_config,
+    ConfigError, RelayCertificate, TransportTuning, certificate_fingerprint, client_config,
+    endpoint_config, generate_certificate, server_config,
 };
 pub use control_stream::{ControlStream, StreamError};
 pub use pinning::PinnedCertificate;

@@ -91,11 +91,26 @@ mod tests {
     #[test]
     fn default_is_valid_and_bad_settings_are_explained() {
         assert_eq!(RelayConfig::default().validate(), Ok(()));
-        let config = RelayConfig { max_connections: 0, ..RelayConfig::default() };
+        let config = RelayConfig {
+            max_connections: 0,
+            ..RelayConfig::default()
+        };
         assert_eq!(config.validate(), Err(ConfigError::NoConnections));
-        let config = RelayConfig { datagram_rate: 0, ..RelayConfig::default() };
+        let config = RelayConfig {
+            datagram_rate: 0,
+            ..RelayConfig::default()
+        };
         assert_eq!(config.validate(), Err(ConfigError::NoDatagrams));
-        let config = RelayConfig { metrics: Some(RelayConfig::default().listen), ..RelayConfig::default() };
-        assert!(config.validate().unwrap_err().to_string().contains("pick another port"));
+        let config = RelayConfig {
+            metrics: Some(RelayConfig::default().listen),
+            ..RelayConfig::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("pick another port")
+        );
     }
 }

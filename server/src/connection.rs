@@ -48,9 +48,10 @@ enum SessionError {
 impl SessionError {
     fn close_code(&self) -> u32 {
         match self {
-            Self::Handshake(HandshakeError::AuthenticationFailed | HandshakeError::Refused { .. }) | Self::Refused(_) => {
-                close_code::REFUSED
-            }
+            Self::Handshake(
+                HandshakeError::AuthenticationFailed | HandshakeError::Refused { .. },
+            )
+            | Self::Refused(_) => close_code::REFUSED,
             Self::Store(_) => close_code::SHUTTING_DOWN,
             _ => close_code::PROTOCOL_VIOLATION,
         }
@@ -92,7 +93,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
         }
     };
     let metrics = shared.metrics.clone();
-    metrics.connections_accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics
+        .connections_accepted
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let _open = GaugeGuard::new(&metrics.connections_open);
     let remote = connection.remote_address();
     match serve(&shared, &connection).await {
@@ -107,14 +110,18 @@ pub(crate) async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
 }
 
 async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(), SessionError> {
-    let (send, recv) = tokio::time::timeout(shared.config.handshake_timeout, connection.accept_bi())
-        .await
-        .map_err(|_| SessionError::ControlStreamTimeout)??;
+    let (send, recv) =
+        tokio::time::timeout(shared.config.handshake_timeout, connection.accept_bi())
+            .await
+            .map_err(|_| SessionError::ControlStreamTimeout)??;
     let mut control = ControlStream::new(send, recv);
     let member = match authenticate(shared, &mut control).await {
         Ok(member) => member,
         Err(error) => {
-            shared.metrics.handshakes_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            shared
+                .metrics
+                .handshakes_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // The refusal's Error frame is queued on the stream: give the client a moment to
             // read it and hang up itself, so it learns why rather than just that.
             control.finish();
@@ -125,9 +132,17 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
     info!(member = member.id, name = %member.display_name, remote = %connection.remote_address(), "member online");
     let _online = GaugeGuard::new(&shared.metrics.members_online);
     if let Some(previous) = shared.register_online(member.id, connection.clone()) {
-        previous.close(close_code::REPLACED.into(), b"signed in again from elsewhere");
+        previous.close(
+            close_code::REPLACED.into(),
+            b"signed in again from elsewhere",
+        );
     }
-    let mut session = Session { shared: shared.clone(), connection: connection.clone(), member, voice: Arc::default() };
+    let mut session = Session {
+        shared: shared.clone(),
+        connection: connection.clone(),
+        member,
+        voice: Arc::default(),
+    };
     let result = session.run(control).await;
     session.leave_voice();
     shared.unregister_online(session.member.id, connection);
@@ -135,24 +150,38 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
 }
 
 /// Drives the sans-IO handshake over the control stream and decides admission.
-async fn authenticate(shared: &Shared, control: &mut ControlStream) -> Result<Member, SessionError> {
-    let mut handshake =
-        RelayHandshake::new(Instant::now(), rand::random(), shared.fingerprint, shared.config.handshake_timeout);
+async fn authenticate(
+    shared: &Shared,
+    control: &mut ControlStream,
+) -> Result<Member, SessionError> {
+    let mut handshake = RelayHandshake::new(
+        Instant::now(),
+        rand::random(),
+        shared.fingerprint,
+        shared.config.handshake_timeout,
+    );
     loop {
         while let Some(frame) = handshake.poll_transmit() {
             control.send(&frame).await?;
         }
-        let deadline = handshake.poll_timeout().unwrap_or_else(|| Instant::now() + shared.config.handshake_timeout);
+        let deadline = handshake
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + shared.config.handshake_timeout);
         let frame = match tokio::time::timeout_at(deadline.into(), control.recv()).await {
             Ok(frame) => frame?,
             Err(_) => {
                 let error = handshake.handle_timeout(Instant::now()).err();
                 flush(&mut handshake, control).await;
-                return Err(error.unwrap_or(HandshakeError::Timeout(shared.config.handshake_timeout)).into());
+                return Err(error
+                    .unwrap_or(HandshakeError::Timeout(shared.config.handshake_timeout))
+                    .into());
             }
         };
         let Some(frame) = frame else {
-            return Err(HandshakeError::Unexpected { frame: "end of stream" }.into());
+            return Err(HandshakeError::Unexpected {
+                frame: "end of stream",
+            }
+            .into());
         };
         match handshake.handle_frame(frame) {
             Ok(None) => {}
@@ -160,7 +189,13 @@ async fn authenticate(shared: &Shared, control: &mut ControlStream) -> Result<Me
                 let store = shared.store.clone();
                 let server_id = shared.server.id;
                 let decision = tokio::task::spawn_blocking(move || {
-                    store.admit(server_id, &client.public_key, &client.display_name, client.invite.as_ref(), unix_now())
+                    store.admit(
+                        server_id,
+                        &client.public_key,
+                        &client.display_name,
+                        client.invite.as_ref(),
+                        unix_now(),
+                    )
                 })
                 .await
                 .expect("admission does not panic")?;
@@ -208,7 +243,11 @@ struct Session {
 impl Session {
     async fn run(&mut self, mut control: ControlStream) -> Result<(), SessionError> {
         let (outbox, mut outgoing) = mpsc::channel(CONTROL_QUEUE);
-        let forwarder = tokio::spawn(forward_datagrams(self.shared.clone(), self.connection.clone(), self.voice.clone()));
+        let forwarder = tokio::spawn(forward_datagrams(
+            self.shared.clone(),
+            self.connection.clone(),
+            self.voice.clone(),
+        ));
         let result = loop {
             tokio::select! {
                 frame = control.recv() => match frame {
@@ -239,12 +278,30 @@ impl Session {
         control: &mut ControlStream,
     ) -> Result<(), SessionError> {
         match frame {
-            ControlFrame::JoinVoice { channel_id, session_salt } => {
-                let Some(channel) = self.shared.channels.iter().find(|channel| channel.id == channel_id) else {
-                    return refuse(control, ErrorCode::NoSuchChannel, "there is no such channel").await;
+            ControlFrame::JoinVoice {
+                channel_id,
+                session_salt,
+            } => {
+                let Some(channel) = self
+                    .shared
+                    .channels
+                    .iter()
+                    .find(|channel| channel.id == channel_id)
+                else {
+                    return refuse(
+                        control,
+                        ErrorCode::NoSuchChannel,
+                        "there is no such channel",
+                    )
+                    .await;
                 };
                 if channel.kind != ChannelKind::Voice {
-                    return refuse(control, ErrorCode::NotAVoiceChannel, "that is a text channel").await;
+                    return refuse(
+                        control,
+                        ErrorCode::NotAVoiceChannel,
+                        "that is a text channel",
+                    )
+                    .await;
                 }
                 self.leave_voice();
                 let joiner = Joiner {
@@ -259,14 +316,26 @@ impl Session {
                     Ok(membership) => {
                         let slot = membership.slot;
                         self.voice.store(Some(Arc::new(membership)));
-                        info!(member = self.member.id, channel = channel_id, slot, "joined voice");
-                        control.send(&ControlFrame::VoiceJoined { channel_id, slot }).await?;
+                        info!(
+                            member = self.member.id,
+                            channel = channel_id,
+                            slot,
+                            "joined voice"
+                        );
+                        control
+                            .send(&ControlFrame::VoiceJoined { channel_id, slot })
+                            .await?;
                     }
-                    Err(error) => return refuse(control, ErrorCode::Forbidden, &error.to_string()).await,
+                    Err(error) => {
+                        return refuse(control, ErrorCode::Forbidden, &error.to_string()).await;
+                    }
                 }
             }
             ControlFrame::LeaveVoice => self.leave_voice(),
-            ControlFrame::CreateInvite { expires_in_secs, max_uses } => {
+            ControlFrame::CreateInvite {
+                expires_in_secs,
+                max_uses,
+            } => {
                 let now = unix_now();
                 let terms = InviteTerms {
                     expires_at: expires_in_secs.map(|secs| now + u64::from(secs)),
@@ -275,11 +344,18 @@ impl Session {
                 };
                 let store = self.shared.store.clone();
                 let (server_id, member_id) = (self.shared.server.id, self.member.id);
-                let token =
-                    tokio::task::spawn_blocking(move || store.create_invite(server_id, Some(member_id), terms, now))
-                        .await
-                        .expect("invite creation does not panic")?;
-                control.send(&ControlFrame::InviteCreated { token, expires_at: terms.expires_at, max_uses }).await?;
+                let token = tokio::task::spawn_blocking(move || {
+                    store.create_invite(server_id, Some(member_id), terms, now)
+                })
+                .await
+                .expect("invite creation does not panic")?;
+                control
+                    .send(&ControlFrame::InviteCreated {
+                        token,
+                        expires_at: terms.expires_at,
+                        max_uses,
+                    })
+                    .await?;
             }
             other => return Err(SessionError::Unexpected(other.name())),
         }
@@ -289,13 +365,26 @@ impl Session {
     fn leave_voice(&self) {
         if let Some(membership) = self.voice.swap(None) {
             self.shared.rooms.leave(&membership);
-            info!(member = self.member.id, channel = membership.room.channel_id(), "left voice");
+            info!(
+                member = self.member.id,
+                channel = membership.room.channel_id(),
+                "left voice"
+            );
         }
     }
 }
 
-async fn refuse(control: &mut ControlStream, code: ErrorCode, message: &str) -> Result<(), SessionError> {
-    control.send(&ControlFrame::Error { code, message: message.to_owned() }).await?;
+async fn refuse(
+    control: &mut ControlStream,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), SessionError> {
+    control
+        .send(&ControlFrame::Error {
+            code,
+            message: message.to_owned(),
+        })
+        .await?;
     Ok(())
 }
 
@@ -306,9 +395,15 @@ async fn forward_datagrams(
     voice: Arc<ArcSwapOption<Membership>>,
 ) {
     let metrics = &shared.metrics;
-    let mut bucket = TokenBucket::new(shared.config.datagram_rate, shared.config.datagram_burst, Instant::now());
+    let mut bucket = TokenBucket::new(
+        shared.config.datagram_rate,
+        shared.config.datagram_burst,
+        Instant::now(),
+    );
     while let Ok(datagram) = connection.read_datagram().await {
-        metrics.datagrams_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .datagrams_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !bucket.try_take(Instant::now()) {
             metrics.drop_datagram(DropReason::RateLimited);
             continue;
@@ -342,6 +437,8 @@ async fn forward_datagrams(
                 Err(_) => metrics.drop_datagram(DropReason::SendFailed),
             }
         }
-        metrics.datagrams_out.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .datagrams_out
+            .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -89,9 +89,16 @@ pub struct DataDir {
     root: PathBuf,
 }
 
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DataDirError + use<> {
+fn io_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> DataDirError + use<> {
     let path = path.to_owned();
-    move |source| DataDirError::Io { action, path, source }
+    move |source| DataDirError::Io {
+        action,
+        path,
+        source,
+    }
 }
 
 impl DataDir {
@@ -112,7 +119,9 @@ impl DataDir {
 
     /// Whether `init` has run here.
     pub fn is_initialized(&self) -> bool {
-        self.database_path().exists() && self.root.join(CERTIFICATE).exists() && self.root.join(PRIVATE_KEY).exists()
+        self.database_path().exists()
+            && self.root.join(CERTIFICATE).exists()
+            && self.root.join(PRIVATE_KEY).exists()
     }
 
     /// Creates the database, certificate, default server and an owner invite.
@@ -125,13 +134,19 @@ impl DataDir {
         write_private(&self.root.join(PRIVATE_KEY), &certificate.private_key_der)?;
         write_private(&self.root.join(RESET_KEY), &rand::random::<[u8; 32]>())?;
         let certificate_path = self.root.join(CERTIFICATE);
-        fs::write(&certificate_path, &certificate.certificate_der).map_err(io_error("cannot write", &certificate_path))?;
+        fs::write(&certificate_path, &certificate.certificate_der)
+            .map_err(io_error("cannot write", &certificate_path))?;
         let store = Store::open(&self.database_path())?;
         let server = store.ensure_default_server(&options.server_name)?;
         store.set_setting(PUBLIC_ADDRESS_SETTING, &options.public_address)?;
-        let terms = InviteTerms { expires_at: None, max_uses: Some(1), role: Role::Owner };
+        let terms = InviteTerms {
+            expires_at: None,
+            max_uses: Some(1),
+            role: Role::Owner,
+        };
         let token = store.create_invite(server.id, None, terms, unix_now())?;
-        let owner_link = self.invite_link(&store, &certificate, token, Some(ChannelSecret::generate()))?;
+        let owner_link =
+            self.invite_link(&store, &certificate, token, Some(ChannelSecret::generate()))?;
         Ok(InitReport { owner_link })
     }
 
@@ -143,14 +158,25 @@ impl DataDir {
         }
         let read = |name: &str| {
             let path = self.root.join(name);
-            fs::read(&path).map_err(|source| DataDirError::Io { action: "cannot read", path, source })
+            fs::read(&path).map_err(|source| DataDirError::Io {
+                action: "cannot read",
+                path,
+                source,
+            })
         };
-        let certificate = RelayCertificate { certificate_der: read(CERTIFICATE)?, private_key_der: read(PRIVATE_KEY)? };
+        let certificate = RelayCertificate {
+            certificate_der: read(CERTIFICATE)?,
+            private_key_der: read(PRIVATE_KEY)?,
+        };
         let reset_path = self.root.join(RESET_KEY);
         if !reset_path.exists() {
             write_private(&reset_path, &rand::random::<[u8; 32]>())?;
         }
-        Ok(OpenedDataDir { store: Store::open(&self.database_path())?, certificate, reset_secret: read(RESET_KEY)? })
+        Ok(OpenedDataDir {
+            store: Store::open(&self.database_path())?,
+            certificate,
+            reset_secret: read(RESET_KEY)?,
+        })
     }
 
     /// A link for `token`, pointing at the stored public address and pinning `certificate`.
@@ -161,11 +187,20 @@ impl DataDir {
         token: InviteToken,
         secret: Option<ChannelSecret>,
     ) -> Result<InviteLink, DataDirError> {
-        let address = store.setting(PUBLIC_ADDRESS_SETTING)?.unwrap_or_else(|| "127.0.0.1:7878".to_owned());
-        let (host, port) = address.rsplit_once(':').ok_or(StoreError::Corrupt("public address"))?;
+        let address = store
+            .setting(PUBLIC_ADDRESS_SETTING)?
+            .unwrap_or_else(|| "127.0.0.1:7878".to_owned());
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or(StoreError::Corrupt("public address"))?;
         Ok(InviteLink {
-            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
-            port: port.parse().map_err(|_| StoreError::Corrupt("public address"))?,
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: port
+                .parse()
+                .map_err(|_| StoreError::Corrupt("public address"))?,
             token,
             fingerprint: certificate.fingerprint(),
             secret,
@@ -178,11 +213,17 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io_error("cannot create", path))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_error("cannot write", path))
+    let mut file = options
+        .open(path)
+        .map_err(io_error("cannot create", path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("cannot write", path))
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }

@@ -113,6 +113,9 @@ pub struct Store {
     connection: Mutex<Connection>,
 }
 
+/// An invite as read for admission: id, expiry, max uses, uses, role.
+type InviteRow = (i64, Option<i64>, Option<i64>, i64, String);
+
 fn token_hash(token: &InviteToken) -> [u8; 32] {
     Sha256::digest(token).into()
 }
@@ -130,11 +133,19 @@ impl Store {
         connection.pragma_update(None, "foreign_keys", true)?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::apply(&mut connection)?;
-        Ok(Self { connection: Mutex::new(connection) })
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
     }
 
-    fn with<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         work(&mut connection)
     }
 
@@ -173,10 +184,17 @@ impl Store {
     pub fn default_server(&self) -> Result<ServerInfo, StoreError> {
         self.with(|connection| {
             let row: Option<(i64, String)> = connection
-                .query_row("SELECT id, name FROM servers ORDER BY id LIMIT 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
+                .query_row(
+                    "SELECT id, name FROM servers ORDER BY id LIMIT 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
                 .optional()?;
             let (id, name) = row.ok_or(StoreError::NoServer)?;
-            Ok(ServerInfo { id: to_u32(id, "server id")?, name })
+            Ok(ServerInfo {
+                id: to_u32(id, "server id")?,
+                name,
+            })
         })
     }
 
@@ -239,7 +257,7 @@ impl Store {
             }
             let Some(token) = invite else { return Ok(Err(AdmissionError::NotAMember)) };
             let hash = token_hash(token);
-            let row: Option<(i64, Option<i64>, Option<i64>, i64, String)> = tx
+            let row: Option<InviteRow> = tx
                 .query_row(
                     "SELECT id, expires_at, max_uses, uses, role FROM invites WHERE token_hash = ?1 AND server_id = ?2",
                     params![hash.as_slice(), server_id],
@@ -312,13 +330,20 @@ impl Store {
                  JOIN memberships ms ON ms.member_id = m.id WHERE ms.server_id = ?1 ORDER BY m.id",
             )?;
             let rows = statement.query_map([server_id], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get(2)?, row.get::<_, String>(3)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get(2)?,
+                    row.get::<_, String>(3)?,
+                ))
             })?;
             rows.map(|row| {
                 let (id, key, display_name, role) = row?;
                 Ok(Member {
                     id: to_u32(id, "member id")?,
-                    public_key: key.try_into().map_err(|_| StoreError::Corrupt("public key"))?,
+                    public_key: key
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("public key"))?,
                     display_name,
                     role: Role::parse(&role)?,
                 })
@@ -330,7 +355,11 @@ impl Store {
     /// A relay setting, e.g. the public address printed in invite links.
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.with(|connection| {
-            Ok(connection.query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| row.get(0)).optional()?)
+            Ok(connection
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                    row.get(0)
+                })
+                .optional()?)
         })
     }
 

@@ -93,8 +93,10 @@ struct ServeArgs {
 
 fn data_dir(arg: &DataArg) -> DataDir {
     let path = arg.data.clone().unwrap_or_else(|| {
-        directories::ProjectDirs::from("org", "Sotto", "sotto-relay")
-            .map_or_else(|| PathBuf::from("sotto-relay-data"), |dirs| dirs.data_dir().to_owned())
+        directories::ProjectDirs::from("org", "Sotto", "sotto-relay").map_or_else(
+            || PathBuf::from("sotto-relay-data"),
+            |dirs| dirs.data_dir().to_owned(),
+        )
     });
     DataDir::new(path)
 }
@@ -111,23 +113,42 @@ fn validate_public_addr(address: &str) -> Result<()> {
 
 fn initialize(data: &DataDir, setup: &SetupArgs) -> Result<()> {
     validate_public_addr(&setup.public_addr)?;
-    let options = InitOptions { server_name: setup.name.clone(), public_address: setup.public_addr.clone() };
+    let options = InitOptions {
+        server_name: setup.name.clone(),
+        public_address: setup.public_addr.clone(),
+    };
     let report = data.initialize(&options)?;
-    println!("Created a relay for server \"{}\" in {}", setup.name, data.root().display());
+    println!(
+        "Created a relay for server \"{}\" in {}",
+        setup.name,
+        data.root().display()
+    );
     println!();
     println!("Owner invite (single use; whoever joins with it owns the server):");
     println!("  {}", report.owner_link);
     println!();
-    println!("The part after '#' is your group's secret. The relay did not store it and cannot read");
-    println!("your voice or messages. Keep this link private; share invites made from your client.");
+    println!(
+        "The part after '#' is your group's secret. The relay did not store it and cannot read"
+    );
+    println!(
+        "your voice or messages. Keep this link private; share invites made from your client."
+    );
     Ok(())
 }
 
-fn invite(data: &DataDir, expires: Option<Duration>, max_uses: Option<u32>, secret_from: Option<&str>) -> Result<()> {
+fn invite(
+    data: &DataDir,
+    expires: Option<Duration>,
+    max_uses: Option<u32>,
+    secret_from: Option<&str>,
+) -> Result<()> {
     let secret = match secret_from {
         Some(link) => {
-            let link = InviteLink::parse(link).context("--secret-from is not a valid invite link")?;
-            Some(link.secret.context("--secret-from link has no secret after '#'; use your own full invite link")?)
+            let link =
+                InviteLink::parse(link).context("--secret-from is not a valid invite link")?;
+            Some(link.secret.context(
+                "--secret-from link has no secret after '#'; use your own full invite link",
+            )?)
         }
         None => None,
     };
@@ -135,7 +156,11 @@ fn invite(data: &DataDir, expires: Option<Duration>, max_uses: Option<u32>, secr
     let (store, certificate) = (&opened.store, &opened.certificate);
     let server = store.default_server()?;
     let now = unix_now();
-    let terms = InviteTerms { expires_at: expires.map(|duration| now + duration.as_secs()), max_uses, role: Role::Member };
+    let terms = InviteTerms {
+        expires_at: expires.map(|duration| now + duration.as_secs()),
+        max_uses,
+        role: Role::Member,
+    };
     let token = store.create_invite(server.id, None, terms, now)?;
     let has_secret = secret.is_some();
     let link = data.invite_link(store, certificate, token, secret)?;
@@ -164,8 +189,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ..RelayConfig::default()
     };
     let relay = RelayHandle::spawn(&data, config).await?;
-    println!("Relay listening on udp://{} (data in {})", relay.local_addr(), data.root().display());
-    println!("Certificate fingerprint: {}", sotto_net::invite::encode_b64(&relay.fingerprint()));
+    println!(
+        "Relay listening on udp://{} (data in {})",
+        relay.local_addr(),
+        data.root().display()
+    );
+    println!(
+        "Certificate fingerprint: {}",
+        sotto_net::invite::encode_b64(&relay.fingerprint())
+    );
     if let Some(metrics) = relay.metrics_addr() {
         println!("Metrics: http://{metrics}/metrics");
     }
@@ -178,8 +210,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
@@ -202,16 +235,22 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,quinn=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,quinn=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Init { data, setup } => initialize(&data_dir(&data), &setup),
-        Command::Invite { data, expires, max_uses, secret_from } => {
-            invite(&data_dir(&data), expires, max_uses, secret_from.as_deref())
-        }
-        Command::Serve(args) => tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(serve(args)),
+        Command::Invite {
+            data,
+            expires,
+            max_uses,
+            secret_from,
+        } => invite(&data_dir(&data), expires, max_uses, secret_from.as_deref()),
+        Command::Serve(args) => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")?
+            .block_on(serve(args)),
     }
 }

@@ -25,7 +25,13 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    const ALL: [Self; 5] = [Self::Malformed, Self::NotInVoice, Self::ForgedSender, Self::RateLimited, Self::SendFailed];
+    const ALL: [Self; 5] = [
+        Self::Malformed,
+        Self::NotInVoice,
+        Self::ForgedSender,
+        Self::RateLimited,
+        Self::SendFailed,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -38,7 +44,10 @@ impl DropReason {
     }
 
     fn index(self) -> usize {
-        Self::ALL.iter().position(|reason| *reason == self).expect("listed")
+        Self::ALL
+            .iter()
+            .position(|reason| *reason == self)
+            .expect("listed")
     }
 }
 
@@ -75,10 +84,18 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
-        metric("sotto_connections_accepted_total", "counter", "QUIC connections accepted.", get(&self.connections_accepted));
+        metric(
+            "sotto_connections_accepted_total",
+            "counter",
+            "QUIC connections accepted.",
+            get(&self.connections_accepted),
+        );
         metric(
             "sotto_connections_open",
             "gauge",
@@ -91,13 +108,36 @@ impl Metrics {
             "Authenticated members connected now.",
             self.members_online.load(Ordering::Relaxed).to_string(),
         );
-        metric("sotto_handshakes_refused_total", "counter", "Connections refused during the handshake.", get(&self.handshakes_refused));
-        metric("sotto_datagrams_in_total", "counter", "Media datagrams received.", get(&self.datagrams_in));
-        metric("sotto_datagrams_out_total", "counter", "Media datagrams forwarded, one per receiver.", get(&self.datagrams_out));
-        let _ = writeln!(out, "# HELP sotto_datagrams_dropped_total Media datagrams dropped, by reason.");
+        metric(
+            "sotto_handshakes_refused_total",
+            "counter",
+            "Connections refused during the handshake.",
+            get(&self.handshakes_refused),
+        );
+        metric(
+            "sotto_datagrams_in_total",
+            "counter",
+            "Media datagrams received.",
+            get(&self.datagrams_in),
+        );
+        metric(
+            "sotto_datagrams_out_total",
+            "counter",
+            "Media datagrams forwarded, one per receiver.",
+            get(&self.datagrams_out),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sotto_datagrams_dropped_total Media datagrams dropped, by reason."
+        );
         let _ = writeln!(out, "# TYPE sotto_datagrams_dropped_total counter");
         for reason in DropReason::ALL {
-            let _ = writeln!(out, "sotto_datagrams_dropped_total{{reason=\"{}\"}} {}", reason.label(), self.dropped(reason));
+            let _ = writeln!(
+                out,
+                "sotto_datagrams_dropped_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.dropped(reason)
+            );
         }
         out
     }
@@ -106,15 +146,25 @@ impl Metrics {
 /// Serves `GET /metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Ok((mut socket, _)) = listener.accept().await else { continue };
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut request = [0u8; 1024];
-            let read = match tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut request)).await {
+            let read = match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                socket.read(&mut request),
+            )
+            .await
+            {
                 Ok(Ok(read)) => read,
                 _ => return,
             };
-            let line = request[..read].split(|byte| *byte == b'\n').next().unwrap_or_default();
+            let line = request[..read]
+                .split(|byte| *byte == b'\n')
+                .next()
+                .unwrap_or_default();
             let response = if line.starts_with(b"GET /metrics ") || line.starts_with(b"GET / ") {
                 let body = metrics.render();
                 format!(
@@ -122,7 +172,8 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                     body.len()
                 )
             } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_owned()
             };
             let _ = socket.write_all(response.as_bytes()).await;
             let _ = socket.shutdown().await;

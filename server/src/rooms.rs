@@ -74,7 +74,11 @@ pub enum JoinError {
 
 impl Room {
     fn new(channel_id: u32) -> Self {
-        Self { channel_id, seats: Mutex::new(BTreeMap::new()), peers: ArcSwap::from_pointee(Vec::new()) }
+        Self {
+            channel_id,
+            seats: Mutex::new(BTreeMap::new()),
+            peers: ArcSwap::from_pointee(Vec::new()),
+        }
     }
 
     /// The voice channel.
@@ -88,22 +92,33 @@ impl Room {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u16, Seat>> {
-        self.seats.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.seats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Publishes the peer list and pushes the roster to every participant.
     fn publish(&self, seats: &BTreeMap<u16, Seat>) {
-        let peers = seats.values().map(|seat| Peer { slot: seat.participant.slot, connection: seat.connection.clone() });
+        let peers = seats.values().map(|seat| Peer {
+            slot: seat.participant.slot,
+            connection: seat.connection.clone(),
+        });
         self.peers.store(Arc::new(peers.collect()));
         let roster = ControlFrame::Roster {
             channel_id: self.channel_id,
-            participants: seats.values().map(|seat| seat.participant.clone()).collect(),
+            participants: seats
+                .values()
+                .map(|seat| seat.participant.clone())
+                .collect(),
         };
         for seat in seats.values() {
             if seat.control.try_send(roster.clone()).is_err() {
                 // A member that cannot take a roster update is hopelessly behind: drop it; its
                 // client reconnects and receives a fresh roster.
-                seat.connection.close(sotto_net::transport::close_code::PROTOCOL_VIOLATION.into(), b"control backlog");
+                seat.connection.close(
+                    sotto_net::transport::close_code::PROTOCOL_VIOLATION.into(),
+                    b"control backlog",
+                );
             }
         }
     }
@@ -128,11 +143,19 @@ impl VoiceRooms {
     /// Seats `joiner` in `channel_id` with the lowest free slot and pushes the roster.
     pub fn join(&self, channel_id: u32, joiner: Joiner) -> Result<Membership, JoinError> {
         let room = {
-            let mut rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            rooms.entry(channel_id).or_insert_with(|| Arc::new(Room::new(channel_id))).clone()
+            let mut rooms = self
+                .rooms
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            rooms
+                .entry(channel_id)
+                .or_insert_with(|| Arc::new(Room::new(channel_id)))
+                .clone()
         };
         let mut seats = room.lock();
-        let slot = (0..=u16::MAX).find(|slot| !seats.contains_key(slot)).ok_or(JoinError::Full)?;
+        let slot = (0..=u16::MAX)
+            .find(|slot| !seats.contains_key(slot))
+            .ok_or(JoinError::Full)?;
         let participant = Participant {
             slot,
             member_id: joiner.member_id,
@@ -140,7 +163,14 @@ impl VoiceRooms {
             display_name: joiner.display_name,
             session_salt: joiner.session_salt,
         };
-        seats.insert(slot, Seat { participant, connection: joiner.connection, control: joiner.control });
+        seats.insert(
+            slot,
+            Seat {
+                participant,
+                connection: joiner.connection,
+                control: joiner.control,
+            },
+        );
         room.publish(&seats);
         drop(seats);
         Ok(Membership { room, slot })
@@ -157,7 +187,10 @@ impl VoiceRooms {
     /// How many rooms have someone in them. (Empty rooms are kept: there is at most one per
     /// voice channel, and keeping them avoids racing a join against a removal.)
     pub fn active_rooms(&self) -> usize {
-        let rooms = self.rooms.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rooms = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         rooms.values().filter(|room| !room.is_empty()).count()
     }
 }

@@ -36,7 +36,9 @@ pub enum RelayError {
     #[error(transparent)]
     Transport(#[from] sotto_net::transport::ConfigError),
     /// A socket could not be bound.
-    #[error("cannot listen on {address}: {source}; is another relay running there? pick another address with --listen")]
+    #[error(
+        "cannot listen on {address}: {source}; is another relay running there? pick another address with --listen"
+    )]
     Bind {
         /// The address.
         address: SocketAddr,
@@ -60,14 +62,27 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Records `member_id` as online on `connection`; returns the connection it replaces.
-    pub(crate) fn register_online(&self, member_id: u32, connection: quinn::Connection) -> Option<quinn::Connection> {
-        self.online.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(member_id, connection)
+    pub(crate) fn register_online(
+        &self,
+        member_id: u32,
+        connection: quinn::Connection,
+    ) -> Option<quinn::Connection> {
+        self.online
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(member_id, connection)
     }
 
     /// Forgets `member_id`'s connection if it is still `connection`.
     pub(crate) fn unregister_online(&self, member_id: u32, connection: &quinn::Connection) {
-        let mut online = self.online.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if online.get(&member_id).is_some_and(|current| current.stable_id() == connection.stable_id()) {
+        let mut online = self
+            .online
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if online
+            .get(&member_id)
+            .is_some_and(|current| current.stable_id() == connection.stable_id())
+        {
             online.remove(&member_id);
         }
     }
@@ -90,19 +105,27 @@ impl Relay {
         let (store, certificate) = (opened.store, opened.certificate);
         let server = store.default_server()?;
         let channels = store.channels(server.id)?;
-        let socket = std::net::UdpSocket::bind(config.listen)
-            .map_err(|source| RelayError::Bind { address: config.listen, source })?;
+        let socket =
+            std::net::UdpSocket::bind(config.listen).map_err(|source| RelayError::Bind {
+                address: config.listen,
+                source,
+            })?;
         let endpoint = quinn::Endpoint::new(
             endpoint_config(&opened.reset_secret),
             Some(server_config(&certificate, &config.tuning)?),
             socket,
             Arc::new(quinn::TokioRuntime),
         )
-        .map_err(|source| RelayError::Bind { address: config.listen, source })?;
+        .map_err(|source| RelayError::Bind {
+            address: config.listen,
+            source,
+        })?;
         let metrics_listener = match config.metrics {
-            Some(address) => {
-                Some(metrics::bind(address).await.map_err(|source| RelayError::Bind { address, source })?)
-            }
+            Some(address) => Some(
+                metrics::bind(address)
+                    .await
+                    .map_err(|source| RelayError::Bind { address, source })?,
+            ),
             None => None,
         };
         let shared = Arc::new(Shared {
@@ -115,17 +138,26 @@ impl Relay {
             config,
             online: Mutex::new(HashMap::new()),
         });
-        Ok(Self { endpoint, shared, metrics_listener, certificate })
+        Ok(Self {
+            endpoint,
+            shared,
+            metrics_listener,
+            certificate,
+        })
     }
 
     /// The UDP address the relay listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.endpoint.local_addr().expect("a bound endpoint has an address")
+        self.endpoint
+            .local_addr()
+            .expect("a bound endpoint has an address")
     }
 
     /// The TCP address of the metrics endpoint, if enabled.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// SHA-256 of the relay's certificate.
@@ -141,8 +173,14 @@ impl Relay {
     /// Serves until `shutdown` resolves, then closes every connection and waits briefly for
     /// the close to reach clients.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Self { endpoint, shared, metrics_listener, .. } = self;
-        let metrics_task = metrics_listener.map(|listener| tokio::spawn(metrics::serve(listener, shared.metrics.clone())));
+        let Self {
+            endpoint,
+            shared,
+            metrics_listener,
+            ..
+        } = self;
+        let metrics_task = metrics_listener
+            .map(|listener| tokio::spawn(metrics::serve(listener, shared.metrics.clone())));
         let permits = Arc::new(Semaphore::new(shared.config.max_connections));
         info!(address = %endpoint.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()), "relay serving");
         tokio::pin!(shutdown);

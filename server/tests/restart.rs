@@ -21,7 +21,12 @@ impl RelayProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_sotto-relay"))
             .args(["serve", "--data"])
             .arg(data)
-            .args(["--listen", &address.to_string(), "--metrics", &metrics.to_string()])
+            .args([
+                "--listen",
+                &address.to_string(),
+                "--metrics",
+                &metrics.to_string(),
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -44,25 +49,42 @@ impl Drop for RelayProcess {
 }
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until `client` has reconnected and rejoined voice; returns when it did.
 async fn wait_rejoined(client: &mut TestClient) {
     client
-        .wait_for("a reconnect", |event| matches!(event, ClientEvent::Connected { .. }).then_some(()))
+        .wait_for("a reconnect", |event| {
+            matches!(event, ClientEvent::Connected { .. }).then_some(())
+        })
         .await;
-    client.wait_for("a voice rejoin", |event| matches!(event, ClientEvent::VoiceJoined { .. }).then_some(())).await;
+    client
+        .wait_for("a voice rejoin", |event| {
+            matches!(event, ClientEvent::VoiceJoined { .. }).then_some(())
+        })
+        .await;
 }
 
 async fn metrics_text(address: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n")
+        .await
+        .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     response
@@ -79,8 +101,15 @@ async fn kill_9_mid_call_keeps_state_and_clients_come_back() {
     // The relay binary needs a moment to bind; the client retries until it answers.
     let mut ada = connect(&owner_link, "ada").await;
     // An invite acknowledged by the relay must survive the kill.
-    let invite: InviteLink = ada.client.create_invite(Some(Duration::from_secs(3600)), Some(5)).await.unwrap();
-    assert_eq!(invite.secret, owner_link.secret, "the client puts its own secret in the link");
+    let invite: InviteLink = ada
+        .client
+        .create_invite(Some(Duration::from_secs(3600)), Some(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        invite.secret, owner_link.secret,
+        "the client puts its own secret in the link"
+    );
     let mut bob = connect(&invite, "bob").await;
     ada.join_voice().await;
     bob.join_voice().await;
@@ -107,7 +136,9 @@ async fn kill_9_mid_call_keeps_state_and_clients_come_back() {
         }
         assert!(killed_at.elapsed() < DEADLINE, "audio did not resume");
     };
-    println!("relay restart: clients reconnected after {reconnected:?}, audio resumed after {resumed:?}");
+    println!(
+        "relay restart: clients reconnected after {reconnected:?}, audio resumed after {resumed:?}"
+    );
 
     // Members, channels and the invite (with its use count) survived: a third person can still
     // join with the invite, and bob (a member now) is in the roster.
@@ -117,7 +148,13 @@ async fn kill_9_mid_call_keeps_state_and_clients_come_back() {
     let opened = data.open().unwrap();
     let server = opened.store.default_server().unwrap();
     let members = opened.store.members(server.id).unwrap();
-    assert_eq!(members.iter().map(|m| m.display_name.as_str()).collect::<Vec<_>>(), ["ada", "bob", "carol"]);
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m.display_name.as_str())
+            .collect::<Vec<_>>(),
+        ["ada", "bob", "carol"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,18 +174,39 @@ async fn database_never_holds_the_secret_or_media() {
     let root = relay.data.root().to_owned();
     relay.handle.shutdown().await;
 
-    let secret = relay.owner_link.secret.as_ref().unwrap().as_bytes().to_vec();
+    let secret = relay
+        .owner_link
+        .secret
+        .as_ref()
+        .unwrap()
+        .as_bytes()
+        .to_vec();
     let encoded = sotto_net::invite::encode_b64(&secret);
     let mut checked = 0;
     for entry in std::fs::read_dir(&root).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
         let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);
-        assert!(!contains(&secret), "{} holds the group secret", path.display());
-        assert!(!contains(encoded.as_bytes()), "{} holds the encoded group secret", path.display());
+        assert!(
+            !contains(&secret),
+            "{} holds the group secret",
+            path.display()
+        );
+        assert!(
+            !contains(encoded.as_bytes()),
+            "{} holds the encoded group secret",
+            path.display()
+        );
         assert!(!contains(payload), "{} holds media payload", path.display());
-        assert!(!contains(&relay.owner_link.token), "{} holds a raw invite token", path.display());
+        assert!(
+            !contains(&relay.owner_link.token),
+            "{} holds a raw invite token",
+            path.display()
+        );
         checked += 1;
     }
-    assert!(checked >= 3, "database, certificate and key files were checked");
+    assert!(
+        checked >= 3,
+        "database, certificate and key files were checked"
+    );
 }

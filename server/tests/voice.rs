@@ -5,7 +5,6 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-
 use common::*;
 use sotto_net::proto::StreamKind;
 
@@ -18,11 +17,20 @@ async fn two_members_hear_each_other() {
     ada.wait_roster(1).await;
     let bob_slot = bob.join_voice().await;
     let roster = ada.wait_roster(2).await;
-    assert_eq!(roster.iter().map(|p| p.slot).collect::<HashSet<_>>(), HashSet::from([ada_slot, bob_slot]));
-    assert!(roster.iter().any(|p| p.display_name == "bob" && p.public_key == bob.identity.public_key()));
+    assert_eq!(
+        roster.iter().map(|p| p.slot).collect::<HashSet<_>>(),
+        HashSet::from([ada_slot, bob_slot])
+    );
+    assert!(
+        roster
+            .iter()
+            .any(|p| p.display_name == "bob" && p.public_key == bob.identity.public_key())
+    );
     bob.wait_roster(2).await;
 
-    ada.client.send_media(StreamKind::Voice, b"hello bob").unwrap();
+    ada.client
+        .send_media(StreamKind::Voice, b"hello bob")
+        .unwrap();
     let frame = bob.next_media().await;
     assert_eq!(&frame.payload[..], b"hello bob");
     assert_eq!(frame.sender_slot, ada_slot);
@@ -57,7 +65,10 @@ async fn one_sender_reaches_twenty_receivers_exactly_once_and_nobody_else() {
     sender.wait_roster(RECEIVERS + 1).await;
 
     for counter in 0..PACKETS {
-        sender.client.send_media(StreamKind::Voice, &counter.to_be_bytes()).unwrap();
+        sender
+            .client
+            .send_media(StreamKind::Voice, &counter.to_be_bytes())
+            .unwrap();
         if counter % 20 == 19 {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -69,15 +80,42 @@ async fn one_sender_reaches_twenty_receivers_exactly_once_and_nobody_else() {
             seen.push(u32::from_be_bytes(frame.payload[..].try_into().unwrap()));
         }
         let unique: HashSet<_> = seen.iter().copied().collect();
-        assert_eq!(unique.len(), PACKETS as usize, "receiver {index} got duplicates");
-        assert_eq!(unique, (0..PACKETS).collect(), "receiver {index} missed packets");
-        assert!(receiver.drain_media(Duration::from_millis(100)).await.is_empty(), "receiver {index} got extras");
+        assert_eq!(
+            unique.len(),
+            PACKETS as usize,
+            "receiver {index} got duplicates"
+        );
+        assert_eq!(
+            unique,
+            (0..PACKETS).collect(),
+            "receiver {index} missed packets"
+        );
+        assert!(
+            receiver
+                .drain_media(Duration::from_millis(100))
+                .await
+                .is_empty(),
+            "receiver {index} got extras"
+        );
     }
-    assert!(outsider.drain_media(Duration::from_millis(200)).await.is_empty(), "a non-member received media");
+    assert!(
+        outsider
+            .drain_media(Duration::from_millis(200))
+            .await
+            .is_empty(),
+        "a non-member received media"
+    );
     let metrics = relay.handle.metrics();
-    assert_eq!(metrics.datagrams_in.load(std::sync::atomic::Ordering::Relaxed), u64::from(PACKETS));
     assert_eq!(
-        metrics.datagrams_out.load(std::sync::atomic::Ordering::Relaxed),
+        metrics
+            .datagrams_in
+            .load(std::sync::atomic::Ordering::Relaxed),
+        u64::from(PACKETS)
+    );
+    assert_eq!(
+        metrics
+            .datagrams_out
+            .load(std::sync::atomic::Ordering::Relaxed),
         u64::from(PACKETS) * RECEIVERS as u64
     );
     relay.handle.shutdown().await;
@@ -96,8 +134,13 @@ async fn forged_sender_is_dropped_by_the_relay_and_replays_by_the_receiver() {
     let identity = Identity::generate();
     let mut raw = RawClient::connect(&link).await;
     let welcome = raw.handshake(&link, &identity, &identity).await;
-    assert!(matches!(welcome, sotto_net::proto::control::ControlFrame::Welcome { .. }));
-    let (slot, mut sealer) = raw.join_voice(&link, &identity, listener.voice_channel()).await;
+    assert!(matches!(
+        welcome,
+        sotto_net::proto::control::ControlFrame::Welcome { .. }
+    ));
+    let (slot, mut sealer) = raw
+        .join_voice(&link, &identity, listener.voice_channel())
+        .await;
     listener.wait_roster(2).await;
 
     // A datagram claiming another member's slot never leaves the relay.
@@ -107,24 +150,39 @@ async fn forged_sender_is_dropped_by_the_relay_and_replays_by_the_receiver() {
         0,
         listener.slot.unwrap(),
     );
-    forged_sealer.seal(StreamKind::Voice, b"impostor", &mut forged).unwrap();
+    forged_sealer
+        .seal(StreamKind::Voice, b"impostor", &mut forged)
+        .unwrap();
     raw.connection.send_datagram(forged.into()).unwrap();
 
     // A genuine datagram sent twice: the relay forwards both, the receiver accepts one.
     let mut genuine = Vec::new();
-    sealer.seal(StreamKind::Voice, b"once only", &mut genuine).unwrap();
-    raw.connection.send_datagram(genuine.clone().into()).unwrap();
+    sealer
+        .seal(StreamKind::Voice, b"once only", &mut genuine)
+        .unwrap();
+    raw.connection
+        .send_datagram(genuine.clone().into())
+        .unwrap();
     raw.connection.send_datagram(genuine.into()).unwrap();
     // And a datagram for our slot sealed with a key nobody derived: forwarded, rejected.
     let mut bad_key = Vec::new();
-    sotto_net::proto::datagram::MediaSealer::new(&sotto_net::crypto::MediaKey::from_bytes([2; 32]), 0, slot)
-        .seal(StreamKind::Voice, b"forgery", &mut bad_key)
-        .unwrap();
+    sotto_net::proto::datagram::MediaSealer::new(
+        &sotto_net::crypto::MediaKey::from_bytes([2; 32]),
+        0,
+        slot,
+    )
+    .seal(StreamKind::Voice, b"forgery", &mut bad_key)
+    .unwrap();
     raw.connection.send_datagram(bad_key.into()).unwrap();
 
     let frame = listener.next_media().await;
     assert_eq!(&frame.payload[..], b"once only");
-    assert!(listener.drain_media(Duration::from_millis(300)).await.is_empty());
+    assert!(
+        listener
+            .drain_media(Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
     assert_eq!(relay.handle.metrics().dropped(DropReason::ForgedSender), 1);
     let stats = listener.client.stats();
     assert_eq!(stats.datagrams_received, 1);

@@ -9,7 +9,9 @@ use tracing::{debug, info};
 
 use crate::client::connect::{self, Established, connection_error};
 use crate::client::receivers::Receivers;
-use crate::client::{ClientError, ClientEvent, ClientOptions, Command, MediaFrame, Shared, VoiceSender};
+use crate::client::{
+    ClientError, ClientEvent, ClientOptions, Command, MediaFrame, Shared, VoiceSender,
+};
 use crate::crypto::{SenderContext, new_session_salt};
 use crate::invite::InviteLink;
 use crate::proto::control::{ControlFrame, SessionSalt};
@@ -30,7 +32,9 @@ enum Ended {
 /// A request waiting for the relay's answer (the relay answers in order).
 enum Pending {
     Join,
-    Invite { reply: tokio::sync::oneshot::Sender<Result<InviteLink, ClientError>> },
+    Invite {
+        reply: tokio::sync::oneshot::Sender<Result<InviteLink, ClientError>>,
+    },
 }
 
 pub(crate) async fn run(
@@ -40,10 +44,19 @@ pub(crate) async fn run(
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<ClientEvent>,
 ) {
-    let mut actor = Actor { receivers: Receivers::new(options.keys.clone()), options, shared, events, wanted_voice: None };
+    let mut actor = Actor {
+        receivers: Receivers::new(options.keys.clone()),
+        options,
+        shared,
+        events,
+        wanted_voice: None,
+    };
     let mut backoff = actor.options.reconnect.initial;
     loop {
-        let attempt = tokio::time::timeout(ATTEMPT_TIMEOUT.max(actor.options.handshake_timeout / 4), connect::connect(&endpoint, &actor.options));
+        let attempt = tokio::time::timeout(
+            ATTEMPT_TIMEOUT.max(actor.options.handshake_timeout / 4),
+            connect::connect(&endpoint, &actor.options),
+        );
         let error = match attempt.await {
             Ok(Ok(established)) => {
                 backoff = actor.options.reconnect.initial;
@@ -57,11 +70,20 @@ pub(crate) async fn run(
         };
         if error.is_fatal() {
             info!("client stopped: {error}");
-            let _ = actor.events.send(ClientEvent::Stopped(Arc::new(error))).await;
+            let _ = actor
+                .events
+                .send(ClientEvent::Stopped(Arc::new(error)))
+                .await;
             break;
         }
         debug!("disconnected: {error}; retrying in {backoff:?}");
-        let _ = actor.events.send(ClientEvent::Disconnected { reason: error.to_string(), retry_in: backoff }).await;
+        let _ = actor
+            .events
+            .send(ClientEvent::Disconnected {
+                reason: error.to_string(),
+                retry_in: backoff,
+            })
+            .await;
         if !actor.wait(backoff, &mut commands).await {
             break;
         }
@@ -98,19 +120,44 @@ impl Actor {
         }
     }
 
-    async fn session(&mut self, established: Established, commands: &mut mpsc::Receiver<Command>) -> Ended {
-        let Established { connection, mut control, member_id, server, channels } = established;
+    async fn session(
+        &mut self,
+        established: Established,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> Ended {
+        let Established {
+            connection,
+            mut control,
+            member_id,
+            server,
+            channels,
+        } = established;
         info!(member = member_id, server = %server.name, "connected to relay");
         self.shared.counters.connected();
-        self.shared.connection.store(Some(Arc::new(connection.clone())));
+        self.shared
+            .connection
+            .store(Some(Arc::new(connection.clone())));
         self.receivers.clear();
-        let _ = self.events.send(ClientEvent::Connected { member_id, server, channels }).await;
+        let _ = self
+            .events
+            .send(ClientEvent::Connected {
+                member_id,
+                server,
+                channels,
+            })
+            .await;
         let mut pending = std::collections::VecDeque::new();
         let mut salt: Option<(u32, SessionSalt)> = None;
         if let Some(channel_id) = self.wanted_voice {
             let session_salt = new_session_salt();
             salt = Some((channel_id, session_salt));
-            if let Err(error) = control.send(&ControlFrame::JoinVoice { channel_id, session_salt }).await {
+            if let Err(error) = control
+                .send(&ControlFrame::JoinVoice {
+                    channel_id,
+                    session_salt,
+                })
+                .await
+            {
                 return self.end(Ended::Lost(error.into()));
             }
             pending.push_back(Pending::Join);
@@ -189,10 +236,16 @@ impl Actor {
         match frame {
             ControlFrame::VoiceJoined { channel_id, slot } => {
                 let Some(Pending::Join) = pending.pop_front() else {
-                    return Err(ClientError::Protocol("VoiceJoined without a join request".into()));
+                    return Err(ClientError::Protocol(
+                        "VoiceJoined without a join request".into(),
+                    ));
                 };
-                let Some((salt_channel, session_salt)) = salt.filter(|(channel, _)| *channel == channel_id) else {
-                    return Err(ClientError::Protocol("VoiceJoined for a channel we did not ask for".into()));
+                let Some((salt_channel, session_salt)) =
+                    salt.filter(|(channel, _)| *channel == channel_id)
+                else {
+                    return Err(ClientError::Protocol(
+                        "VoiceJoined for a channel we did not ask for".into(),
+                    ));
                 };
                 let context = SenderContext {
                     channel_id: salt_channel,
@@ -211,30 +264,52 @@ impl Actor {
                     scratch: Mutex::new(Vec::with_capacity(1500)),
                 })));
                 self.receivers.set_own_slot(channel_id, slot);
-                self.emit(ClientEvent::VoiceJoined { channel_id, slot }).await;
+                self.emit(ClientEvent::VoiceJoined { channel_id, slot })
+                    .await;
             }
-            ControlFrame::Roster { channel_id, participants } => {
+            ControlFrame::Roster {
+                channel_id,
+                participants,
+            } => {
                 self.receivers.apply_roster(channel_id, &participants);
-                self.emit(ClientEvent::Roster { channel_id, participants }).await;
+                self.emit(ClientEvent::Roster {
+                    channel_id,
+                    participants,
+                })
+                .await;
             }
             ControlFrame::InviteCreated { token, .. } => {
                 let Some(Pending::Invite { reply }) = pending.pop_front() else {
-                    return Err(ClientError::Protocol("InviteCreated without a request".into()));
+                    return Err(ClientError::Protocol(
+                        "InviteCreated without a request".into(),
+                    ));
                 };
-                let link = InviteLink { token, ..self.options.link.clone() };
+                let link = InviteLink {
+                    token,
+                    ..self.options.link.clone()
+                };
                 let _ = reply.send(Ok(link));
             }
             ControlFrame::Error { code, message } => {
                 match pending.pop_front() {
                     Some(Pending::Invite { reply }) => {
-                        let _ = reply.send(Err(ClientError::Refused { code, message: message.clone() }));
+                        let _ = reply.send(Err(ClientError::Refused {
+                            code,
+                            message: message.clone(),
+                        }));
                     }
                     Some(Pending::Join) => self.wanted_voice = None,
                     None => {}
                 }
-                self.emit(ClientEvent::RequestFailed { code, message }).await;
+                self.emit(ClientEvent::RequestFailed { code, message })
+                    .await;
             }
-            other => return Err(ClientError::Protocol(format!("unexpected {} frame", other.name()))),
+            other => {
+                return Err(ClientError::Protocol(format!(
+                    "unexpected {} frame",
+                    other.name()
+                )));
+            }
         }
         Ok(())
     }

@@ -27,12 +27,17 @@ pub(crate) fn client_endpoint(options: &ClientOptions) -> Result<quinn::Endpoint
 }
 
 async fn resolve(address: &str) -> Result<SocketAddr, ClientError> {
-    let mut addresses = tokio::net::lookup_host(address)
-        .await
-        .map_err(|error| ClientError::Resolve { address: address.to_owned(), reason: error.to_string() })?;
-    addresses
-        .next()
-        .ok_or_else(|| ClientError::Resolve { address: address.to_owned(), reason: "no addresses".to_owned() })
+    let mut addresses =
+        tokio::net::lookup_host(address)
+            .await
+            .map_err(|error| ClientError::Resolve {
+                address: address.to_owned(),
+                reason: error.to_string(),
+            })?;
+    addresses.next().ok_or_else(|| ClientError::Resolve {
+        address: address.to_owned(),
+        reason: "no addresses".to_owned(),
+    })
 }
 
 /// Maps a closed connection to the error the user should see.
@@ -47,7 +52,10 @@ pub(crate) fn connection_error(error: quinn::ConnectionError) -> ClientError {
 }
 
 /// Connects and authenticates once.
-pub(crate) async fn connect(endpoint: &quinn::Endpoint, options: &ClientOptions) -> Result<Established, ClientError> {
+pub(crate) async fn connect(
+    endpoint: &quinn::Endpoint,
+    options: &ClientOptions,
+) -> Result<Established, ClientError> {
     let mut address = resolve(&options.link.address()).await?;
     if address.is_ipv4()
         && endpoint.local_addr().is_ok_and(|local| local.is_ipv6())
@@ -72,7 +80,10 @@ pub(crate) async fn connect(endpoint: &quinn::Endpoint, options: &ClientOptions)
     }
 }
 
-async fn handshake(connection: &quinn::Connection, options: &ClientOptions) -> Result<Established, ClientError> {
+async fn handshake(
+    connection: &quinn::Connection,
+    options: &ClientOptions,
+) -> Result<Established, ClientError> {
     let (send, recv) = connection.open_bi().await.map_err(connection_error)?;
     let mut control = ControlStream::new(send, recv);
     let mut handshake = ClientHandshake::new(
@@ -87,11 +98,20 @@ async fn handshake(connection: &quinn::Connection, options: &ClientOptions) -> R
         while let Some(frame) = handshake.poll_transmit() {
             control.send(&frame).await?;
         }
-        let deadline = handshake.poll_timeout().unwrap_or_else(|| Instant::now() + options.handshake_timeout);
+        let deadline = handshake
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + options.handshake_timeout);
         let frame = match tokio::time::timeout_at(deadline.into(), control.recv()).await {
             Ok(Ok(Some(frame))) => frame,
-            Ok(Ok(None)) => return Err(HandshakeError::Unexpected { frame: "end of stream" }.into()),
-            Ok(Err(crate::transport::StreamError::Read(quinn::ReadError::ConnectionLost(error)))) => {
+            Ok(Ok(None)) => {
+                return Err(HandshakeError::Unexpected {
+                    frame: "end of stream",
+                }
+                .into());
+            }
+            Ok(Err(crate::transport::StreamError::Read(quinn::ReadError::ConnectionLost(
+                error,
+            )))) => {
                 return Err(refusal_from_close(error));
             }
             Ok(Err(error)) => return Err(error.into()),
@@ -101,10 +121,21 @@ async fn handshake(connection: &quinn::Connection, options: &ClientOptions) -> R
             }
         };
         if let Some(admission) = handshake.handle_frame(frame)? {
-            let ControlFrame::Welcome { member_id, server, channels } = admission.welcome else {
+            let ControlFrame::Welcome {
+                member_id,
+                server,
+                channels,
+            } = admission.welcome
+            else {
                 unreachable!("the handshake admits only with a Welcome frame")
             };
-            return Ok(Established { connection: connection.clone(), control, member_id, server, channels });
+            return Ok(Established {
+                connection: connection.clone(),
+                control,
+                member_id,
+                server,
+                channels,
+            });
         }
     }
 }

@@ -79,16 +79,22 @@ impl ClientError {
     /// Whether retrying cannot help, so the client should stop.
     pub fn is_fatal(&self) -> bool {
         match self {
-            Self::NoSecret | Self::FingerprintMismatch | Self::Replaced | Self::Config(_) | Self::Stopped => true,
-            Self::Handshake(HandshakeError::Refused { code, .. }) | Self::Refused { code, .. } => matches!(
-                code,
-                ErrorCode::AuthenticationFailed
-                    | ErrorCode::InviteUnknown
-                    | ErrorCode::InviteExpired
-                    | ErrorCode::InviteUsedUp
-                    | ErrorCode::NotAMember
-                    | ErrorCode::UnsupportedVersion
-            ),
+            Self::NoSecret
+            | Self::FingerprintMismatch
+            | Self::Replaced
+            | Self::Config(_)
+            | Self::Stopped => true,
+            Self::Handshake(HandshakeError::Refused { code, .. }) | Self::Refused { code, .. } => {
+                matches!(
+                    code,
+                    ErrorCode::AuthenticationFailed
+                        | ErrorCode::InviteUnknown
+                        | ErrorCode::InviteExpired
+                        | ErrorCode::InviteUsedUp
+                        | ErrorCode::NotAMember
+                        | ErrorCode::UnsupportedVersion
+                )
+            }
             _ => false,
         }
     }

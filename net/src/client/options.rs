@@ -22,7 +22,10 @@ pub struct ReconnectPolicy {
 impl Default for ReconnectPolicy {
     fn default() -> Self {
         // Fast first retries so a restarted relay has everyone back within a second or two.
-        Self { initial: Duration::from_millis(100), max: Duration::from_secs(2) }
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        }
     }
 }
 
@@ -47,7 +50,11 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     /// Options using the group secret in `link` for media keys.
-    pub fn from_link(link: InviteLink, identity: Identity, display_name: impl Into<String>) -> Result<Self, ClientError> {
+    pub fn from_link(
+        link: InviteLink,
+        identity: Identity,
+        display_name: impl Into<String>,
+    ) -> Result<Self, ClientError> {
         let secret = link.secret.clone().ok_or(ClientError::NoSecret)?;
         Ok(Self {
             link,

@@ -36,7 +36,12 @@ pub(crate) struct Opened {
 
 impl Receivers {
     pub(crate) fn new(keys: Arc<dyn KeyProvider>) -> Self {
-        Self { channel_id: 0, own_slot: None, keys, senders: HashMap::new() }
+        Self {
+            channel_id: 0,
+            own_slot: None,
+            keys,
+            senders: HashMap::new(),
+        }
     }
 
     /// Forgets everyone (left the channel or reconnected).
@@ -68,7 +73,11 @@ impl Receivers {
                 {
                     existing
                 }
-                _ => RemoteSender { participant: participant.clone(), openers: Vec::new(), windows: HashMap::new() },
+                _ => RemoteSender {
+                    participant: participant.clone(),
+                    openers: Vec::new(),
+                    windows: HashMap::new(),
+                },
             };
             next.insert(participant.slot, sender);
         }
@@ -78,11 +87,18 @@ impl Receivers {
     /// Authenticates, replay-checks and decrypts a datagram.
     pub(crate) fn open(&mut self, datagram: Bytes) -> Result<Opened, OpenError> {
         let header = MediaHeader::parse(&datagram)?;
-        let unknown = OpenError::UnknownKey { sender: header.sender, key_id: header.key_id };
+        let unknown = OpenError::UnknownKey {
+            sender: header.sender,
+            key_id: header.key_id,
+        };
         let sender = self.senders.get_mut(&header.sender).ok_or(unknown)?;
         let window_key = (header.key_id, header.stream.code());
         let counter = u64::from(header.counter);
-        if sender.windows.get(&window_key).is_some_and(|window| !window.check(counter)) {
+        if sender
+            .windows
+            .get(&window_key)
+            .is_some_and(|window| !window.check(counter))
+        {
             return Err(OpenError::Replayed(header.counter));
         }
         if !sender.openers.iter().any(|(id, _)| *id == header.key_id) {
@@ -91,19 +107,36 @@ impl Receivers {
                 public_key: sender.participant.public_key,
                 session_salt: sender.participant.session_salt,
             };
-            let key = self.keys.media_key(&context, header.key_id).map_err(|_| unknown)?;
+            let key = self
+                .keys
+                .media_key(&context, header.key_id)
+                .map_err(|_| unknown)?;
             if sender.openers.len() == KEYS_PER_SENDER {
                 sender.openers.remove(0);
             }
             sender.openers.push((header.key_id, MediaOpener::new(&key)));
         }
-        let opener = &sender.openers.iter().find(|(id, _)| *id == header.key_id).expect("just ensured").1;
+        let opener = &sender
+            .openers
+            .iter()
+            .find(|(id, _)| *id == header.key_id)
+            .expect("just ensured")
+            .1;
         let mut buffer = BytesMut::from(&datagram[..]);
         let len = opener.open_in_place(&header, &mut buffer)?;
-        if !sender.windows.entry(window_key).or_default().commit(counter) {
+        if !sender
+            .windows
+            .entry(window_key)
+            .or_default()
+            .commit(counter)
+        {
             return Err(OpenError::Replayed(header.counter));
         }
         let payload = buffer.freeze().slice(HEADER_LEN..HEADER_LEN + len);
-        Ok(Opened { header, member_id: sender.participant.member_id, payload })
+        Ok(Opened {
+            header,
+            member_id: sender.participant.member_id,
+            payload,
+        })
     }
 }

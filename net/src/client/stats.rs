@@ -27,7 +27,11 @@ pub struct ConnectionStats {
 impl ConnectionStats {
     /// Fraction of QUIC packets lost, 0 to 1.
     pub fn loss(&self) -> f64 {
-        if self.packets_sent == 0 { 0.0 } else { self.packets_lost as f64 / self.packets_sent as f64 }
+        if self.packets_sent == 0 {
+            0.0
+        } else {
+            self.packets_lost as f64 / self.packets_sent as f64
+        }
     }
 }
 

@@ -49,7 +49,9 @@ impl ChannelKind {
         match byte {
             0 => Ok(Self::Text),
             1 => Ok(Self::Voice),
-            _ => Err(DecodeError::InvalidValue { field: "channel kind" }),
+            _ => Err(DecodeError::InvalidValue {
+                field: "channel kind",
+            }),
         }
     }
 }
@@ -345,7 +347,11 @@ pub enum EncodeError {
 
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), EncodeError> {
     if text.len() > max {
-        return Err(EncodeError::FieldTooLong { field, len: text.len(), max });
+        return Err(EncodeError::FieldTooLong {
+            field,
+            len: text.len(),
+            max,
+        });
     }
     if text.chars().any(char::is_control) {
         return Err(EncodeError::InvalidText { field });
@@ -373,7 +379,10 @@ impl ControlFrame {
         let len = out.len() - start - LENGTH_PREFIX_LEN;
         if len > MAX_FRAME_LEN {
             out.truncate(start);
-            return Err(EncodeError::FrameTooLong { len, max: MAX_FRAME_LEN });
+            return Err(EncodeError::FrameTooLong {
+                len,
+                max: MAX_FRAME_LEN,
+            });
         }
         let prefix = u32::try_from(len).expect("bounded by MAX_FRAME_LEN");
         out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
@@ -390,7 +399,10 @@ impl ControlFrame {
     /// Decodes one complete frame — the bytes after the length prefix.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
         if frame.len() > MAX_FRAME_LEN {
-            return Err(DecodeError::FrameTooLong { len: frame.len(), max: MAX_FRAME_LEN });
+            return Err(DecodeError::FrameTooLong {
+                len: frame.len(),
+                max: MAX_FRAME_LEN,
+            });
         }
         let mut r = Reader::new(frame);
         let version = r.u8("version")?;
@@ -438,8 +450,12 @@ impl ControlFrame {
 
     fn validate(&self) -> Result<(), EncodeError> {
         match self {
-            Self::Hello { display_name, .. } => check_text("display name", display_name, MAX_NAME_LEN),
-            Self::Welcome { server, channels, .. } => {
+            Self::Hello { display_name, .. } => {
+                check_text("display name", display_name, MAX_NAME_LEN)
+            }
+            Self::Welcome {
+                server, channels, ..
+            } => {
                 check_text("server name", &server.name, MAX_NAME_LEN)?;
                 check_count("channels", channels.len(), MAX_CHANNELS)?;
                 channels.iter().try_for_each(|c| {
@@ -460,14 +476,22 @@ impl ControlFrame {
 
     fn write_body(&self, w: &mut Writer<'_>) {
         match self {
-            Self::Hello { public_key, display_name, invite } => {
+            Self::Hello {
+                public_key,
+                display_name,
+                invite,
+            } => {
                 w.bytes(public_key);
                 w.string(display_name);
                 w.optional(invite.as_ref(), |w, token| w.bytes(token));
             }
             Self::Challenge { nonce } => w.bytes(nonce),
             Self::Authenticate { signature } => w.bytes(signature),
-            Self::Welcome { member_id, server, channels } => {
+            Self::Welcome {
+                member_id,
+                server,
+                channels,
+            } => {
                 w.u32(*member_id);
                 w.u32(server.id);
                 w.string(&server.name);
@@ -479,7 +503,10 @@ impl ControlFrame {
                     w.string(&c.category);
                 });
             }
-            Self::JoinVoice { channel_id, session_salt } => {
+            Self::JoinVoice {
+                channel_id,
+                session_salt,
+            } => {
                 w.u32(*channel_id);
                 w.bytes(session_salt);
             }
@@ -488,7 +515,10 @@ impl ControlFrame {
                 w.u16(*slot);
             }
             Self::LeaveVoice => {}
-            Self::Roster { channel_id, participants } => {
+            Self::Roster {
+                channel_id,
+                participants,
+            } => {
                 w.u32(*channel_id);
                 w.list(participants, |w, p| {
                     w.u16(p.slot);
@@ -498,11 +528,18 @@ impl ControlFrame {
                     w.bytes(&p.session_salt);
                 });
             }
-            Self::CreateInvite { expires_in_secs, max_uses } => {
+            Self::CreateInvite {
+                expires_in_secs,
+                max_uses,
+            } => {
                 w.optional(expires_in_secs.as_ref(), |w, v| w.u32(*v));
                 w.optional(max_uses.as_ref(), |w, v| w.u32(*v));
             }
-            Self::InviteCreated { token, expires_at, max_uses } => {
+            Self::InviteCreated {
+                token,
+                expires_at,
+                max_uses,
+            } => {
                 w.bytes(token);
                 w.optional(expires_at.as_ref(), |w, v| w.u64(*v));
                 w.optional(max_uses.as_ref(), |w, v| w.u32(*v));
@@ -521,8 +558,12 @@ impl ControlFrame {
                 display_name: r.string("display name", MAX_NAME_LEN)?,
                 invite: r.optional("invite", |r| r.array("invite"))?,
             },
-            kind::CHALLENGE => Self::Challenge { nonce: r.array("nonce")? },
-            kind::AUTHENTICATE => Self::Authenticate { signature: r.array("signature")? },
+            kind::CHALLENGE => Self::Challenge {
+                nonce: r.array("nonce")?,
+            },
+            kind::AUTHENTICATE => Self::Authenticate {
+                signature: r.array("signature")?,
+            },
             kind::WELCOME => Self::Welcome {
                 member_id: r.u32("member id")?,
                 server: ServerInfo {
@@ -543,9 +584,10 @@ impl ControlFrame {
                 channel_id: r.u32("channel id")?,
                 session_salt: r.array("session salt")?,
             },
-            kind::VOICE_JOINED => {
-                Self::VoiceJoined { channel_id: r.u32("channel id")?, slot: r.u16("slot")? }
-            }
+            kind::VOICE_JOINED => Self::VoiceJoined {
+                channel_id: r.u32("channel id")?,
+                slot: r.u16("slot")?,
+            },
             kind::LEAVE_VOICE => Self::LeaveVoice,
             kind::ROSTER => Self::Roster {
                 channel_id: r.u32("channel id")?,
@@ -616,7 +658,10 @@ impl FrameDecoder {
         };
         let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
         if len > MAX_FRAME_LEN {
-            return Err(DecodeError::FrameTooLong { len, max: MAX_FRAME_LEN });
+            return Err(DecodeError::FrameTooLong {
+                len,
+                max: MAX_FRAME_LEN,
+            });
         }
         let Some(body) = pending.get(LENGTH_PREFIX_LEN..LENGTH_PREFIX_LEN + len) else {
             return Ok(None);

@@ -116,7 +116,8 @@ impl MediaHeader {
             return Err(HeaderError::ReservedBits);
         }
         let stream_code = (first >> 2) & 0b1111;
-        let stream = StreamKind::from_code(stream_code).ok_or(HeaderError::UnknownStream(stream_code))?;
+        let stream =
+            StreamKind::from_code(stream_code).ok_or(HeaderError::UnknownStream(stream_code))?;
         Ok(Self {
             stream,
             key_id: datagram[1],
@@ -129,7 +130,16 @@ impl MediaHeader {
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let [s0, s1] = self.sender.to_be_bytes();
         let [c0, c1, c2, c3] = self.counter.to_be_bytes();
-        [(PROTOCOL_VERSION << 6) | (self.stream.code() << 2), self.key_id, s0, s1, c0, c1, c2, c3]
+        [
+            (PROTOCOL_VERSION << 6) | (self.stream.code() << 2),
+            self.key_id,
+            s0,
+            s1,
+            c0,
+            c1,
+            c2,
+            c3,
+        ]
     }
 
     /// The AEAD nonce: the stream code in byte 0, the counter in bytes 8..12, zeros between.
@@ -187,7 +197,10 @@ pub struct MediaSealer {
 
 impl std::fmt::Debug for MediaSealer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MediaSealer").field("key_id", &self.key_id).field("sender", &self.sender).finish()
+        f.debug_struct("MediaSealer")
+            .field("key_id", &self.key_id)
+            .field("sender", &self.sender)
+            .finish()
     }
 }
 
@@ -204,14 +217,24 @@ impl MediaSealer {
     }
 
     /// Appends the sealed datagram for `payload` on `stream` to `out` (cleared first).
-    pub fn seal(&mut self, stream: StreamKind, payload: &[u8], out: &mut Vec<u8>) -> Result<MediaHeader, SealError> {
+    pub fn seal(
+        &mut self,
+        stream: StreamKind,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<MediaHeader, SealError> {
         if payload.len() > MAX_PAYLOAD_LEN {
             return Err(SealError::PayloadTooLong(payload.len()));
         }
         let slot = &mut self.next_counter[usize::from(stream.code())];
         let counter = u32::try_from(*slot).map_err(|_| SealError::CounterExhausted)?;
         *slot += 1;
-        let header = MediaHeader { stream, key_id: self.key_id, sender: self.sender, counter };
+        let header = MediaHeader {
+            stream,
+            key_id: self.key_id,
+            sender: self.sender,
+            counter,
+        };
         out.clear();
         out.extend_from_slice(&header.to_bytes());
         out.extend_from_slice(payload);
@@ -239,13 +262,19 @@ impl std::fmt::Debug for MediaOpener {
 impl MediaOpener {
     /// An opener for datagrams sealed with `key`.
     pub fn new(key: &MediaKey) -> Self {
-        Self { cipher: ChaCha20Poly1305::new(key.as_key()) }
+        Self {
+            cipher: ChaCha20Poly1305::new(key.as_key()),
+        }
     }
 
     /// Authenticates `datagram` (whose header is `header`) and decrypts its payload in place;
     /// returns the plaintext's length: the payload is `datagram[HEADER_LEN..HEADER_LEN + len]`.
     /// Replay checks are the caller's (see [`crate::proto::replay`]).
-    pub fn open_in_place(&self, header: &MediaHeader, datagram: &mut [u8]) -> Result<usize, OpenError> {
+    pub fn open_in_place(
+        &self,
+        header: &MediaHeader,
+        datagram: &mut [u8],
+    ) -> Result<usize, OpenError> {
         let tag_start = datagram.len() - TAG_LEN;
         let (rest, tag) = datagram.split_at_mut(tag_start);
         let (head, body) = rest.split_at_mut(HEADER_LEN);

@@ -72,7 +72,11 @@ pub struct AuthenticatedClient {
 #[derive(Debug)]
 enum RelayState {
     AwaitHello,
-    AwaitAuthenticate { public_key: PublicKey, display_name: String, invite: Option<InviteToken> },
+    AwaitAuthenticate {
+        public_key: PublicKey,
+        display_name: String,
+        invite: Option<InviteToken>,
+    },
     AwaitVerdict,
     Finished,
 }
@@ -90,7 +94,12 @@ pub struct RelayHandshake {
 
 impl RelayHandshake {
     /// Starts a handshake at `now` with a fresh random `nonce`.
-    pub fn new(now: Instant, nonce: [u8; 32], relay_fingerprint: [u8; 32], timeout: Duration) -> Self {
+    pub fn new(
+        now: Instant,
+        nonce: [u8; 32],
+        relay_fingerprint: [u8; 32],
+        timeout: Duration,
+    ) -> Self {
         Self {
             state: RelayState::AwaitHello,
             nonce,
@@ -103,24 +112,57 @@ impl RelayHandshake {
 
     /// Feeds a frame from the client. Returns the client once it has proved its key; the
     /// caller then decides with [`RelayHandshake::admit`] or [`RelayHandshake::refuse`].
-    pub fn handle_frame(&mut self, frame: ControlFrame) -> Result<Option<AuthenticatedClient>, HandshakeError> {
-        match (std::mem::replace(&mut self.state, RelayState::Finished), frame) {
-            (RelayState::AwaitHello, ControlFrame::Hello { public_key, display_name, invite }) => {
-                self.outgoing.push_back(ControlFrame::Challenge { nonce: self.nonce });
-                self.state = RelayState::AwaitAuthenticate { public_key, display_name, invite };
+    pub fn handle_frame(
+        &mut self,
+        frame: ControlFrame,
+    ) -> Result<Option<AuthenticatedClient>, HandshakeError> {
+        match (
+            std::mem::replace(&mut self.state, RelayState::Finished),
+            frame,
+        ) {
+            (
+                RelayState::AwaitHello,
+                ControlFrame::Hello {
+                    public_key,
+                    display_name,
+                    invite,
+                },
+            ) => {
+                self.outgoing
+                    .push_back(ControlFrame::Challenge { nonce: self.nonce });
+                self.state = RelayState::AwaitAuthenticate {
+                    public_key,
+                    display_name,
+                    invite,
+                };
                 Ok(None)
             }
             (
-                RelayState::AwaitAuthenticate { public_key, display_name, invite },
+                RelayState::AwaitAuthenticate {
+                    public_key,
+                    display_name,
+                    invite,
+                },
                 ControlFrame::Authenticate { signature },
             ) => {
-                if !verify_challenge(&public_key, &self.nonce, &self.relay_fingerprint, &signature) {
+                if !verify_challenge(
+                    &public_key,
+                    &self.nonce,
+                    &self.relay_fingerprint,
+                    &signature,
+                ) {
                     return Err(self.fail(HandshakeError::AuthenticationFailed));
                 }
                 self.state = RelayState::AwaitVerdict;
-                Ok(Some(AuthenticatedClient { public_key, display_name, invite }))
+                Ok(Some(AuthenticatedClient {
+                    public_key,
+                    display_name,
+                    invite,
+                }))
             }
-            (_, frame) => Err(self.fail(HandshakeError::Unexpected { frame: frame.name() })),
+            (_, frame) => Err(self.fail(HandshakeError::Unexpected {
+                frame: frame.name(),
+            })),
         }
     }
 
@@ -133,7 +175,10 @@ impl RelayHandshake {
 
     /// Refuses the client, telling it why.
     pub fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) {
-        self.outgoing.push_back(ControlFrame::Error { code, message: message.into() });
+        self.outgoing.push_back(ControlFrame::Error {
+            code,
+            message: message.into(),
+        });
         self.state = RelayState::Finished;
     }
 
@@ -166,7 +211,10 @@ impl RelayHandshake {
 
     fn fail(&mut self, error: HandshakeError) -> HandshakeError {
         self.state = RelayState::Finished;
-        self.outgoing.push_back(ControlFrame::Error { code: error.code(), message: error.to_string() });
+        self.outgoing.push_back(ControlFrame::Error {
+            code: error.code(),
+            message: error.to_string(),
+        });
         error
     }
 }
@@ -206,7 +254,11 @@ impl ClientHandshake {
         relay_fingerprint: [u8; 32],
         timeout: Duration,
     ) -> Self {
-        let hello = ControlFrame::Hello { public_key: identity.public_key(), display_name, invite };
+        let hello = ControlFrame::Hello {
+            public_key: identity.public_key(),
+            display_name,
+            invite,
+        };
         Self {
             identity,
             relay_fingerprint,
@@ -218,18 +270,30 @@ impl ClientHandshake {
     }
 
     /// Feeds a frame from the relay. Returns the admission once welcomed.
-    pub fn handle_frame(&mut self, frame: ControlFrame) -> Result<Option<Admission>, HandshakeError> {
+    pub fn handle_frame(
+        &mut self,
+        frame: ControlFrame,
+    ) -> Result<Option<Admission>, HandshakeError> {
         let state = std::mem::replace(&mut self.state, ClientState::Finished);
         match (state, frame) {
-            (_, ControlFrame::Error { code, message }) => Err(HandshakeError::Refused { code, message }),
+            (_, ControlFrame::Error { code, message }) => {
+                Err(HandshakeError::Refused { code, message })
+            }
             (ClientState::AwaitChallenge, ControlFrame::Challenge { nonce }) => {
-                let signature = self.identity.sign_challenge(&nonce, &self.relay_fingerprint);
-                self.outgoing.push_back(ControlFrame::Authenticate { signature });
+                let signature = self
+                    .identity
+                    .sign_challenge(&nonce, &self.relay_fingerprint);
+                self.outgoing
+                    .push_back(ControlFrame::Authenticate { signature });
                 self.state = ClientState::AwaitWelcome;
                 Ok(None)
             }
-            (ClientState::AwaitWelcome, welcome @ ControlFrame::Welcome { .. }) => Ok(Some(Admission { welcome })),
-            (_, frame) => Err(HandshakeError::Unexpected { frame: frame.name() }),
+            (ClientState::AwaitWelcome, welcome @ ControlFrame::Welcome { .. }) => {
+                Ok(Some(Admission { welcome }))
+            }
+            (_, frame) => Err(HandshakeError::Unexpected {
+                frame: frame.name(),
+            }),
         }
     }
 

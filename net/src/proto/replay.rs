@@ -24,13 +24,18 @@ impl Default for ReplayWindow {
 impl ReplayWindow {
     /// A window that has seen nothing.
     pub fn new() -> Self {
-        Self { newest: None, bits: [0; WORDS] }
+        Self {
+            newest: None,
+            bits: [0; WORDS],
+        }
     }
 
     /// Whether `counter` would be accepted: newer than anything seen, or inside the window
     /// and not seen yet.
     pub fn check(&self, counter: u64) -> bool {
-        let Some(newest) = self.newest else { return true };
+        let Some(newest) = self.newest else {
+            return true;
+        };
         if counter > newest {
             return true;
         }

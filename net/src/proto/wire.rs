@@ -12,7 +12,11 @@ impl<'a> Reader<'a> {
         Self { bytes }
     }
 
-    pub(crate) fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(
+        &mut self,
+        len: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         if self.bytes.len() < len {
             return Err(DecodeError::Truncated { field });
         }
@@ -21,7 +25,10 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub(crate) fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, field)?);
         Ok(out)
@@ -44,7 +51,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A string: u16 byte length, then UTF-8, at most `max` bytes.
-    pub(crate) fn string(&mut self, field: &'static str, max: usize) -> Result<String, DecodeError> {
+    pub(crate) fn string(
+        &mut self,
+        field: &'static str,
+        max: usize,
+    ) -> Result<String, DecodeError> {
         let len = usize::from(self.u16(field)?);
         if len > max {
             return Err(DecodeError::FieldTooLong { field, len, max });
@@ -79,7 +90,11 @@ impl<'a> Reader<'a> {
     ) -> Result<Vec<T>, DecodeError> {
         let count = usize::from(self.u16(field)?);
         if count > max {
-            return Err(DecodeError::FieldTooLong { field, len: count, max });
+            return Err(DecodeError::FieldTooLong {
+                field,
+                len: count,
+                max,
+            });
         }
         (0..count).map(|_| read(self)).collect()
     }
@@ -88,7 +103,9 @@ impl<'a> Reader<'a> {
         if self.bytes.is_empty() {
             Ok(())
         } else {
-            Err(DecodeError::TrailingBytes { count: self.bytes.len() })
+            Err(DecodeError::TrailingBytes {
+                count: self.bytes.len(),
+            })
         }
     }
 }

@@ -23,7 +23,10 @@ pub struct RelayCertificate {
 impl std::fmt::Debug for RelayCertificate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RelayCertificate")
-            .field("fingerprint", &crate::invite::encode_b64(&self.fingerprint()))
+            .field(
+                "fingerprint",
+                &crate::invite::encode_b64(&self.fingerprint()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -92,7 +95,9 @@ impl TransportTuning {
     fn transport_config(&self, keep_alive: bool) -> TransportConfig {
         let mut transport = TransportConfig::default();
         transport
-            .max_idle_timeout(Some(IdleTimeout::try_from(self.idle_timeout).unwrap_or(VarInt::from_u32(10_000).into())))
+            .max_idle_timeout(Some(
+                IdleTimeout::try_from(self.idle_timeout).unwrap_or(VarInt::from_u32(10_000).into()),
+            ))
             .keep_alive_interval(keep_alive.then_some(self.keep_alive))
             .datagram_receive_buffer_size(Some(self.datagram_receive_buffer))
             .datagram_send_buffer_size(self.datagram_send_buffer)
@@ -122,17 +127,27 @@ pub fn endpoint_config(reset_secret: &[u8]) -> quinn::EndpointConfig {
     // reset. Derive the signing key from the persistent secret instead.
     let digest = Sha256::digest([b"sotto/1 cid key".as_slice(), reset_secret].concat());
     let cid_key = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
     config
 }
 
 /// The relay's QUIC server configuration: TLS 1.3, ALPN `sotto/1`, datagrams on, migration on.
-pub fn server_config(certificate: &RelayCertificate, tuning: &TransportTuning) -> Result<quinn::ServerConfig, ConfigError> {
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certificate.private_key_der.clone()));
+pub fn server_config(
+    certificate: &RelayCertificate,
+    tuning: &TransportTuning,
+) -> Result<quinn::ServerConfig, ConfigError> {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certificate.private_key_der.clone(),
+    ));
     let mut tls = rustls::ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
-        .with_single_cert(vec![CertificateDer::from(certificate.certificate_der.clone())], key)?;
+        .with_single_cert(
+            vec![CertificateDer::from(certificate.certificate_der.clone())],
+            key,
+        )?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
     let quic = QuicServerConfig::try_from(tls).map_err(|_| ConfigError::NoQuicCipherSuite)?;
@@ -143,7 +158,10 @@ pub fn server_config(certificate: &RelayCertificate, tuning: &TransportTuning) -
 }
 
 /// A client configuration that accepts only the certificate `pin` names.
-pub fn client_config(pin: &PinnedCertificate, tuning: &TransportTuning) -> Result<quinn::ClientConfig, ConfigError> {
+pub fn client_config(
+    pin: &PinnedCertificate,
+    tuning: &TransportTuning,
+) -> Result<quinn::ClientConfig, ConfigError> {
     let mut tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()

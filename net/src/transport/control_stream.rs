@@ -33,7 +33,13 @@ pub struct ControlStream {
 impl ControlStream {
     /// Wraps the two halves of a bidirectional stream.
     pub fn new(send: quinn::SendStream, recv: quinn::RecvStream) -> Self {
-        Self { send, recv, decoder: FrameDecoder::new(), read_buffer: vec![0; 16 * 1024].into(), write_buffer: Vec::new() }
+        Self {
+            send,
+            recv,
+            decoder: FrameDecoder::new(),
+            read_buffer: vec![0; 16 * 1024].into(),
+            write_buffer: Vec::new(),
+        }
     }
 
     /// Sends one frame.

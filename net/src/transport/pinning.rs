@@ -49,7 +49,9 @@ impl ServerCertVerifier for PinnedCertificate {
             Ok(ServerCertVerified::assertion())
         } else {
             self.mismatch_seen.store(true, Ordering::Relaxed);
-            Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure))
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
         }
     }
 

@@ -30,7 +30,10 @@ pub fn init_data_dir() -> (tempfile::TempDir, DataDir, InviteLink) {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::new(dir.path().join("relay"));
     let report = data
-        .initialize(&InitOptions { server_name: "Test".into(), public_address: "127.0.0.1:7878".into() })
+        .initialize(&InitOptions {
+            server_name: "Test".into(),
+            public_address: "127.0.0.1:7878".into(),
+        })
         .unwrap();
     (dir, data, report.owner_link)
 }
@@ -41,10 +44,18 @@ pub async fn start_relay() -> TestRelay {
 
 pub async fn start_relay_with(config: RelayConfig) -> TestRelay {
     let (dir, data, mut owner_link) = init_data_dir();
-    let config = RelayConfig { listen: "127.0.0.1:0".parse().unwrap(), ..config };
+    let config = RelayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    };
     let handle = RelayHandle::spawn(&data, config).await.unwrap();
     owner_link.port = handle.local_addr().port();
-    TestRelay { dir, data, handle, owner_link }
+    TestRelay {
+        dir,
+        data,
+        handle,
+        owner_link,
+    }
 }
 
 impl TestRelay {
@@ -56,9 +67,19 @@ impl TestRelay {
     pub fn member_link(&self, max_uses: Option<u32>, expires_at: Option<u64>) -> InviteLink {
         let opened = self.data.open().unwrap();
         let server = opened.store.default_server().unwrap();
-        let terms = sotto_relay::db::InviteTerms { expires_at, max_uses, role: sotto_relay::db::Role::Member };
-        let token = opened.store.create_invite(server.id, None, terms, sotto_relay::data_dir::unix_now()).unwrap();
-        InviteLink { token, ..self.owner_link.clone() }
+        let terms = sotto_relay::db::InviteTerms {
+            expires_at,
+            max_uses,
+            role: sotto_relay::db::Role::Member,
+        };
+        let token = opened
+            .store
+            .create_invite(server.id, None, terms, sotto_relay::data_dir::unix_now())
+            .unwrap();
+        InviteLink {
+            token,
+            ..self.owner_link.clone()
+        }
     }
 }
 
@@ -72,7 +93,10 @@ pub struct TestClient {
 }
 
 pub fn fast_reconnect() -> ReconnectPolicy {
-    ReconnectPolicy { initial: Duration::from_millis(50), max: Duration::from_millis(500) }
+    ReconnectPolicy {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(500),
+    }
 }
 
 pub async fn connect(link: &InviteLink, name: &str) -> TestClient {
@@ -83,14 +107,24 @@ pub async fn connect_as(link: &InviteLink, name: &str, identity: Identity) -> Te
     let mut options = ClientOptions::from_link(link.clone(), identity.clone(), name).unwrap();
     options.reconnect = fast_reconnect();
     let (client, events) = Client::start(options).unwrap();
-    let mut test_client = TestClient { client, events, identity, channels: Vec::new(), slot: None };
+    let mut test_client = TestClient {
+        client,
+        events,
+        identity,
+        channels: Vec::new(),
+        slot: None,
+    };
     test_client.wait_connected().await;
     test_client
 }
 
 impl TestClient {
     /// Next event that `pick` maps to a value; other events are skipped. Panics after DEADLINE.
-    pub async fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&ClientEvent) -> Option<T>) -> T {
+    pub async fn wait_for<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&ClientEvent) -> Option<T>,
+    ) -> T {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
@@ -116,7 +150,11 @@ impl TestClient {
     }
 
     pub fn voice_channel(&self) -> u32 {
-        self.channels.iter().find(|channel| channel.kind == ChannelKind::Voice).expect("a voice channel").id
+        self.channels
+            .iter()
+            .find(|channel| channel.kind == ChannelKind::Voice)
+            .expect("a voice channel")
+            .id
     }
 
     pub async fn join_voice(&mut self) -> u16 {
@@ -134,7 +172,9 @@ impl TestClient {
     /// Waits for a roster with exactly `count` participants.
     pub async fn wait_roster(&mut self, count: usize) -> Vec<Participant> {
         self.wait_for(&format!("a roster of {count}"), |event| match event {
-            ClientEvent::Roster { participants, .. } if participants.len() == count => Some(participants.clone()),
+            ClientEvent::Roster { participants, .. } if participants.len() == count => {
+                Some(participants.clone())
+            }
             _ => None,
         })
         .await

@@ -3,7 +3,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-
 use sotto_net::crypto::{KeyProvider, SenderContext, StaticSecretKeys, new_session_salt};
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
@@ -21,15 +20,32 @@ impl RawClient {
     /// Opens a QUIC connection and the control stream, without any handshake.
     pub async fn connect(link: &InviteLink) -> Self {
         let endpoint = quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap();
-        let config = client_config(&PinnedCertificate::new(link.fingerprint), &TransportTuning::default()).unwrap();
+        let config = client_config(
+            &PinnedCertificate::new(link.fingerprint),
+            &TransportTuning::default(),
+        )
+        .unwrap();
         let address: SocketAddr = link.address().parse().unwrap();
-        let connection = endpoint.connect_with(config, address, "sotto-relay").unwrap().await.unwrap();
+        let connection = endpoint
+            .connect_with(config, address, "sotto-relay")
+            .unwrap()
+            .await
+            .unwrap();
         let (send, recv) = connection.open_bi().await.unwrap();
-        Self { endpoint, connection, control: ControlStream::new(send, recv) }
+        Self {
+            endpoint,
+            connection,
+            control: ControlStream::new(send, recv),
+        }
     }
 
     /// Says Hello as `claimed` but signs the challenge with `signer`. Returns the relay's answer.
-    pub async fn handshake(&mut self, link: &InviteLink, claimed: &Identity, signer: &Identity) -> ControlFrame {
+    pub async fn handshake(
+        &mut self,
+        link: &InviteLink,
+        claimed: &Identity,
+        signer: &Identity,
+    ) -> ControlFrame {
         let hello = ControlFrame::Hello {
             public_key: claimed.public_key(),
             display_name: "raw".into(),
@@ -40,14 +56,28 @@ impl RawClient {
             panic!("expected a challenge")
         };
         let signature = signer.sign_challenge(&nonce, &link.fingerprint);
-        self.control.send(&ControlFrame::Authenticate { signature }).await.unwrap();
+        self.control
+            .send(&ControlFrame::Authenticate { signature })
+            .await
+            .unwrap();
         self.control.recv().await.unwrap().expect("an answer")
     }
 
     /// Joins the voice channel; returns a sealer for our slot.
-    pub async fn join_voice(&mut self, link: &InviteLink, identity: &Identity, channel_id: u32) -> (u16, MediaSealer) {
+    pub async fn join_voice(
+        &mut self,
+        link: &InviteLink,
+        identity: &Identity,
+        channel_id: u32,
+    ) -> (u16, MediaSealer) {
         let session_salt = new_session_salt();
-        self.control.send(&ControlFrame::JoinVoice { channel_id, session_salt }).await.unwrap();
+        self.control
+            .send(&ControlFrame::JoinVoice {
+                channel_id,
+                session_salt,
+            })
+            .await
+            .unwrap();
         let slot = loop {
             match self.control.recv().await.unwrap().expect("a frame") {
                 ControlFrame::VoiceJoined { slot, .. } => break slot,
@@ -56,13 +86,23 @@ impl RawClient {
             }
         };
         let keys = StaticSecretKeys::new(link.secret.clone().unwrap());
-        let context = SenderContext { channel_id, public_key: identity.public_key(), session_salt };
-        (slot, MediaSealer::new(&keys.media_key(&context, 0).unwrap(), 0, slot))
+        let context = SenderContext {
+            channel_id,
+            public_key: identity.public_key(),
+            session_salt,
+        };
+        (
+            slot,
+            MediaSealer::new(&keys.media_key(&context, 0).unwrap(), 0, slot),
+        )
     }
 
     /// Waits for the relay to close the connection and returns its application error code.
     pub async fn closed_code(&self) -> Option<u64> {
-        match tokio::time::timeout(super::DEADLINE, self.connection.closed()).await.expect("relay closes") {
+        match tokio::time::timeout(super::DEADLINE, self.connection.closed())
+            .await
+            .expect("relay closes")
+        {
             quinn::ConnectionError::ApplicationClosed(close) => Some(close.error_code.into_inner()),
             _ => None,
         }
@@ -75,5 +115,3 @@ pub fn expect_error(frame: ControlFrame, expected: ErrorCode) {
         other => panic!("expected an Error {expected:?}, got {other:?}"),
     }
 }
-
-

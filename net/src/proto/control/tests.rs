@@ -4,20 +4,49 @@ use super::*;
 
 pub(crate) fn every_frame() -> Vec<ControlFrame> {
     vec![
-        ControlFrame::Hello { public_key: [1; 32], display_name: "Zoë".into(), invite: Some([2; 16]) },
-        ControlFrame::Hello { public_key: [1; 32], display_name: String::new(), invite: None },
+        ControlFrame::Hello {
+            public_key: [1; 32],
+            display_name: "Zoë".into(),
+            invite: Some([2; 16]),
+        },
+        ControlFrame::Hello {
+            public_key: [1; 32],
+            display_name: String::new(),
+            invite: None,
+        },
         ControlFrame::Challenge { nonce: [3; 32] },
         ControlFrame::Authenticate { signature: [4; 64] },
         ControlFrame::Welcome {
             member_id: 7,
-            server: ServerInfo { id: 1, name: "Guild".into() },
+            server: ServerInfo {
+                id: 1,
+                name: "Guild".into(),
+            },
             channels: vec![
-                ChannelInfo { id: 1, name: "general".into(), kind: ChannelKind::Text, position: 0, category: String::new() },
-                ChannelInfo { id: 2, name: "voice".into(), kind: ChannelKind::Voice, position: 1, category: "Talk".into() },
+                ChannelInfo {
+                    id: 1,
+                    name: "general".into(),
+                    kind: ChannelKind::Text,
+                    position: 0,
+                    category: String::new(),
+                },
+                ChannelInfo {
+                    id: 2,
+                    name: "voice".into(),
+                    kind: ChannelKind::Voice,
+                    position: 1,
+                    category: "Talk".into(),
+                },
             ],
         },
-        ControlFrame::JoinVoice { channel_id: 2, session_salt: [5; 16] },
-        ControlFrame::VoiceJoined { channel_id: 2, slot: 9 },
+        ControlFrame::JoinVoice {
+            channel_id: 2,
+            session_salt: [5; 16],
+        },
+        ControlFrame::VoiceJoined {
+            channel_id: 2,
+            slot: 9,
+        },
         ControlFrame::LeaveVoice,
         ControlFrame::Roster {
             channel_id: 2,
@@ -29,10 +58,23 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
                 session_salt: [8; 16],
             }],
         },
-        ControlFrame::CreateInvite { expires_in_secs: Some(3600), max_uses: None },
-        ControlFrame::InviteCreated { token: [9; 16], expires_at: Some(1_800_000_000), max_uses: Some(3) },
-        ControlFrame::Error { code: ErrorCode::InviteUsedUp, message: "no uses left".into() },
-        ControlFrame::Error { code: ErrorCode::Unknown(999), message: String::new() },
+        ControlFrame::CreateInvite {
+            expires_in_secs: Some(3600),
+            max_uses: None,
+        },
+        ControlFrame::InviteCreated {
+            token: [9; 16],
+            expires_at: Some(1_800_000_000),
+            max_uses: Some(3),
+        },
+        ControlFrame::Error {
+            code: ErrorCode::InviteUsedUp,
+            message: "no uses left".into(),
+        },
+        ControlFrame::Error {
+            code: ErrorCode::Unknown(999),
+            message: String::new(),
+        },
     ]
 }
 
@@ -42,7 +84,12 @@ fn every_frame_round_trips() {
         let bytes = frame.to_bytes().unwrap();
         let mut decoder = FrameDecoder::new();
         decoder.push(&bytes);
-        assert_eq!(decoder.poll_frame().unwrap(), Some(frame.clone()), "{}", frame.name());
+        assert_eq!(
+            decoder.poll_frame().unwrap(),
+            Some(frame.clone()),
+            "{}",
+            frame.name()
+        );
         assert_eq!(decoder.poll_frame().unwrap(), None);
         assert_eq!(decoder.buffered(), 0);
     }
@@ -73,7 +120,11 @@ fn every_truncation_is_rejected_not_panicking() {
         let bytes = frame.to_bytes().unwrap();
         let body = &bytes[LENGTH_PREFIX_LEN..];
         for cut in 0..body.len() {
-            assert!(ControlFrame::decode(&body[..cut]).is_err(), "{} cut at {cut}", frame.name());
+            assert!(
+                ControlFrame::decode(&body[..cut]).is_err(),
+                "{} cut at {cut}",
+                frame.name()
+            );
         }
     }
 }
@@ -84,16 +135,31 @@ fn oversized_length_prefix_is_rejected_before_buffering() {
     decoder.push(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
     assert_eq!(
         decoder.poll_frame(),
-        Err(DecodeError::FrameTooLong { len: MAX_FRAME_LEN + 1, max: MAX_FRAME_LEN })
+        Err(DecodeError::FrameTooLong {
+            len: MAX_FRAME_LEN + 1,
+            max: MAX_FRAME_LEN
+        })
     );
 }
 
 #[test]
 fn unknown_version_kind_and_trailing_bytes_are_rejected() {
-    assert_eq!(ControlFrame::decode(&[2, 0x07]), Err(DecodeError::UnsupportedVersion(2)));
-    assert_eq!(ControlFrame::decode(&[1, 0x7f]), Err(DecodeError::UnknownKind(0x7f)));
-    assert_eq!(ControlFrame::decode(&[1, 0x07, 0]), Err(DecodeError::TrailingBytes { count: 1 }));
-    assert_eq!(ControlFrame::decode(&[]), Err(DecodeError::Truncated { field: "version" }));
+    assert_eq!(
+        ControlFrame::decode(&[2, 0x07]),
+        Err(DecodeError::UnsupportedVersion(2))
+    );
+    assert_eq!(
+        ControlFrame::decode(&[1, 0x7f]),
+        Err(DecodeError::UnknownKind(0x7f))
+    );
+    assert_eq!(
+        ControlFrame::decode(&[1, 0x07, 0]),
+        Err(DecodeError::TrailingBytes { count: 1 })
+    );
+    assert_eq!(
+        ControlFrame::decode(&[]),
+        Err(DecodeError::Truncated { field: "version" })
+    );
 }
 
 #[test]
@@ -102,33 +168,63 @@ fn invalid_field_values_are_rejected() {
     let mut body = vec![1, 0x01];
     body.extend_from_slice(&[0; 32]);
     body.extend_from_slice(&[0, 2, 0xff, 0xfe, 0]);
-    assert_eq!(ControlFrame::decode(&body), Err(DecodeError::InvalidUtf8 { field: "display name" }));
+    assert_eq!(
+        ControlFrame::decode(&body),
+        Err(DecodeError::InvalidUtf8 {
+            field: "display name"
+        })
+    );
     // Hello with a control character in the name.
     let mut body = vec![1, 0x01];
     body.extend_from_slice(&[0; 32]);
     body.extend_from_slice(&[0, 1, b'\n', 0]);
-    assert_eq!(ControlFrame::decode(&body), Err(DecodeError::InvalidValue { field: "display name" }));
+    assert_eq!(
+        ControlFrame::decode(&body),
+        Err(DecodeError::InvalidValue {
+            field: "display name"
+        })
+    );
     // Hello with a bad presence byte.
     let mut body = vec![1, 0x01];
     body.extend_from_slice(&[0; 32]);
     body.extend_from_slice(&[0, 0, 2]);
-    assert_eq!(ControlFrame::decode(&body), Err(DecodeError::InvalidValue { field: "invite" }));
+    assert_eq!(
+        ControlFrame::decode(&body),
+        Err(DecodeError::InvalidValue { field: "invite" })
+    );
     // Hello with an over-long name.
     let mut body = vec![1, 0x01];
     body.extend_from_slice(&[0; 32]);
     body.extend_from_slice(&[0x01, 0x00]);
     assert_eq!(
         ControlFrame::decode(&body),
-        Err(DecodeError::FieldTooLong { field: "display name", len: 256, max: MAX_NAME_LEN })
+        Err(DecodeError::FieldTooLong {
+            field: "display name",
+            len: 256,
+            max: MAX_NAME_LEN
+        })
     );
 }
 
 #[test]
 fn encoding_refuses_what_decoding_would_reject() {
-    let long = ControlFrame::Hello { public_key: [0; 32], display_name: "x".repeat(MAX_NAME_LEN + 1), invite: None };
-    assert!(matches!(long.to_bytes(), Err(EncodeError::FieldTooLong { .. })));
-    let control = ControlFrame::Error { code: ErrorCode::Internal, message: "a\u{7}b".into() };
-    assert_eq!(control.to_bytes(), Err(EncodeError::InvalidText { field: "message" }));
+    let long = ControlFrame::Hello {
+        public_key: [0; 32],
+        display_name: "x".repeat(MAX_NAME_LEN + 1),
+        invite: None,
+    };
+    assert!(matches!(
+        long.to_bytes(),
+        Err(EncodeError::FieldTooLong { .. })
+    ));
+    let control = ControlFrame::Error {
+        code: ErrorCode::Internal,
+        message: "a\u{7}b".into(),
+    };
+    assert_eq!(
+        control.to_bytes(),
+        Err(EncodeError::InvalidText { field: "message" })
+    );
 }
 
 proptest! {

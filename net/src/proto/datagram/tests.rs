@@ -2,7 +2,11 @@ use super::*;
 use crate::crypto::{SenderContext, derive_media_key};
 
 fn key(salt: u8) -> MediaKey {
-    let sender = SenderContext { channel_id: 2, public_key: [4; 32], session_salt: [salt; 16] };
+    let sender = SenderContext {
+        channel_id: 2,
+        public_key: [4; 32],
+        session_salt: [salt; 16],
+    };
     derive_media_key(&[9; 32], &sender, 0)
 }
 
@@ -11,7 +15,9 @@ fn overhead_is_at_most_24_bytes() {
     assert!(OVERHEAD <= 24);
     let mut sealer = MediaSealer::new(&key(1), 0, 3);
     let mut out = Vec::new();
-    sealer.seal(StreamKind::Voice, &[0u8; 160], &mut out).unwrap();
+    sealer
+        .seal(StreamKind::Voice, &[0u8; 160], &mut out)
+        .unwrap();
     assert_eq!(out.len(), 160 + OVERHEAD);
 }
 
@@ -21,8 +27,18 @@ fn seal_then_open_round_trips_and_counts_up() {
     let opener = MediaOpener::new(&key(1));
     let mut out = Vec::new();
     for expected in 0..3u32 {
-        let header = sealer.seal(StreamKind::Voice, b"opus frame", &mut out).unwrap();
-        assert_eq!(header, MediaHeader { stream: StreamKind::Voice, key_id: 7, sender: 3, counter: expected });
+        let header = sealer
+            .seal(StreamKind::Voice, b"opus frame", &mut out)
+            .unwrap();
+        assert_eq!(
+            header,
+            MediaHeader {
+                stream: StreamKind::Voice,
+                key_id: 7,
+                sender: 3,
+                counter: expected
+            }
+        );
         let parsed = MediaHeader::parse(&out).unwrap();
         assert_eq!(parsed, header);
         let len = opener.open_in_place(&parsed, &mut out).unwrap();
@@ -38,7 +54,9 @@ fn any_flipped_bit_fails_authentication() {
     let mut sealer = MediaSealer::new(&key(1), 0, 3);
     let opener = MediaOpener::new(&key(1));
     let mut sealed = Vec::new();
-    sealer.seal(StreamKind::Voice, b"hello there", &mut sealed).unwrap();
+    sealer
+        .seal(StreamKind::Voice, b"hello there", &mut sealed)
+        .unwrap();
     for byte in 0..sealed.len() {
         let mut tampered = sealed.clone();
         tampered[byte] ^= 0x01;
@@ -53,21 +71,38 @@ fn any_flipped_bit_fails_authentication() {
 fn another_join_key_cannot_open() {
     let mut sealer = MediaSealer::new(&key(1), 0, 3);
     let mut sealed = Vec::new();
-    let header = sealer.seal(StreamKind::Voice, b"secret", &mut sealed).unwrap();
-    assert_eq!(MediaOpener::new(&key(2)).open_in_place(&header, &mut sealed), Err(OpenError::Forged));
+    let header = sealer
+        .seal(StreamKind::Voice, b"secret", &mut sealed)
+        .unwrap();
+    assert_eq!(
+        MediaOpener::new(&key(2)).open_in_place(&header, &mut sealed),
+        Err(OpenError::Forged)
+    );
 }
 
 #[test]
 fn malformed_headers_are_rejected() {
-    assert_eq!(MediaHeader::parse(&[0x40; 10]), Err(HeaderError::TooShort(10)));
-    assert_eq!(MediaHeader::parse(&[0x40; 2000]), Err(HeaderError::TooLong(2000)));
+    assert_eq!(
+        MediaHeader::parse(&[0x40; 10]),
+        Err(HeaderError::TooShort(10))
+    );
+    assert_eq!(
+        MediaHeader::parse(&[0x40; 2000]),
+        Err(HeaderError::TooLong(2000))
+    );
     let mut bytes = [0u8; 30];
     bytes[0] = 0x80; // version 2
-    assert_eq!(MediaHeader::parse(&bytes), Err(HeaderError::UnsupportedVersion(2)));
+    assert_eq!(
+        MediaHeader::parse(&bytes),
+        Err(HeaderError::UnsupportedVersion(2))
+    );
     bytes[0] = 0x40 | 0x01;
     assert_eq!(MediaHeader::parse(&bytes), Err(HeaderError::ReservedBits));
     bytes[0] = 0x40 | (9 << 2);
-    assert_eq!(MediaHeader::parse(&bytes), Err(HeaderError::UnknownStream(9)));
+    assert_eq!(
+        MediaHeader::parse(&bytes),
+        Err(HeaderError::UnknownStream(9))
+    );
 }
 
 #[test]

@@ -18,7 +18,8 @@ struct Pipe {
 
 impl Pipe {
     fn send(&mut self, now: Instant, frame: &ControlFrame) {
-        self.in_flight.push_back((now + LATENCY, frame.to_bytes().unwrap()));
+        self.in_flight
+            .push_back((now + LATENCY, frame.to_bytes().unwrap()));
     }
 
     fn deliver(&mut self, now: Instant) -> Vec<ControlFrame> {
@@ -61,7 +62,12 @@ impl Pair {
                 client_fingerprint,
                 DEFAULT_HANDSHAKE_TIMEOUT,
             ),
-            relay: RelayHandshake::new(now, [0x11; 32], RELAY_FINGERPRINT, DEFAULT_HANDSHAKE_TIMEOUT),
+            relay: RelayHandshake::new(
+                now,
+                [0x11; 32],
+                RELAY_FINGERPRINT,
+                DEFAULT_HANDSHAKE_TIMEOUT,
+            ),
             to_relay: Pipe::default(),
             to_client: Pipe::default(),
         }
@@ -92,7 +98,9 @@ impl Pair {
             }
             for frame in self.to_client.deliver(self.now) {
                 match self.client.handle_frame(frame) {
-                    Ok(Some(admission)) => return Outcome::Admitted(admission, authenticated.unwrap()),
+                    Ok(Some(admission)) => {
+                        return Outcome::Admitted(admission, authenticated.unwrap());
+                    }
                     Ok(None) => {}
                     Err(error) => return Outcome::ClientFailed(error),
                 }
@@ -110,7 +118,14 @@ impl Pair {
 }
 
 fn welcome() -> ControlFrame {
-    ControlFrame::Welcome { member_id: 1, server: ServerInfo { id: 1, name: "home".into() }, channels: vec![] }
+    ControlFrame::Welcome {
+        member_id: 1,
+        server: ServerInfo {
+            id: 1,
+            name: "home".into(),
+        },
+        channels: vec![],
+    }
 }
 
 #[test]
@@ -130,14 +145,20 @@ fn completes_in_two_round_trips() {
     // Four one-way trips (Hello, Challenge, Authenticate, Welcome); each reply leaves on the
     // next 1 ms tick of the simulation.
     let elapsed = pair.now - start;
-    assert!(elapsed >= 4 * LATENCY && elapsed <= 4 * LATENCY + Duration::from_millis(4), "{elapsed:?}");
+    assert!(
+        elapsed >= 4 * LATENCY && elapsed <= 4 * LATENCY + Duration::from_millis(4),
+        "{elapsed:?}"
+    );
     assert!(pair.relay.is_finished());
 }
 
 #[test]
 fn signature_for_another_relay_is_refused_and_the_client_told() {
     let mut pair = Pair::new(Identity::generate(), [0xCD; 32]);
-    assert_eq!(pair.run(false), Outcome::RelayFailed(HandshakeError::AuthenticationFailed));
+    assert_eq!(
+        pair.run(false),
+        Outcome::RelayFailed(HandshakeError::AuthenticationFailed)
+    );
     // The relay queued an Error frame for the client.
     match pair.relay.poll_transmit() {
         Some(ControlFrame::Error { code, .. }) => assert_eq!(code, ErrorCode::AuthenticationFailed),
@@ -150,7 +171,10 @@ fn silent_client_times_out_on_the_simulated_clock() {
     let mut pair = Pair::new(Identity::generate(), RELAY_FINGERPRINT);
     let start = pair.now;
     let outcome = pair.run(true);
-    assert_eq!(outcome, Outcome::RelayFailed(HandshakeError::Timeout(DEFAULT_HANDSHAKE_TIMEOUT)));
+    assert_eq!(
+        outcome,
+        Outcome::RelayFailed(HandshakeError::Timeout(DEFAULT_HANDSHAKE_TIMEOUT))
+    );
     assert_eq!(pair.now - start, DEFAULT_HANDSHAKE_TIMEOUT);
 }
 
@@ -158,24 +182,52 @@ fn silent_client_times_out_on_the_simulated_clock() {
 fn out_of_order_frames_are_protocol_violations() {
     let now = Instant::now();
     let mut relay = RelayHandshake::new(now, [0; 32], RELAY_FINGERPRINT, DEFAULT_HANDSHAKE_TIMEOUT);
-    let error = relay.handle_frame(ControlFrame::Authenticate { signature: [0; 64] }).unwrap_err();
-    assert_eq!(error, HandshakeError::Unexpected { frame: "Authenticate" });
+    let error = relay
+        .handle_frame(ControlFrame::Authenticate { signature: [0; 64] })
+        .unwrap_err();
+    assert_eq!(
+        error,
+        HandshakeError::Unexpected {
+            frame: "Authenticate"
+        }
+    );
     assert_eq!(error.code(), ErrorCode::ProtocolViolation);
     assert!(relay.is_finished());
 
-    let mut client =
-        ClientHandshake::new(now, Identity::generate(), "x".into(), None, RELAY_FINGERPRINT, DEFAULT_HANDSHAKE_TIMEOUT);
-    assert_eq!(client.handle_frame(welcome()).unwrap_err(), HandshakeError::Unexpected { frame: "Welcome" });
+    let mut client = ClientHandshake::new(
+        now,
+        Identity::generate(),
+        "x".into(),
+        None,
+        RELAY_FINGERPRINT,
+        DEFAULT_HANDSHAKE_TIMEOUT,
+    );
+    assert_eq!(
+        client.handle_frame(welcome()).unwrap_err(),
+        HandshakeError::Unexpected { frame: "Welcome" }
+    );
 }
 
 #[test]
 fn refusal_reaches_the_client_with_its_reason() {
     let now = Instant::now();
-    let mut client =
-        ClientHandshake::new(now, Identity::generate(), "x".into(), None, RELAY_FINGERPRINT, DEFAULT_HANDSHAKE_TIMEOUT);
-    let refused = ControlFrame::Error { code: ErrorCode::InviteExpired, message: "expired".into() };
+    let mut client = ClientHandshake::new(
+        now,
+        Identity::generate(),
+        "x".into(),
+        None,
+        RELAY_FINGERPRINT,
+        DEFAULT_HANDSHAKE_TIMEOUT,
+    );
+    let refused = ControlFrame::Error {
+        code: ErrorCode::InviteExpired,
+        message: "expired".into(),
+    };
     assert_eq!(
         client.handle_frame(refused).unwrap_err(),
-        HandshakeError::Refused { code: ErrorCode::InviteExpired, message: "expired".into() }
+        HandshakeError::Refused {
+            code: ErrorCode::InviteExpired,
+            message: "expired".into()
+        }
     );
 }
