@@ -18,7 +18,11 @@ use sotto_net::proto::{ControlFrame, StreamKind};
 const PAYLOAD_LEN: usize = 160;
 
 fn sender() -> SenderContext {
-    SenderContext { channel_id: 2, public_key: [7; 32], session_salt: [9; 16] }
+    SenderContext {
+        channel_id: 2,
+        public_key: [7; 32],
+        session_salt: [9; 16],
+    }
 }
 
 /// Sealing and opening media datagrams, with the bare AEAD as the baseline.
@@ -34,7 +38,11 @@ fn datagram(c: &mut Criterion) {
     group.bench_function("baseline_chacha20poly1305_encrypt", |b| {
         b.iter(|| {
             let tag = cipher
-                .encrypt_in_place_detached(&Nonce::default(), black_box(&[0u8; 8]), black_box(&mut buffer[..]))
+                .encrypt_in_place_detached(
+                    &Nonce::default(),
+                    black_box(&[0u8; 8]),
+                    black_box(&mut buffer[..]),
+                )
                 .unwrap();
             black_box(tag);
         })
@@ -45,7 +53,10 @@ fn datagram(c: &mut Criterion) {
     group.bench_function("encode_and_encrypt", |b| {
         b.iter(|| {
             // The counter space is 2^32 per key: rekey between criterion's batches if needed.
-            if sealer.seal(StreamKind::Voice, black_box(&payload), &mut out).is_err() {
+            if sealer
+                .seal(StreamKind::Voice, black_box(&payload), &mut out)
+                .is_err()
+            {
                 sealer = MediaSealer::new(&key, 0, 1);
             }
             black_box(&out);
@@ -58,7 +69,9 @@ fn datagram(c: &mut Criterion) {
     let sealed: Vec<Vec<u8>> = (0..4096)
         .map(|_| {
             let mut datagram = Vec::new();
-            fresh_sealer.seal(StreamKind::Voice, &payload, &mut datagram).unwrap();
+            fresh_sealer
+                .seal(StreamKind::Voice, &payload, &mut datagram)
+                .unwrap();
             datagram
         })
         .collect();
@@ -92,7 +105,10 @@ fn datagram(c: &mut Criterion) {
 
 /// Encoding and decoding a small control frame.
 fn control(c: &mut Criterion) {
-    let frame = ControlFrame::JoinVoice { channel_id: 2, session_salt: [1; 16] };
+    let frame = ControlFrame::JoinVoice {
+        channel_id: 2,
+        session_salt: [1; 16],
+    };
     let bytes = frame.to_bytes().unwrap();
     c.bench_function("control_frame_round_trip", |b| {
         b.iter(|| {

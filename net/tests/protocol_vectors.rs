@@ -1,22 +1,32 @@
 //! The test vectors in `net/PROTOCOL.md`, decoded and checked against the implementation.
 
 use sotto_net::crypto::{SenderContext, derive_media_key};
+use sotto_net::proto::StreamKind;
 use sotto_net::proto::control::{ControlFrame, ErrorCode, FrameDecoder, Participant};
 use sotto_net::proto::datagram::{HEADER_LEN, MediaHeader, MediaOpener, MediaSealer, OVERHEAD};
 use sotto_net::proto::replay::ReplayWindow;
-use sotto_net::proto::StreamKind;
 
 const PROTOCOL: &str = include_str!("../PROTOCOL.md");
 
 /// The bytes of the ```hex block after `<!-- vector: NAME -->`.
 fn vector(name: &str) -> Vec<u8> {
     let marker = format!("<!-- vector: {name} -->");
-    let start = PROTOCOL.find(&marker).unwrap_or_else(|| panic!("PROTOCOL.md has no vector {name}"));
+    let start = PROTOCOL
+        .find(&marker)
+        .unwrap_or_else(|| panic!("PROTOCOL.md has no vector {name}"));
     let rest = &PROTOCOL[start..];
-    let block = rest.split("```hex").nth(1).expect("a hex block").split("```").next().unwrap();
+    let block = rest
+        .split("```hex")
+        .nth(1)
+        .expect("a hex block")
+        .split("```")
+        .next()
+        .unwrap();
     block
         .split_whitespace()
-        .map(|byte| u8::from_str_radix(byte, 16).unwrap_or_else(|_| panic!("bad hex {byte} in {name}")))
+        .map(|byte| {
+            u8::from_str_radix(byte, 16).unwrap_or_else(|_| panic!("bad hex {byte} in {name}"))
+        })
         .collect()
 }
 
@@ -37,11 +47,18 @@ fn decode_one(bytes: &[u8]) -> ControlFrame {
 fn control_vectors_decode() {
     assert_eq!(
         decode_one(&vector("control-hello")),
-        ControlFrame::Hello { public_key: seq(0x20), display_name: "Zoë".into(), invite: Some(seq(0xa0)) }
+        ControlFrame::Hello {
+            public_key: seq(0x20),
+            display_name: "Zoë".into(),
+            invite: Some(seq(0xa0))
+        }
     );
     assert_eq!(
         decode_one(&vector("control-join-voice")),
-        ControlFrame::JoinVoice { channel_id: 2, session_salt: seq(0x40) }
+        ControlFrame::JoinVoice {
+            channel_id: 2,
+            session_salt: seq(0x40)
+        }
     );
     assert_eq!(
         decode_one(&vector("control-roster")),
@@ -58,30 +75,50 @@ fn control_vectors_decode() {
     );
     assert_eq!(
         decode_one(&vector("control-error")),
-        ControlFrame::Error { code: ErrorCode::InviteExpired, message: "expired".into() }
+        ControlFrame::Error {
+            code: ErrorCode::InviteExpired,
+            message: "expired".into()
+        }
     );
 }
 
 #[test]
 fn media_vectors_derive_open_and_reseal() {
-    let sender = SenderContext { channel_id: 2, public_key: seq(0x20), session_salt: seq(0x40) };
+    let sender = SenderContext {
+        channel_id: 2,
+        public_key: seq(0x20),
+        session_salt: seq(0x40),
+    };
     let key = derive_media_key(&seq(0x00), &sender, 0);
     assert_eq!(key.as_bytes().as_slice(), vector("media-key"));
 
     let opener = MediaOpener::new(&key);
     let mut window = ReplayWindow::new();
     let mut sealer = MediaSealer::new(&key, 0, 3);
-    for (counter, name) in ["media-datagram-0", "media-datagram-1"].into_iter().enumerate() {
+    for (counter, name) in ["media-datagram-0", "media-datagram-1"]
+        .into_iter()
+        .enumerate()
+    {
         let expected = vector(name);
         assert_eq!(expected.len(), b"sotto".len() + OVERHEAD);
         let header = MediaHeader::parse(&expected).unwrap();
-        assert_eq!(header, MediaHeader { stream: StreamKind::Voice, key_id: 0, sender: 3, counter: counter as u32 });
+        assert_eq!(
+            header,
+            MediaHeader {
+                stream: StreamKind::Voice,
+                key_id: 0,
+                sender: 3,
+                counter: counter as u32
+            }
+        );
         let mut buffer = expected.clone();
         let len = opener.open_in_place(&header, &mut buffer).unwrap();
         assert_eq!(&buffer[HEADER_LEN..HEADER_LEN + len], b"sotto");
         assert!(window.commit(u64::from(header.counter)));
         let mut resealed = Vec::new();
-        sealer.seal(StreamKind::Voice, b"sotto", &mut resealed).unwrap();
+        sealer
+            .seal(StreamKind::Voice, b"sotto", &mut resealed)
+            .unwrap();
         assert_eq!(resealed, expected, "{name} reseals bit for bit");
     }
     assert!(!window.check(1), "a replayed vector is refused");

@@ -1,1 +1,195 @@
-//! Store tests.
+//! Store tests on real SQLite files.
+
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("relay.db")).unwrap();
+    let server = store.ensure_default_server("Test").unwrap();
+    (dir, store, server.id)
+}
+
+const NOW: u64 = 1_800_000_000;
+
+#[test]
+fn default_server_has_a_text_and_a_voice_channel_once() {
+    let (_dir, store, server) = store();
+    assert_eq!(
+        store.ensure_default_server("Other").unwrap().id,
+        server,
+        "idempotent"
+    );
+    let channels = store.channels(server).unwrap();
+    let summary: Vec<_> = channels.iter().map(|c| (c.name.as_str(), c.kind)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("general", ChannelKind::Text),
+            ("voice", ChannelKind::Voice)
+        ]
+    );
+}
+
+#[test]
+fn invites_admit_new_keys_within_their_terms() {
+    let (_dir, store, server) = store();
+    let terms = InviteTerms {
+        expires_at: Some(NOW + 60),
+        max_uses: Some(1),
+        role: Role::Member,
+    };
+    let token = store.create_invite(server, None, terms, NOW).unwrap();
+    let member = store
+        .admit(server, &[1; 32], "ada", Some(&token), NOW)
+        .unwrap()
+        .unwrap();
+    assert_eq!(member.role, Role::Member);
+    assert_eq!(
+        store
+            .admit(server, &[2; 32], "bob", Some(&token), NOW)
+            .unwrap(),
+        Err(AdmissionError::UsedUp)
+    );
+    // Known members need no invite; their display name follows them.
+    let again = store
+        .admit(server, &[1; 32], "Ada L.", None, NOW + 1_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, member.id);
+    assert_eq!(store.members(server).unwrap()[0].display_name, "Ada L.");
+
+    assert_eq!(
+        store.admit(server, &[3; 32], "eve", None, NOW).unwrap(),
+        Err(AdmissionError::NotAMember)
+    );
+    assert_eq!(
+        store
+            .admit(server, &[3; 32], "eve", Some(&[9; 16]), NOW)
+            .unwrap(),
+        Err(AdmissionError::UnknownInvite)
+    );
+    let open = store
+        .create_invite(
+            server,
+            None,
+            InviteTerms {
+                expires_at: Some(NOW + 60),
+                max_uses: None,
+                role: Role::Member,
+            },
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .admit(server, &[3; 32], "eve", Some(&open), NOW + 60)
+            .unwrap(),
+        Err(AdmissionError::Expired)
+    );
+    assert!(
+        store
+            .admit(server, &[3; 32], "eve", Some(&open), NOW + 59)
+            .unwrap()
+            .is_ok()
+    );
+}
+
+#[test]
+fn owner_invites_make_owners() {
+    let (_dir, store, server) = store();
+    let token = store
+        .create_invite(
+            server,
+            None,
+            InviteTerms {
+                expires_at: None,
+                max_uses: Some(1),
+                role: Role::Owner,
+            },
+            NOW,
+        )
+        .unwrap();
+    let owner = store
+        .admit(server, &[1; 32], "root", Some(&token), NOW)
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.role, Role::Owner);
+}
+
+#[test]
+fn state_survives_reopening_and_tokens_are_stored_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    let token;
+    {
+        let store = Store::open(&path).unwrap();
+        let server = store.ensure_default_server("Keep").unwrap();
+        token = store
+            .create_invite(
+                server.id,
+                None,
+                InviteTerms {
+                    expires_at: None,
+                    max_uses: Some(2),
+                    role: Role::Member,
+                },
+                NOW,
+            )
+            .unwrap();
+        store
+            .admit(server.id, &[1; 32], "ada", Some(&token), NOW)
+            .unwrap()
+            .unwrap();
+        store
+            .set_setting("public_address", "example.org:7878")
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let server = store.default_server().unwrap();
+    assert_eq!(server.name, "Keep");
+    assert_eq!(store.members(server.id).unwrap().len(), 1);
+    assert_eq!(
+        store.setting("public_address").unwrap().as_deref(),
+        Some("example.org:7878")
+    );
+    // One use left.
+    assert!(
+        store
+            .admit(server.id, &[2; 32], "bob", Some(&token), NOW)
+            .unwrap()
+            .is_ok()
+    );
+    assert_eq!(
+        store
+            .admit(server.id, &[3; 32], "eve", Some(&token), NOW)
+            .unwrap(),
+        Err(AdmissionError::UsedUp)
+    );
+    drop(store);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        !bytes.windows(16).any(|window| window == token),
+        "raw invite token on disk"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    drop(Store::open(&path).unwrap());
+    let connection = Connection::open(&path).unwrap();
+    connection.pragma_update(None, "user_version", 99).unwrap();
+    drop(connection);
+    let error = Store::open(&path).unwrap_err();
+    assert!(matches!(error, StoreError::SchemaTooNew { found: 99, .. }));
+    assert!(error.to_string().contains("upgrade sotto-relay"));
+}
+
+#[test]
+fn an_empty_database_says_to_run_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("relay.db")).unwrap();
+    let error = store.default_server().unwrap_err();
+    assert!(error.to_string().contains("sotto-relay init"));
+}
