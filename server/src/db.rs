@@ -225,6 +225,41 @@ impl Store {
         })
     }
 
+    /// Adds a channel at the end of `server_id`'s list.
+    pub fn create_channel(
+        &self,
+        server_id: u32,
+        name: &str,
+        kind: ChannelKind,
+        category: &str,
+    ) -> Result<ChannelInfo, StoreError> {
+        self.with(|connection| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let position: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM channels WHERE server_id = ?1",
+                [server_id],
+                |row| row.get(0),
+            )?;
+            let kind_text = match kind {
+                ChannelKind::Voice => "voice",
+                _ => "text",
+            };
+            tx.execute(
+                "INSERT INTO channels (server_id, name, kind, position, category) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![server_id, name, kind_text, position, category],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(ChannelInfo {
+                id: to_u32(id, "channel id")?,
+                name: name.to_owned(),
+                kind,
+                position: u16::try_from(position).map_err(|_| StoreError::Corrupt("channel position"))?,
+                category: category.to_owned(),
+            })
+        })
+    }
+
     /// Admits `public_key`: an existing member is let in (and its display name updated); a new
     /// key needs a valid invite, whose use is counted in the same transaction.
     pub fn admit(
