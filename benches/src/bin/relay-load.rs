@@ -44,6 +44,7 @@ struct StepResult {
     p50_micros: u32,
     p99_micros: u32,
     relay_cpu_seconds: f64,
+    load_cpu_seconds: f64,
     seconds: f64,
 }
 
@@ -55,7 +56,7 @@ impl StepResult {
             f64::NAN
         };
         println!(
-            "{system:<8} {label:<22} offered {:>9.0}/s  delivered {:>9.0}/s ({:>6.2}%)  p50 {:>6} µs  p99 {:>7} µs  relay CPU {:>5.1}%  {:>6.2} ms CPU per 10k",
+            "{system:<8} {label:<22} offered {:>9.0}/s  delivered {:>9.0}/s ({:>6.2}%)  p50 {:>6} µs  p99 {:>7} µs  relay CPU {:>5.1}%  {:>6.2} ms CPU per 10k  (load generator CPU {:>5.1}%)",
             self.offered_forwarded_per_second,
             self.delivered_per_second,
             self.delivered_fraction * 100.0,
@@ -63,6 +64,7 @@ impl StepResult {
             self.p99_micros,
             self.relay_cpu_seconds / self.seconds * 100.0,
             cpu_per_10k,
+            self.load_cpu_seconds / self.seconds * 100.0,
         );
     }
 }
@@ -71,6 +73,7 @@ struct Args {
     seconds: f64,
     relay_threads: usize,
     scenarios: Vec<String>,
+    room_counts: Vec<usize>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -78,6 +81,7 @@ fn parse_args() -> Result<Args> {
         seconds: 3.0,
         relay_threads: 1,
         scenarios: vec!["fanout".into(), "rooms".into()],
+        room_counts: vec![20, 50, 100, 150],
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -93,6 +97,10 @@ fn parse_args() -> Result<Args> {
             }
             "--scenario" => {
                 args.scenarios = vec![iter.next().context("--scenario needs fanout or rooms")?]
+            }
+            "--rooms" => {
+                let list = iter.next().context("--rooms needs a list such as 50,100")?;
+                args.room_counts = list.split(',').map(str::parse).collect::<Result<_, _>>()?;
             }
             "--bench" => {} // passed by `cargo bench`
             other => {
@@ -225,10 +233,12 @@ impl Load {
         let received_before = self.counters.received.load(Ordering::Relaxed);
         let sent_before = self.counters.sent.load(Ordering::Relaxed);
         let cpu_before = thread_cpu_seconds("relay");
+        let load_cpu_before = thread_cpu_seconds("load");
         let started = std::time::Instant::now();
         load.block_on(async { tokio::time::sleep(Duration::from_secs_f64(seconds)).await });
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = thread_cpu_seconds("relay") - cpu_before;
+        let load_cpu = thread_cpu_seconds("load") - load_cpu_before;
         let received = self.counters.received.load(Ordering::Relaxed) - received_before;
         let sent = self.counters.sent.load(Ordering::Relaxed) - sent_before;
         let mean_fanout =
@@ -251,6 +261,7 @@ impl Load {
             p50_micros: all.quantile(0.5),
             p99_micros: all.quantile(0.99),
             relay_cpu_seconds: cpu,
+            load_cpu_seconds: load_cpu,
             seconds: elapsed,
         }
     }
@@ -469,7 +480,7 @@ fn main() -> Result<()> {
                 }
             }
             "rooms" => {
-                for count in [20usize, 50, 100, 150] {
+                for &count in &args.room_counts {
                     let rooms: Vec<Room> = (0..count)
                         .map(|_| Room {
                             members: 10,
