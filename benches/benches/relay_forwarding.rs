@@ -45,7 +45,11 @@ async fn reach(counter: &AtomicU64, target: u64) -> u64 {
 }
 
 fn relay_forwarding(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("forward_1_to_10");
     group.throughput(Throughput::Elements(BURST * RECEIVERS as u64));
     group.measurement_time(Duration::from_secs(5));
@@ -99,14 +103,35 @@ fn relay_forwarding(c: &mut Criterion) {
     // Sotto relay.
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::new(dir.path().join("relay"));
-    let report =
-        data.initialize(&InitOptions { server_name: "bench".into(), public_address: "127.0.0.1:7878".into() }).unwrap();
+    let report = data
+        .initialize(&InitOptions {
+            server_name: "bench".into(),
+            public_address: "127.0.0.1:7878".into(),
+        })
+        .unwrap();
     let (channel, token) = {
         let opened = data.open().unwrap();
         let server = opened.store.default_server().unwrap();
-        let channel = opened.store.channels(server.id).unwrap().into_iter().find(|c| c.name == "voice").unwrap().id;
-        let terms = InviteTerms { expires_at: None, max_uses: None, role: Role::Member };
-        (channel, opened.store.create_invite(server.id, None, terms, 0).unwrap())
+        let channel = opened
+            .store
+            .channels(server.id)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == "voice")
+            .unwrap()
+            .id;
+        let terms = InviteTerms {
+            expires_at: None,
+            max_uses: None,
+            role: Role::Member,
+        };
+        (
+            channel,
+            opened
+                .store
+                .create_invite(server.id, None, terms, 0)
+                .unwrap(),
+        )
     };
     let (relay, sender, received) = runtime.block_on(async {
         let config = RelayConfig {
@@ -116,16 +141,29 @@ fn relay_forwarding(c: &mut Criterion) {
             ..RelayConfig::default()
         };
         let relay = RelayHandle::spawn(&data, config).await.unwrap();
-        let link = InviteLink { token, port: relay.local_addr().port(), ..report.owner_link.clone() };
+        let link = InviteLink {
+            token,
+            port: relay.local_addr().port(),
+            ..report.owner_link.clone()
+        };
         let new_endpoint = || quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         let config = load_client::quic_config(&link).unwrap();
-        let sender = load_client::join(&new_endpoint(), config.clone(), &link, channel).await.unwrap();
+        let sender = load_client::join(&new_endpoint(), config.clone(), &link, channel)
+            .await
+            .unwrap();
         let received = Arc::new(AtomicU64::new(0));
         for _ in 0..RECEIVERS {
             // One socket per receiver, as on separate machines.
-            let member = load_client::join(&new_endpoint(), config.clone(), &link, channel).await.unwrap();
+            let member = load_client::join(&new_endpoint(), config.clone(), &link, channel)
+                .await
+                .unwrap();
             let sink = Arc::new(std::sync::Mutex::new(Delays::default()));
-            tokio::spawn(load_client::receive(member.connection.clone(), Clock::new(), received.clone(), sink));
+            tokio::spawn(load_client::receive(
+                member.connection.clone(),
+                Clock::new(),
+                received.clone(),
+                sink,
+            ));
             std::mem::forget(member); // keep the control stream open for the whole run
         }
         (relay, sender, received)
@@ -141,7 +179,11 @@ fn relay_forwarding(c: &mut Criterion) {
                     for _ in 0..BURST {
                         let datagram = load_client::datagram(sender.slot, counter, 0);
                         counter = counter.wrapping_add(1);
-                        sender.connection.send_datagram_wait(datagram).await.unwrap();
+                        sender
+                            .connection
+                            .send_datagram_wait(datagram)
+                            .await
+                            .unwrap();
                     }
                     sotto_lost += reach(&received, target).await;
                 }

@@ -88,6 +88,27 @@ impl Shared {
     }
 }
 
+/// Kernel socket buffer the relay asks for: bursts from hundreds of members must not overflow
+/// the default (about 200 KiB on Linux). The kernel may grant less (`net.core.rmem_max`).
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Binds the relay's UDP socket with large kernel buffers (best effort).
+fn bind_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::DGRAM,
+        None,
+    )?;
+    if address.is_ipv6() {
+        // Accept IPv4 too when listening on [::].
+        let _ = socket.set_only_v6(false);
+    }
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&address.into())?;
+    Ok(socket.into())
+}
+
 /// A bound relay, ready to [`Relay::run`].
 #[derive(Debug)]
 pub struct Relay {

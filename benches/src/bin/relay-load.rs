@@ -277,9 +277,13 @@ fn run_sotto(
     let (_dir, relay, link, channels) = start_relay(relay_runtime, rooms.len())?;
     let clock = Clock::new();
     let mut load = Load::new();
-    let endpoint = {
+    // One client socket per room, so no kernel socket buffer is shared by too many members.
+    let endpoints = {
         let _guard = load_runtime.enter();
-        quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?
+        rooms
+            .iter()
+            .map(|_| quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0))))
+            .collect::<std::io::Result<Vec<_>>>()?
     };
     let config = load_client::quic_config(&link)?;
     let members: Vec<Vec<LoadMember>> = load_runtime.block_on(async {
@@ -288,7 +292,7 @@ fn run_sotto(
         for (room_index, room) in rooms.iter().enumerate() {
             for member in 0..room.members {
                 let (endpoint, config, link, limit) = (
-                    endpoint.clone(),
+                    endpoints[room_index].clone(),
                     config.clone(),
                     link.clone(),
                     limit.clone(),

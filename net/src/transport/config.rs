@@ -109,7 +109,9 @@ impl TransportTuning {
         // Media datagrams are never retransmitted, so per-packet ACKs buy little; ask the peer
         // to acknowledge every 8th packet (or within 25 ms) to halve the relay's inbound work.
         let mut ack_frequency = quinn::AckFrequencyConfig::default();
-        ack_frequency.ack_eliciting_threshold(VarInt::from_u32(7)).max_ack_delay(Some(Duration::from_millis(25)));
+        ack_frequency
+            .ack_eliciting_threshold(VarInt::from_u32(7))
+            .max_ack_delay(Some(Duration::from_millis(25)));
         transport.ack_frequency_config(Some(ack_frequency));
         transport
     }
