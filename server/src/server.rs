@@ -126,11 +126,10 @@ impl Relay {
         let (store, certificate) = (opened.store, opened.certificate);
         let server = store.default_server()?;
         let channels = store.channels(server.id)?;
-        let socket =
-            std::net::UdpSocket::bind(config.listen).map_err(|source| RelayError::Bind {
-                address: config.listen,
-                source,
-            })?;
+        let socket = bind_udp(config.listen).map_err(|source| RelayError::Bind {
+            address: config.listen,
+            source,
+        })?;
         let endpoint = quinn::Endpoint::new(
             endpoint_config(&opened.reset_secret),
             Some(server_config(&certificate, &config.tuning)?),
