@@ -21,12 +21,7 @@ async fn still_talking(ada: &mut TestClient, bob: &mut TestClient, round: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_input_closes_only_the_offender() {
     let relay = start_relay().await;
-    let mut ada = connect(&relay.owner_link, "ada").await;
-    let mut bob = connect(&relay.member_link(None, None), "bob").await;
-    ada.join_voice().await;
-    bob.join_voice().await;
-    ada.wait_roster(2).await;
-    bob.wait_roster(2).await;
+    let (mut ada, mut bob) = two_in_a_call(&relay).await;
     still_talking(&mut ada, &mut bob, 0).await;
 
     let attacks: Vec<(&str, Vec<u8>)> = vec![

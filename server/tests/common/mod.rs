@@ -200,3 +200,14 @@ impl TestClient {
         frames
     }
 }
+
+/// Ada (the owner) and Bob (a member), both in the voice channel and seeing each other.
+pub async fn two_in_a_call(relay: &TestRelay) -> (TestClient, TestClient) {
+    let mut ada = connect(&relay.owner_link, "ada").await;
+    let mut bob = connect(&relay.member_link(None, None), "bob").await;
+    ada.join_voice().await;
+    bob.join_voice().await;
+    ada.wait_roster(2).await;
+    bob.wait_roster(2).await;
+    (ada, bob)
+}

@@ -117,6 +117,18 @@ impl Pair {
     }
 }
 
+/// A client handshake that has queued its Hello and awaits the relay.
+fn fresh_client(now: Instant) -> ClientHandshake {
+    ClientHandshake::new(
+        now,
+        Identity::generate(),
+        "x".into(),
+        None,
+        RELAY_FINGERPRINT,
+        DEFAULT_HANDSHAKE_TIMEOUT,
+    )
+}
+
 fn welcome() -> ControlFrame {
     ControlFrame::Welcome {
         member_id: 1,
@@ -194,14 +206,7 @@ fn out_of_order_frames_are_protocol_violations() {
     assert_eq!(error.code(), ErrorCode::ProtocolViolation);
     assert!(relay.is_finished());
 
-    let mut client = ClientHandshake::new(
-        now,
-        Identity::generate(),
-        "x".into(),
-        None,
-        RELAY_FINGERPRINT,
-        DEFAULT_HANDSHAKE_TIMEOUT,
-    );
+    let mut client = fresh_client(now);
     assert_eq!(
         client.handle_frame(welcome()).unwrap_err(),
         HandshakeError::Unexpected { frame: "Welcome" }
@@ -211,14 +216,7 @@ fn out_of_order_frames_are_protocol_violations() {
 #[test]
 fn refusal_reaches_the_client_with_its_reason() {
     let now = Instant::now();
-    let mut client = ClientHandshake::new(
-        now,
-        Identity::generate(),
-        "x".into(),
-        None,
-        RELAY_FINGERPRINT,
-        DEFAULT_HANDSHAKE_TIMEOUT,
-    );
+    let mut client = fresh_client(now);
     let refused = ControlFrame::Error {
         code: ErrorCode::InviteExpired,
         message: "expired".into(),
