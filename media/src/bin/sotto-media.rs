@@ -1,0 +1,120 @@
+//! `sotto-media`: run Sotto's media engine on files, for headless use and debugging.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use sotto_media::frame::{FRAME_SAMPLES, SILENCE};
+use sotto_media::send::{Profile, SendChain};
+use sotto_media::wav;
+
+/// Sotto's media engine on files.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the send-chain DSP (high-pass, echo cancellation, noise suppression, gain control,
+    /// voice gate; no codec) over a 48 kHz WAV file. The output is exactly as long as the input.
+    Process(ProcessArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProcessArgs {
+    /// Microphone recording (48 kHz WAV; channels are mixed to mono).
+    #[arg(long)]
+    input: PathBuf,
+    /// What the speakers played meanwhile (48 kHz WAV), for echo cancellation.
+    #[arg(long)]
+    far: Option<PathBuf>,
+    /// Where to write the result (48 kHz mono 16-bit WAV).
+    #[arg(long)]
+    output: PathBuf,
+    /// No echo cancellation (the headset profile).
+    #[arg(long)]
+    no_aec: bool,
+    /// No noise suppression.
+    #[arg(long)]
+    no_ns: bool,
+    /// No automatic gain control.
+    #[arg(long)]
+    no_agc: bool,
+    /// No voice gate: keep the silence between words instead of muting it.
+    #[arg(long)]
+    no_gate: bool,
+}
+
+fn process(args: &ProcessArgs) -> Result<()> {
+    let ProcessArgs {
+        input,
+        far,
+        output,
+        no_aec,
+        no_ns,
+        no_agc,
+        no_gate,
+    } = args;
+    let (no_aec, no_ns, no_agc, no_gate) = (*no_aec, *no_ns, *no_agc, *no_gate);
+    let mic = wav::read_mono(input)?;
+    let far = far.as_deref().map(wav::read_mono).transpose()?;
+    if no_aec && far.is_some() {
+        bail!("--far is only used for echo cancellation; drop --no-aec or --far");
+    }
+    let profile = if no_aec || far.is_none() {
+        Profile::Headset
+    } else {
+        Profile::Speakers
+    };
+    let mut chain = SendChain::new(profile);
+    let mut toggles = chain.toggles();
+    toggles.noise = !no_ns;
+    toggles.gain = !no_agc;
+    toggles.gate = !no_gate;
+    chain.set_toggles(toggles);
+
+    let mut out = Vec::with_capacity(mic.len() + FRAME_SAMPLES);
+    let mut voiced = 0usize;
+    let frame_count = mic.len().div_ceil(FRAME_SAMPLES);
+    for index in 0..frame_count {
+        let range = index * FRAME_SAMPLES..((index + 1) * FRAME_SAMPLES).min(mic.len());
+        let mut frame = SILENCE;
+        frame[..range.len()].copy_from_slice(&mic[range.clone()]);
+        if let Some(far) = &far {
+            let mut far_frame = SILENCE;
+            let far_range = range.start.min(far.len())..range.end.min(far.len());
+            far_frame[..far_range.len()].copy_from_slice(&far[far_range]);
+            chain.render(&far_frame);
+        }
+        let report = chain.process(&mut frame);
+        voiced += usize::from(report.voice);
+        out.extend_from_slice(&frame);
+    }
+    out.truncate(mic.len());
+    wav::write_mono(output, &out).with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "processed {:.2} s ({} frames, voice in {}); wrote {}",
+        mic.len() as f64 / f64::from(sotto_media::SAMPLE_RATE),
+        frame_count,
+        voiced,
+        output.display()
+    );
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Process(args) => process(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Sotto's real-time media engine.
+//!
+//! Audio runs at [`SAMPLE_RATE`] in mono frames of [`FRAME_SAMPLES`] (10 ms), with samples as
+//! `f32` in −1…1. The send chain cleans a microphone frame (high-pass, echo cancellation, noise
+//! suppression, gain control, voice gate); see [`send::SendChain`]. Every stage keeps its state
+//! allocated once and can be switched on and off between frames.
+//!
+//! `media/README.md` states the choices and the measured numbers.
+
+pub mod frame;
+pub mod send;
+pub mod wav;
+
+pub use frame::{FRAME_SAMPLES, Frame, SAMPLE_RATE};
