@@ -7,7 +7,9 @@
 //!
 //! `media/README.md` states the choices and the measured numbers.
 
+pub mod codec;
 pub mod frame;
+pub mod jitter;
 pub mod send;
 pub mod wav;
 

@@ -1,0 +1,303 @@
+//! The adaptive jitter buffer: one per remote speaker. Sans-IO: arrival and playout times are
+//! arguments.
+//!
+//! Packets are identified by their sender counter (`seq`) and each carries one packet duration
+//! of audio. The playout side calls [`JitterBuffer::pop`] once per packet duration.
+//!
+//! - **Target depth** follows the measured spread of arrival delays: the 95th percentile of each
+//!   packet's delay relative to the fastest packet of the last [`WINDOW`] packets, rounded up to
+//!   whole packets, plus one; never less than one packet.
+//! - **Growing**: when the next packet is missing and nothing newer has arrived either (it is
+//!   late, not lost), playout is stretched by one concealed frame without moving on.
+//! - **Shrinking**: when more than one packet above target has been buffered for
+//!   [`SHRINK_AFTER`] pops in a row, one packet is skipped — preferably while the caller
+//!   reports quiet output. This also absorbs a sender clock running fast; stretching absorbs one
+//!   running slow.
+//! - **Losses** are recovered from the next packet's FEC when it is already here, else concealed.
+//! - **Reordering** is absorbed by the buffer; **duplicates** and packets arriving after their
+//!   turn are dropped and counted.
+//! - **Talkspurts**: after [`MAX_STRETCH`] stretched frames in a row the talker has stopped
+//!   (voice gate, DTX): the buffer returns to waiting and re-buffers the next talkspurt.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// Packets whose delays set the target depth.
+pub const WINDOW: usize = 200;
+/// Pops above target before one packet is skipped.
+pub const SHRINK_AFTER: u32 = 25;
+/// Stretched frames in a row before the talkspurt counts as over.
+pub const MAX_STRETCH: u32 = 5;
+/// Most packets held; beyond this the oldest are dropped.
+pub const MAX_PACKETS: usize = 64;
+/// Delay samples a talkspurt needs before its own estimate replaces the previous target.
+const FRESH_SAMPLES: usize = 10;
+/// Largest target depth, packets.
+pub const MAX_TARGET: usize = 30;
+
+/// What to play for the next packet duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Playout {
+    /// Decode this packet.
+    Packet {
+        /// Its counter.
+        seq: u32,
+        /// The Opus packet.
+        payload: Bytes,
+        /// A packet skipped just before it to shrink the buffer, if any.
+        skipped: Option<u32>,
+    },
+    /// `seq` was lost: rebuild it from the FEC data in the next packet.
+    Recover {
+        /// The lost packet's counter.
+        seq: u32,
+        /// The next packet, whose FEC carries it.
+        next: Bytes,
+    },
+    /// `seq` was lost and there is no FEC for it: conceal.
+    Conceal {
+        /// The lost packet's counter.
+        seq: u32,
+    },
+    /// The next packet is late: conceal one frame and wait for it (the buffer grows).
+    Stretch,
+    /// Nothing to play: not started, or the talker is silent.
+    Silence,
+}
+
+/// Counters and the current state, for meters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Packets buffered now.
+    pub depth: usize,
+    /// Target depth now, packets.
+    pub target: usize,
+    /// 95th-percentile delay spread now.
+    pub jitter: Duration,
+    /// Packets played.
+    pub played: u64,
+    /// Losses rebuilt from FEC.
+    pub recovered: u64,
+    /// Losses concealed.
+    pub concealed: u64,
+    /// Frames stretched while waiting for late packets.
+    pub stretched: u64,
+    /// Packets skipped to shrink the buffer.
+    pub skipped: u64,
+    /// Packets that arrived after their turn.
+    pub late: u64,
+    /// Duplicate packets.
+    pub duplicates: u64,
+    /// Packets dropped because the buffer was full.
+    pub overflowed: u64,
+}
+
+/// An adaptive jitter buffer for one speaker.
+#[derive(Debug, Clone)]
+pub struct JitterBuffer {
+    packet_micros: i64,
+    packets: BTreeMap<u32, (Bytes, Duration)>,
+    next_seq: Option<u32>,
+    /// Counters below this have had their turn.
+    floor: Option<u32>,
+    relative_delays: VecDeque<i64>,
+    above_target: u32,
+    stretch_run: u32,
+    /// Stretched frames not yet matched by a lost packet or a skip.
+    stretch_credit: u32,
+    stats: JitterStats,
+}
+
+impl JitterBuffer {
+    /// A buffer for packets of `packet_duration`.
+    pub fn new(packet_duration: Duration) -> Self {
+        Self {
+            packet_micros: packet_duration.as_micros().max(1) as i64,
+            packets: BTreeMap::new(),
+            next_seq: None,
+            floor: None,
+            relative_delays: VecDeque::with_capacity(WINDOW),
+            above_target: 0,
+            stretch_run: 0,
+            stretch_credit: 0,
+            stats: JitterStats {
+                target: 1,
+                ..JitterStats::default()
+            },
+        }
+    }
+
+    /// Counters and state now.
+    pub fn stats(&self) -> JitterStats {
+        JitterStats {
+            depth: self.packets.len(),
+            ..self.stats
+        }
+    }
+
+    /// Accepts a packet that arrived at `now`.
+    pub fn push(&mut self, seq: u32, payload: Bytes, now: Duration) {
+        if self.floor.is_some_and(|floor| seq < floor) {
+            self.stats.late += 1;
+            return;
+        }
+        if self.packets.contains_key(&seq) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        if self.packets.len() >= MAX_PACKETS {
+            self.packets.pop_first();
+            self.stats.overflowed += 1;
+        }
+        self.packets.insert(seq, (payload, now));
+        self.observe_delay(seq, now);
+    }
+
+    fn observe_delay(&mut self, seq: u32, now: Duration) {
+        let relative = now.as_micros() as i64 - i64::from(seq) * self.packet_micros;
+        if self.relative_delays.len() == WINDOW {
+            self.relative_delays.pop_front();
+        }
+        self.relative_delays.push_back(relative);
+        let fastest = self
+            .relative_delays
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(relative);
+        let mut spreads: Vec<i64> = self
+            .relative_delays
+            .iter()
+            .map(|delay| delay - fastest)
+            .collect();
+        spreads.sort_unstable();
+        let p95 = spreads[((spreads.len() - 1) as f64 * 0.95).round() as usize];
+        self.stats.jitter = Duration::from_micros(p95.max(0) as u64);
+        let packets = (p95 + self.packet_micros - 1) / self.packet_micros;
+        let measured = (1 + packets as usize).clamp(1, MAX_TARGET);
+        // A fresh talkspurt keeps the depth learnt before until it has a few samples of its own.
+        self.stats.target = if self.relative_delays.len() < FRESH_SAMPLES {
+            measured.max(self.stats.target)
+        } else {
+            measured
+        };
+    }
+
+    /// What to play for the next packet duration, at `now`. `quiet` says whether the last
+    /// output was quiet, so shrinking skips a packet where it is least audible.
+    pub fn pop(&mut self, now: Duration, quiet: bool) -> Playout {
+        let Some(mut next) = self.next_seq.or_else(|| self.try_start(now)) else {
+            return Playout::Silence;
+        };
+        // Frames stretched while waiting for packets that turn out lost (newer ones arrived
+        // instead) already filled their time: let them stand for those packets.
+        while self.stretch_credit > 0
+            && !self.packets.contains_key(&next)
+            && !self.packets.is_empty()
+        {
+            self.stretch_credit -= 1;
+            self.stats.concealed += 1;
+            next += 1;
+            self.set_next(next);
+        }
+        if let Some((payload, _)) = self.packets.remove(&next) {
+            self.stretch_run = 0;
+            self.stats.played += 1;
+            let skipped = self.maybe_shrink(next, quiet);
+            if let Some(skipped_seq) = skipped {
+                self.packets.remove(&skipped_seq);
+            }
+            self.set_next(next + 1 + u32::from(skipped.is_some()));
+            return Playout::Packet {
+                seq: next,
+                payload,
+                skipped,
+            };
+        }
+        if self.packets.is_empty() {
+            // Nothing newer either: the packet is late, or the talker stopped.
+            self.stretch_run += 1;
+            if self.stretch_run > MAX_STRETCH {
+                self.end_talkspurt(next);
+                return Playout::Silence;
+            }
+            self.stats.stretched += 1;
+            self.stretch_credit += 1;
+            return Playout::Stretch;
+        }
+        self.stretch_run = 0;
+        self.set_next(next + 1);
+        match self.packets.get(&(next + 1)) {
+            Some((following, _)) => {
+                self.stats.recovered += 1;
+                Playout::Recover {
+                    seq: next,
+                    next: following.clone(),
+                }
+            }
+            None => {
+                self.stats.concealed += 1;
+                Playout::Conceal { seq: next }
+            }
+        }
+    }
+
+    /// The talker stopped: wait for the next talkspurt, and measure its delays afresh (the
+    /// counter did not advance during the silence, so old delays no longer compare).
+    fn end_talkspurt(&mut self, next: u32) {
+        // Whatever arrives later than this still counts as late.
+        self.floor = Some(next);
+        self.next_seq = None;
+        self.stretch_run = 0;
+        self.stretch_credit = 0;
+        self.relative_delays.clear();
+    }
+
+    fn set_next(&mut self, next: u32) {
+        self.next_seq = Some(next);
+        self.floor = Some(next);
+    }
+
+    /// Starts a talkspurt once enough is buffered, or the oldest packet has waited long enough.
+    fn try_start(&mut self, now: Duration) -> Option<u32> {
+        let (&first, (_, arrived)) = self.packets.first_key_value()?;
+        let waited = now.saturating_sub(*arrived).as_micros() as i64;
+        let target = self.stats.target;
+        if self.packets.len() >= target || waited >= (target as i64 - 1) * self.packet_micros {
+            self.next_seq = Some(first);
+            self.above_target = 0;
+            Some(first)
+        } else {
+            None
+        }
+    }
+
+    /// After `played` leaves the buffer: skip the following packet if the buffer has been too
+    /// deep for long enough. Returns the skipped packet's counter.
+    fn maybe_shrink(&mut self, played: u32, quiet: bool) -> Option<u32> {
+        let ahead = self.packets.len();
+        if ahead > self.stats.target + 1 {
+            self.above_target += 1;
+        } else {
+            self.above_target = 0;
+        }
+        let patient =
+            self.above_target >= SHRINK_AFTER && (quiet || self.above_target >= 4 * SHRINK_AFTER);
+        let candidate = played + 1;
+        if patient
+            && self.packets.contains_key(&candidate)
+            && self.packets.contains_key(&(candidate + 1))
+        {
+            self.above_target = 0;
+            self.stretch_credit = self.stretch_credit.saturating_sub(1);
+            self.stats.skipped += 1;
+            return Some(candidate);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

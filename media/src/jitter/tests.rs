@@ -1,0 +1,290 @@
+use proptest::prelude::*;
+
+use super::*;
+
+const PACKET: Duration = Duration::from_millis(10);
+
+fn payload(seq: u32) -> Bytes {
+    Bytes::from(seq.to_be_bytes().to_vec())
+}
+
+#[test]
+fn plays_in_order_with_a_one_packet_minimum() {
+    let mut buffer = JitterBuffer::new(PACKET);
+    assert_eq!(buffer.pop(Duration::ZERO, false), Playout::Silence);
+    buffer.push(0, payload(0), Duration::from_millis(1));
+    assert_eq!(buffer.stats().target, 1);
+    assert_eq!(
+        buffer.pop(Duration::from_millis(2), false),
+        Playout::Packet {
+            seq: 0,
+            payload: payload(0),
+            skipped: None
+        }
+    );
+    buffer.push(2, payload(2), Duration::from_millis(21));
+    buffer.push(1, payload(1), Duration::from_millis(22)); // reordered
+    buffer.push(1, payload(1), Duration::from_millis(23)); // duplicate
+    assert!(matches!(
+        buffer.pop(Duration::from_millis(12), false),
+        Playout::Packet { seq: 1, .. }
+    ));
+    assert!(matches!(
+        buffer.pop(Duration::from_millis(22), false),
+        Playout::Packet { seq: 2, .. }
+    ));
+    buffer.push(0, payload(0), Duration::from_millis(30)); // after its turn
+    let stats = buffer.stats();
+    assert_eq!((stats.duplicates, stats.late, stats.played), (1, 1, 3));
+}
+
+#[test]
+fn recovers_from_fec_when_the_next_packet_is_here_else_conceals() {
+    let mut buffer = JitterBuffer::new(PACKET);
+    buffer.push(0, payload(0), Duration::ZERO);
+    assert!(matches!(
+        buffer.pop(Duration::ZERO, false),
+        Playout::Packet { seq: 0, .. }
+    ));
+    buffer.push(2, payload(2), Duration::from_millis(20));
+    assert_eq!(
+        buffer.pop(Duration::from_millis(20), false),
+        Playout::Recover {
+            seq: 1,
+            next: payload(2)
+        }
+    );
+    assert!(matches!(
+        buffer.pop(Duration::from_millis(30), false),
+        Playout::Packet { seq: 2, .. }
+    ));
+    buffer.push(5, payload(5), Duration::from_millis(50));
+    assert_eq!(
+        buffer.pop(Duration::from_millis(40), false),
+        Playout::Conceal { seq: 3 }
+    );
+    assert_eq!(
+        buffer.pop(Duration::from_millis(50), false),
+        Playout::Recover {
+            seq: 4,
+            next: payload(5)
+        }
+    );
+}
+
+#[test]
+fn a_late_packet_stretches_and_a_silent_talker_ends_the_talkspurt() {
+    let mut buffer = JitterBuffer::new(PACKET);
+    buffer.push(0, payload(0), Duration::ZERO);
+    assert!(matches!(
+        buffer.pop(Duration::ZERO, false),
+        Playout::Packet { seq: 0, .. }
+    ));
+    assert_eq!(
+        buffer.pop(Duration::from_millis(10), false),
+        Playout::Stretch
+    );
+    buffer.push(1, payload(1), Duration::from_millis(15));
+    assert!(matches!(
+        buffer.pop(Duration::from_millis(20), false),
+        Playout::Packet { seq: 1, .. }
+    ));
+    for step in 0..MAX_STRETCH {
+        assert_eq!(
+            buffer.pop(Duration::from_millis(30 + 10 * u64::from(step)), false),
+            Playout::Stretch
+        );
+    }
+    assert_eq!(
+        buffer.pop(Duration::from_millis(100), false),
+        Playout::Silence
+    );
+    // The next talkspurt starts where the talker resumes, after the depth learnt so far (packet 1
+    // came 5 ms late, so one packet of margin).
+    buffer.push(2, payload(2), Duration::from_millis(500));
+    assert_eq!(buffer.stats().target, 2);
+    assert_eq!(
+        buffer.pop(Duration::from_millis(500), false),
+        Playout::Silence
+    );
+    assert!(matches!(
+        buffer.pop(Duration::from_millis(510), false),
+        Playout::Packet { seq: 2, .. }
+    ));
+}
+
+/// A simulated network and playout clock.
+struct Scenario {
+    packets: u32,
+    loss: f64,
+    /// Extra delay, uniform in 0..jitter_ms, per packet; `calm_after` packets later it is 0.
+    jitter_ms: u64,
+    calm_after: u32,
+    duplicate: f64,
+    drift_ppm: f64,
+    seed: u64,
+}
+
+struct Outcome {
+    outputs: Vec<Playout>,
+    max_depth: usize,
+    final_stats: JitterStats,
+    target_during_jitter: usize,
+}
+
+fn run(scenario: &Scenario) -> Outcome {
+    let mut rng = scenario.seed.max(1);
+    let mut random = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng >> 11) as f64 / (1u64 << 53) as f64
+    };
+    // Sender clock runs at (1 + drift) relative to the receiver's.
+    let mut arrivals: Vec<(u64, u32)> = Vec::new();
+    for seq in 0..scenario.packets {
+        if random() < scenario.loss {
+            continue;
+        }
+        let sent = (f64::from(seq) * 10_000.0 * (1.0 + scenario.drift_ppm * 1e-6)) as u64;
+        let jitter = if seq < scenario.calm_after {
+            (random() * scenario.jitter_ms as f64 * 1000.0) as u64
+        } else {
+            0
+        };
+        arrivals.push((sent + 20_000 + jitter, seq));
+        if random() < scenario.duplicate {
+            arrivals.push((sent + 20_000 + (random() * 30_000.0) as u64, seq));
+        }
+    }
+    arrivals.sort_unstable();
+    let mut buffer = JitterBuffer::new(PACKET);
+    let mut outputs = Vec::new();
+    let mut max_depth = 0;
+    let mut target_during_jitter = 0;
+    let end = u64::from(scenario.packets) * 10_000 + 1_000_000;
+    let mut next_arrival = 0;
+    // Playout ticks every 10 ms at an arbitrary phase.
+    let mut tick = 3_000u64;
+    while tick < end {
+        while next_arrival < arrivals.len() && arrivals[next_arrival].0 <= tick {
+            let (at, seq) = arrivals[next_arrival];
+            buffer.push(seq, payload(seq), Duration::from_micros(at));
+            next_arrival += 1;
+        }
+        max_depth = max_depth.max(buffer.stats().depth);
+        if tick / 10_000 == u64::from(scenario.calm_after) {
+            target_during_jitter = buffer.stats().target;
+        }
+        outputs.push(buffer.pop(Duration::from_micros(tick), true));
+        tick += 10_000;
+    }
+    Outcome {
+        outputs,
+        max_depth,
+        final_stats: buffer.stats(),
+        target_during_jitter,
+    }
+}
+
+/// The counters each output accounts for, in output order.
+fn accounted(outputs: &[Playout]) -> Vec<u32> {
+    let mut seqs = Vec::new();
+    for output in outputs {
+        match output {
+            Playout::Packet { seq, skipped, .. } => {
+                seqs.push(*seq);
+                seqs.extend(skipped);
+            }
+            Playout::Recover { seq, .. } | Playout::Conceal { seq } => seqs.push(*seq),
+            Playout::Stretch | Playout::Silence => {}
+        }
+    }
+    seqs
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_frame_is_played_once_in_order_or_concealed(
+        loss in 0.0f64..0.3,
+        jitter_ms in 0u64..80,
+        duplicate in 0.0f64..0.2,
+        drift_ppm in -100.0f64..100.0,
+        seed in 1u64..u64::MAX,
+    ) {
+        let scenario = Scenario { packets: 600, loss, jitter_ms, calm_after: 600, duplicate, drift_ppm, seed };
+        let outcome = run(&scenario);
+        let seqs = accounted(&outcome.outputs);
+        // In order, each at most once.
+        prop_assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "out of order or repeated: {:?}", seqs);
+        // Time is conserved: every counter never accounted for is covered by a stretched or silent
+        // slot after playout started.
+        let first = seqs.first().copied().unwrap_or(0);
+        let started = outcome.outputs.iter().position(|o| !matches!(o, Playout::Silence)).unwrap_or(0);
+        let filler = outcome.outputs[started..].iter().filter(|o| matches!(o, Playout::Stretch | Playout::Silence)).count();
+        let missing = (first..scenario.packets).filter(|seq| seqs.binary_search(seq).is_err()).count();
+        prop_assert!(missing <= filler, "{missing} frames vanished with only {filler} filler slots");
+        // Depth stays bounded by the jitter (twice the target, plus a run of stretches), not by time.
+        let bound = 2 * (1 + (jitter_ms as usize).div_ceil(10)) + MAX_STRETCH as usize + 1;
+        prop_assert!(outcome.max_depth <= bound, "depth {} over {bound}", outcome.max_depth);
+    }
+}
+
+#[test]
+fn clock_drift_of_100_ppm_is_absorbed() {
+    for drift_ppm in [-100.0, 100.0] {
+        let scenario = Scenario {
+            packets: 12_000,
+            loss: 0.0,
+            jitter_ms: 5,
+            calm_after: 12_000,
+            duplicate: 0.0,
+            drift_ppm,
+            seed: 42,
+        };
+        let outcome = run(&scenario);
+        let stats = outcome.final_stats;
+        // Two minutes at 100 ppm is 12 ms: about one packet to absorb.
+        assert!(
+            stats.stretched + stats.skipped <= 6,
+            "{drift_ppm} ppm: {stats:?}"
+        );
+        assert!(
+            outcome.max_depth <= 4,
+            "{drift_ppm} ppm: depth {}",
+            outcome.max_depth
+        );
+        assert_eq!(stats.concealed + stats.recovered, 0);
+    }
+}
+
+#[test]
+fn the_target_grows_under_jitter_and_shrinks_when_the_network_calms() {
+    let scenario = Scenario {
+        packets: 1_500,
+        loss: 0.0,
+        jitter_ms: 60,
+        calm_after: 700,
+        duplicate: 0.0,
+        drift_ppm: 0.0,
+        seed: 7,
+    };
+    let outcome = run(&scenario);
+    assert!(
+        outcome.target_during_jitter >= 5,
+        "target under 60 ms jitter: {}",
+        outcome.target_during_jitter
+    );
+    assert!(
+        outcome.final_stats.target <= 2,
+        "target after calm: {}",
+        outcome.final_stats.target
+    );
+    assert!(
+        outcome.final_stats.skipped >= 2,
+        "the buffer shrank by skipping: {:?}",
+        outcome.final_stats
+    );
+}
