@@ -14,6 +14,8 @@
 //!   reports quiet output. This also absorbs a sender clock running fast; stretching absorbs one
 //!   running slow.
 //! - **Losses** are recovered from the next packet's FEC when it is already here, else concealed.
+//!   While at least 1 % of recent packets are missing, the target holds one packet more so that
+//!   the next packet is usually here.
 //! - **Reordering** is absorbed by the buffer; **duplicates** and packets arriving after their
 //!   turn are dropped and counted.
 //! - **Talkspurts**: after [`MAX_STRETCH`] stretched frames in a row the talker has stopped
@@ -103,6 +105,10 @@ pub struct JitterBuffer {
     /// Counters below this have had their turn.
     floor: Option<u32>,
     relative_delays: VecDeque<i64>,
+    /// Recently received counters, for the loss estimate.
+    recent: std::collections::BTreeSet<u32>,
+    /// Whether at least 1 % of recent packets went missing.
+    lossy: bool,
     above_target: u32,
     stretch_run: u32,
     /// Stretched frames not yet matched by a lost packet or a skip.
@@ -119,6 +125,8 @@ impl JitterBuffer {
             next_seq: None,
             floor: None,
             relative_delays: VecDeque::with_capacity(WINDOW),
+            recent: std::collections::BTreeSet::new(),
+            lossy: false,
             above_target: 0,
             stretch_run: 0,
             stretch_credit: 0,
@@ -152,7 +160,22 @@ impl JitterBuffer {
             self.stats.overflowed += 1;
         }
         self.packets.insert(seq, (payload, now));
+        self.observe_loss(seq);
         self.observe_delay(seq, now);
+    }
+
+    /// Tracks which recent counters arrived, to estimate loss.
+    fn observe_loss(&mut self, seq: u32) {
+        if self.recent.len() == WINDOW {
+            self.recent.pop_first();
+        }
+        self.recent.insert(seq);
+        let (Some(&lowest), Some(&highest)) = (self.recent.first(), self.recent.last()) else {
+            return;
+        };
+        let expected = (highest - lowest + 1) as usize;
+        self.lossy =
+            expected > self.recent.len() && (expected - self.recent.len()) * 100 >= expected;
     }
 
     fn observe_delay(&mut self, seq: u32, now: Duration) {
@@ -176,7 +199,9 @@ impl JitterBuffer {
         let p95 = spreads[((spreads.len() - 1) as f64 * 0.95).round() as usize];
         self.stats.jitter = Duration::from_micros(p95.max(0) as u64);
         let packets = (p95 + self.packet_micros - 1) / self.packet_micros;
-        let measured = (1 + packets as usize).clamp(1, MAX_TARGET);
+        // Under loss, one more packet of depth lets a lost packet be rebuilt from the next
+        // packet's FEC instead of concealed.
+        let measured = (1 + packets as usize + usize::from(self.lossy)).clamp(1, MAX_TARGET);
         // A fresh talkspurt keeps the depth learnt before until it has a few samples of its own.
         self.stats.target = if self.relative_delays.len() < FRESH_SAMPLES {
             measured.max(self.stats.target)
@@ -193,9 +218,10 @@ impl JitterBuffer {
         };
         // Frames stretched while waiting for packets that turn out lost (newer ones arrived
         // instead) already filled their time: let them stand for those packets.
+        // Unless the buffer is to grow: then the stretch is the growth.
         while self.stretch_credit > 0
             && !self.packets.contains_key(&next)
-            && !self.packets.is_empty()
+            && self.packets.len() > self.stats.target
         {
             self.stretch_credit -= 1;
             self.stats.concealed += 1;

@@ -10,6 +10,8 @@
 pub mod codec;
 pub mod frame;
 pub mod jitter;
+pub mod loopback;
+pub mod receive;
 pub mod send;
 pub mod wav;
 
