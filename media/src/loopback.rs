@@ -87,16 +87,15 @@ pub fn run(
         let mut frame = SILENCE;
         frame[..range.len()].copy_from_slice(&input[range]);
         let report = chain.process(&mut frame);
-        if let Some(packet) = voice.encode(&frame)? {
-            if report.send || !toggles.gate {
-                let seq = u32::try_from(sent).expect("fewer than 2^32 packets");
-                sent += 1;
-                if draw.unit() * 100.0 < network.loss_percent {
-                    lost += 1;
-                } else {
-                    let delay = network.base_delay + network.jitter.mul_f64(draw.unit());
-                    in_flight.push((captured_at + delay, seq, Bytes::copy_from_slice(packet)));
-                }
+        let packet = voice.encode(&frame)?;
+        if let Some(packet) = packet.filter(|_| report.send || !toggles.gate) {
+            let seq = u32::try_from(sent).expect("fewer than 2^32 packets");
+            sent += 1;
+            if draw.unit() * 100.0 < network.loss_percent {
+                lost += 1;
+            } else {
+                let delay = network.base_delay + network.jitter.mul_f64(draw.unit());
+                in_flight.push((captured_at + delay, seq, Bytes::copy_from_slice(packet)));
             }
         }
         // The listener plays the 10 ms starting now (output position = time).
