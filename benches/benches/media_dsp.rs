@@ -14,7 +14,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sotto_media::codec::{EncoderSettings, PacketDuration, VoiceDecoder, VoiceEncoder};
 use sotto_media::frame::{FRAME_SAMPLES, Frame, rms_dbfs};
 use sotto_media::receive::{SpeakerStream, mix};
-use sotto_media::send::{AutomaticGain, EchoCanceller, HighPass, NoiseSuppressor, Profile, SendChain, VoiceGate};
+use sotto_media::send::{
+    AutomaticGain, EchoCanceller, HighPass, NoiseSuppressor, Profile, SendChain, VoiceGate,
+};
 
 /// A second of a voice-like signal: a 140 Hz harmonic series, amplitude-modulated at 4 Hz,
 /// plus a little noise, at about −20 dBFS.
@@ -26,12 +28,17 @@ fn voice_like() -> Vec<Frame> {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             let t = n as f32 / 48_000.0;
-            let voice: f32 = (1..12).map(|h| (2.0 * std::f32::consts::PI * 140.0 * h as f32 * t).sin() / h as f32).sum();
+            let voice: f32 = (1..12)
+                .map(|h| (2.0 * std::f32::consts::PI * 140.0 * h as f32 * t).sin() / h as f32)
+                .sum();
             let envelope = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
             0.08 * voice * envelope + 0.002 * ((seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
         })
         .collect();
-    samples.chunks_exact(FRAME_SAMPLES).map(|chunk| chunk.try_into().unwrap()).collect()
+    samples
+        .chunks_exact(FRAME_SAMPLES)
+        .map(|chunk| chunk.try_into().unwrap())
+        .collect()
 }
 
 fn stages(c: &mut Criterion) {
@@ -96,7 +103,10 @@ fn stages(c: &mut Criterion) {
     });
     let packets: Vec<Bytes> = {
         let mut encoder = VoiceEncoder::new(EncoderSettings::default()).unwrap();
-        input.iter().map(|frame| Bytes::copy_from_slice(encoder.encode(frame).unwrap().unwrap())).collect()
+        input
+            .iter()
+            .map(|frame| Bytes::copy_from_slice(encoder.encode(frame).unwrap().unwrap()))
+            .collect()
     };
     let mut decoder = VoiceDecoder::new(PacketDuration::Ms10).unwrap();
     let mut pcm = [0.0f32; FRAME_SAMPLES];
@@ -116,7 +126,10 @@ fn stages(c: &mut Criterion) {
             chain.render(&input[(i + 50) % 100]);
             let mut frame = input[i];
             let report = chain.process(&mut frame);
-            black_box((report, chain_encoder.encode(&frame).unwrap().map(<[u8]>::len)));
+            black_box((
+                report,
+                chain_encoder.encode(&frame).unwrap().map(<[u8]>::len),
+            ));
         })
     });
     let mut speakers = vec![SpeakerStream::new(PacketDuration::Ms10).unwrap()];

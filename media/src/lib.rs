@@ -8,6 +8,7 @@
 //! `media/README.md` states the choices and the measured numbers.
 
 pub mod codec;
+pub mod device;
 pub mod frame;
 pub mod jitter;
 pub mod loopback;

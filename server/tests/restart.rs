@@ -160,7 +160,7 @@ async fn kill_9_mid_call_keeps_state_and_clients_come_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_never_holds_the_secret_or_media() {
     let relay = start_relay().await;
-    let (mut ada, mut bob) = two_in_a_call(&relay).await;
+    let (ada, mut bob) = two_in_a_call(&relay).await;
     let payload = b"SOTTO-PLAINTEXT-MARKER-0123456789";
     for _ in 0..50 {
         ada.client.send_media(StreamKind::Voice, payload).unwrap();

@@ -24,6 +24,130 @@ enum Command {
     /// Run the full send and receive chains (DSP, Opus, jitter buffer, decoder, mix) through a
     /// simulated network, from a 48 kHz WAV file to another.
     Loopback(LoopbackArgs),
+    /// List the audio input and output devices.
+    Devices,
+    /// Check the sound devices: play a quiet 440 Hz tone on the output and listen on the input,
+    /// surviving a device that disappears and comes back; reports levels and counters.
+    DeviceCheck(DeviceCheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct DeviceCheckArgs {
+    /// Input device name, or `default`.
+    #[arg(long, default_value = "default")]
+    input: String,
+    /// Output device name, or `default`.
+    #[arg(long, default_value = "default")]
+    output: String,
+    /// How long to run, seconds.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+}
+
+fn devices() -> Result<()> {
+    use sotto_media::device::{Direction, list};
+    for (label, direction) in [("Inputs", Direction::Input), ("Outputs", Direction::Output)] {
+        println!("{label}:");
+        for device in list(direction)? {
+            println!(
+                "  {}{}",
+                device.name,
+                if device.is_default { "  (default)" } else { "" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn device_check(args: &DeviceCheckArgs) -> Result<()> {
+    use sotto_media::device::{CaptureStream, DeviceSelector, PlaybackStream};
+    use std::time::{Duration, Instant};
+
+    let (input, output) = (
+        DeviceSelector::parse(&args.input),
+        DeviceSelector::parse(&args.output),
+    );
+    let mut capture = Some(CaptureStream::open(&input)?);
+    let mut playback = Some(PlaybackStream::open(&output)?);
+    if let (Some(c), Some(p)) = (&capture, &playback) {
+        println!(
+            "input \"{}\" {} Hz {} ch; output \"{}\" {} Hz",
+            c.name(),
+            c.device_rate(),
+            c.device_channels(),
+            p.name(),
+            p.device_rate()
+        );
+    }
+    let start = Instant::now();
+    let (mut phase, mut captured, mut loud_frames, mut failures, mut recoveries) =
+        (0u64, 0u64, 0u64, 0u32, 0u32);
+    let (mut underruns, mut overruns) = (0u64, 0u64);
+    let mut last_retry = Instant::now();
+    let mut frame = SILENCE;
+    while start.elapsed().as_secs_f64() < args.seconds {
+        // A device that failed is dropped and reopened every 200 ms until it is back.
+        for failed in [
+            capture.as_ref().is_some_and(CaptureStream::failure),
+            playback.as_ref().is_some_and(PlaybackStream::failure),
+        ] {
+            if failed {
+                failures += 1;
+                println!(
+                    "device failed at {:.2} s; reopening",
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if capture.as_ref().is_some_and(CaptureStream::failure) {
+            overruns += capture.take().map_or(0, |c| c.stats().overruns);
+        }
+        if playback.as_ref().is_some_and(PlaybackStream::failure) {
+            underruns += playback.take().map_or(0, |p| p.stats().underruns);
+        }
+        if (capture.is_none() || playback.is_none())
+            && last_retry.elapsed() > Duration::from_millis(200)
+        {
+            last_retry = Instant::now();
+            if capture.is_none() {
+                capture = CaptureStream::open(&input).ok();
+            }
+            if playback.is_none() {
+                playback = PlaybackStream::open(&output).ok();
+            }
+            if capture.is_some() && playback.is_some() {
+                recoveries += 1;
+                println!("devices back at {:.2} s", start.elapsed().as_secs_f64());
+            }
+        }
+        if let Some(playback) = &mut playback {
+            // Keep about 30 ms queued.
+            while playback.queued() < playback.device_rate() as usize * 3 / 100 {
+                let tone: sotto_media::Frame = std::array::from_fn(|i| {
+                    let n = (phase + i as u64) as f32;
+                    0.1 * (2.0 * std::f32::consts::PI * 440.0 * n / 48_000.0).sin()
+                });
+                phase += FRAME_SAMPLES as u64;
+                playback.write_frame(&tone);
+            }
+        }
+        if let Some(capture) = &mut capture {
+            while capture.read_frame(&mut frame) {
+                captured += 1;
+                if sotto_media::frame::rms_dbfs(&frame) > -40.0 {
+                    loud_frames += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    overruns += capture.as_ref().map_or(0, |c| c.stats().overruns);
+    underruns += playback.as_ref().map_or(0, |p| p.stats().underruns);
+    println!(
+        "captured {captured} frames ({:.1} s), tone heard in {loud_frames}; device failures {failures}, recoveries {recoveries}; underruns {underruns}, overruns {overruns}",
+        captured as f64 / 100.0
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +314,8 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Process(args) => process(args),
         Command::Loopback(args) => loopback(args),
+        Command::Devices => devices(),
+        Command::DeviceCheck(args) => device_check(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
