@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod device;
+pub mod engine;
 pub mod frame;
 pub mod jitter;
 pub mod loopback;

@@ -1,0 +1,562 @@
+//! The engine the client runs: one processing thread that captures, cleans and encodes the
+//! local voice, and decodes, mixes and plays everyone else's.
+//!
+//! Audio comes from a device or a WAV file and goes to a device or a WAV file; encoded frames
+//! leave through [`Engine::next_outgoing`] and arrive through [`Engine::push_incoming`], so the
+//! network layer stays outside. Settings change between frames through commands. Meters and
+//! statistics are published every [`METER_INTERVAL`], never per frame. All queues are bounded.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::codec::{CodecError, EncoderSettings, VoiceEncoder};
+use crate::device::{CaptureStream, DeviceError, DeviceSelector, PlaybackStream};
+use crate::frame::{FRAME_SAMPLES, Frame, SILENCE};
+use crate::jitter::JitterStats;
+use crate::receive::{SpeakerStream, soft_limit};
+use crate::send::{GateMode, Profile, SendChain, StageToggles};
+use crate::wav::WavError;
+
+/// How often meters are published (20 Hz).
+pub const METER_INTERVAL: Duration = Duration::from_millis(50);
+/// Encoded frames queued for the network before the oldest are dropped.
+const OUTGOING_QUEUE: usize = 64;
+/// Incoming frames queued from the network.
+const INCOMING_QUEUE: usize = 512;
+
+/// Where audio comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioSource {
+    /// A capture device.
+    Device(DeviceSelector),
+    /// A 48 kHz WAV file, played at real time (or as fast as possible when `paced` is false).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Whether to run at real time.
+        paced: bool,
+    },
+}
+
+/// Where audio goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioSink {
+    /// A playback device.
+    Device(DeviceSelector),
+    /// A WAV file written when the engine stops.
+    File(PathBuf),
+    /// Nowhere (a listener-less test or a muted headless client).
+    Discard,
+}
+
+/// How to start the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Microphone.
+    pub source: AudioSource,
+    /// Speakers.
+    pub sink: AudioSink,
+    /// Stage set.
+    pub profile: Profile,
+    /// Voice activity or push-to-talk.
+    pub gate: GateMode,
+    /// Opus settings.
+    pub encoder: EncoderSettings,
+}
+
+/// Changes applied between frames.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EngineCommand {
+    /// Switch stages.
+    SetToggles(StageToggles),
+    /// Stop sending our voice.
+    SetMuted(bool),
+    /// Stop playing others (and sending, as clients do).
+    SetDeafened(bool),
+    /// Press or release push-to-talk.
+    PushToTalk(bool),
+    /// Volume of one remote speaker (1 = unchanged).
+    SetSpeakerGain {
+        /// The speaker.
+        speaker: u16,
+        /// Linear gain.
+        gain: f32,
+    },
+    /// Forget a speaker who left.
+    RemoveSpeaker(u16),
+    /// Packet loss the network reports, percent (tunes Opus FEC).
+    SetExpectedLoss(i32),
+}
+
+/// One encoded frame for the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingFrame {
+    /// The Opus packet.
+    pub payload: Bytes,
+}
+
+/// Meters and statistics, published every [`METER_INTERVAL`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Meters {
+    /// Microphone level, dBFS.
+    pub input_dbfs: f32,
+    /// Whether we are sending voice now.
+    pub voice: bool,
+    /// Remote speakers and whether each is speaking.
+    pub speaking: BTreeMap<u16, bool>,
+    /// Each remote speaker's jitter-buffer statistics.
+    pub jitter: BTreeMap<u16, JitterStats>,
+    /// Playback underruns and capture overruns so far.
+    pub underruns: u64,
+    /// Capture overruns so far.
+    pub overruns: u64,
+    /// Frames processed so far.
+    pub frames: u64,
+}
+
+/// What the engine tells its owner.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum EngineEvent {
+    /// New meters.
+    Meters(Meters),
+    /// A device failed; the engine keeps retrying it.
+    DeviceLost(String),
+    /// The devices are back.
+    DeviceRecovered,
+    /// The file source ended.
+    SourceEnded,
+}
+
+/// Why the engine could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// A device could not be opened.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Wav(#[from] WavError),
+    /// The codec failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// A running engine. Dropping it stops the thread.
+#[derive(Debug)]
+pub struct Engine {
+    commands: SyncSender<EngineCommand>,
+    incoming: SyncSender<(u16, u32, Bytes)>,
+    outgoing: Receiver<OutgoingFrame>,
+    events: Receiver<EngineEvent>,
+    stop: SyncSender<()>,
+    thread: Option<JoinHandle<Result<(), EngineError>>>,
+}
+
+impl Engine {
+    /// Opens the source and sink and starts the processing thread.
+    pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        let (commands, command_rx) = sync_channel(64);
+        let (incoming, incoming_rx) = sync_channel(INCOMING_QUEUE);
+        let (outgoing_tx, outgoing) = sync_channel(OUTGOING_QUEUE);
+        let (events_tx, events) = sync_channel(256);
+        let (stop, stop_rx) = sync_channel(1);
+        let (ready_tx, ready) = sync_channel(1);
+        // Devices are opened on the audio thread itself: device streams need not be `Send`.
+        let thread = std::thread::Builder::new()
+            .name("sotto-audio".into())
+            .spawn(move || {
+                let mut worker = match Worker::new(
+                    &config,
+                    command_rx,
+                    incoming_rx,
+                    outgoing_tx,
+                    events_tx,
+                    stop_rx,
+                ) {
+                    Ok(worker) => {
+                        let _ = ready_tx.send(Ok(()));
+                        worker
+                    }
+                    Err(error) => {
+                        let _ = ready_tx.send(Err(error));
+                        return Ok(());
+                    }
+                };
+                worker.run()
+            })
+            .expect("spawning the audio thread");
+        ready.recv().unwrap_or(Ok(()))?;
+        Ok(Self {
+            commands,
+            incoming,
+            outgoing,
+            events,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Applies a setting from the next frame. Never blocks; a full queue drops the command.
+    pub fn command(&self, command: EngineCommand) {
+        let _ = self.commands.try_send(command);
+    }
+
+    /// Hands over an Opus packet from remote `speaker` with its sender counter. Never blocks;
+    /// a full queue drops it (the jitter buffer conceals it).
+    pub fn push_incoming(&self, speaker: u16, seq: u32, payload: Bytes) {
+        let _ = self.incoming.try_send((speaker, seq, payload));
+    }
+
+    /// The next encoded frame to send, waiting up to `timeout`.
+    pub fn next_outgoing(&self, timeout: Duration) -> Option<OutgoingFrame> {
+        self.outgoing.recv_timeout(timeout).ok()
+    }
+
+    /// The next event, if any.
+    pub fn try_event(&self) -> Option<EngineEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Stops the thread (writing the output file, if any) and reports how it ended.
+    pub fn stop(mut self) -> Result<(), EngineError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<(), EngineError> {
+        let _ = self.stop.try_send(());
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+enum Input {
+    Device {
+        selector: DeviceSelector,
+        stream: Option<Box<CaptureStream>>,
+    },
+    File {
+        samples: Vec<f32>,
+        position: usize,
+        paced: bool,
+    },
+}
+
+enum Output {
+    Device {
+        selector: DeviceSelector,
+        stream: Option<Box<PlaybackStream>>,
+    },
+    File {
+        path: PathBuf,
+        samples: Vec<f32>,
+    },
+    Discard,
+}
+
+struct Worker {
+    input: Input,
+    output: Output,
+    chain: SendChain,
+    encoder: VoiceEncoder,
+    packet: crate::codec::PacketDuration,
+    speakers: BTreeMap<u16, SpeakerStream>,
+    gains: BTreeMap<u16, f32>,
+    muted: bool,
+    deafened: bool,
+    commands: Receiver<EngineCommand>,
+    incoming: Receiver<(u16, u32, Bytes)>,
+    outgoing: SyncSender<OutgoingFrame>,
+    events: SyncSender<EngineEvent>,
+    stop: Receiver<()>,
+    meters: Meters,
+    started: Instant,
+    lost: bool,
+}
+
+impl Worker {
+    fn new(
+        config: &EngineConfig,
+        commands: Receiver<EngineCommand>,
+        incoming: Receiver<(u16, u32, Bytes)>,
+        outgoing: SyncSender<OutgoingFrame>,
+        events: SyncSender<EngineEvent>,
+        stop: Receiver<()>,
+    ) -> Result<Self, EngineError> {
+        let input = match &config.source {
+            AudioSource::Device(selector) => Input::Device {
+                selector: selector.clone(),
+                stream: Some(Box::new(CaptureStream::open(selector)?)),
+            },
+            AudioSource::File { path, paced } => Input::File {
+                samples: crate::wav::read_mono(path)?,
+                position: 0,
+                paced: *paced,
+            },
+        };
+        let output = match &config.sink {
+            AudioSink::Device(selector) => Output::Device {
+                selector: selector.clone(),
+                stream: Some(Box::new(PlaybackStream::open(selector)?)),
+            },
+            AudioSink::File(path) => Output::File {
+                path: path.clone(),
+                samples: Vec::new(),
+            },
+            AudioSink::Discard => Output::Discard,
+        };
+        let mut chain = SendChain::new(config.profile);
+        chain.gate_mut().set_mode(config.gate);
+        Ok(Self {
+            input,
+            output,
+            chain,
+            encoder: VoiceEncoder::new(config.encoder)?,
+            packet: config.encoder.packet,
+            speakers: BTreeMap::new(),
+            gains: BTreeMap::new(),
+            muted: false,
+            deafened: false,
+            commands,
+            incoming,
+            outgoing,
+            events,
+            stop,
+            meters: Meters::default(),
+            started: Instant::now(),
+            lost: false,
+        })
+    }
+
+    fn run(&mut self) -> Result<(), EngineError> {
+        let mut last_meters = Instant::now();
+        let mut frame = SILENCE;
+        let mut frame_index = 0u64;
+        loop {
+            match self.stop.try_recv() {
+                Ok(()) | Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {}
+            }
+            self.apply_commands();
+            match self.next_input(&mut frame, frame_index)? {
+                Some(()) => {}
+                None => break,
+            }
+            let now = Duration::from_millis(10 * frame_index);
+            self.take_incoming(now);
+            let heard = self.mix(now)?;
+            self.chain.render(&heard);
+            self.play(&heard);
+            self.send(&mut frame)?;
+            frame_index += 1;
+            self.meters.frames = frame_index;
+            if last_meters.elapsed() >= METER_INTERVAL {
+                last_meters = Instant::now();
+                self.publish_meters();
+            }
+        }
+        if let Output::File { path, samples } = &self.output {
+            crate::wav::write_mono(path, samples)?;
+        }
+        Ok(())
+    }
+
+    fn apply_commands(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                EngineCommand::SetToggles(toggles) => self.chain.set_toggles(toggles),
+                EngineCommand::SetMuted(muted) => self.muted = muted,
+                EngineCommand::SetDeafened(deafened) => self.deafened = deafened,
+                EngineCommand::PushToTalk(held) => self.chain.gate_mut().set_push_to_talk(held),
+                EngineCommand::SetSpeakerGain { speaker, gain } => {
+                    self.gains.insert(speaker, gain);
+                    if let Some(stream) = self.speakers.get_mut(&speaker) {
+                        stream.set_gain(gain);
+                    }
+                }
+                EngineCommand::RemoveSpeaker(speaker) => {
+                    self.speakers.remove(&speaker);
+                }
+                EngineCommand::SetExpectedLoss(percent) => {
+                    let _ = self.encoder.set_expected_loss(percent);
+                }
+            }
+        }
+    }
+
+    /// The next microphone frame; `None` when a file source has ended.
+    fn next_input(&mut self, frame: &mut Frame, index: u64) -> Result<Option<()>, EngineError> {
+        match &mut self.input {
+            Input::File {
+                samples,
+                position,
+                paced,
+            } => {
+                if *position >= samples.len() {
+                    let _ = self.events.try_send(EngineEvent::SourceEnded);
+                    return Ok(None);
+                }
+                if *paced {
+                    let due = self.started + Duration::from_millis(10 * index);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let end = (*position + FRAME_SAMPLES).min(samples.len());
+                *frame = SILENCE;
+                frame[..end - *position].copy_from_slice(&samples[*position..end]);
+                *position = end;
+                Ok(Some(()))
+            }
+            Input::Device { selector, stream } => {
+                let deadline = Instant::now() + Duration::from_millis(20);
+                loop {
+                    if stream.as_ref().is_some_and(|capture| capture.failure()) {
+                        if let Some(failed) = stream.take() {
+                            self.meters.overruns += failed.stats().overruns;
+                        }
+                        if !self.lost {
+                            self.lost = true;
+                            let _ = self
+                                .events
+                                .try_send(EngineEvent::DeviceLost("capture device failed".into()));
+                        }
+                    }
+                    if stream.is_none() {
+                        *stream = CaptureStream::open(selector).ok().map(Box::new);
+                        if stream.is_none() {
+                            // No device: keep time with silence, retry at the next frame.
+                            std::thread::sleep(Duration::from_millis(10));
+                            *frame = SILENCE;
+                            return Ok(Some(()));
+                        }
+                        if self.lost {
+                            self.lost = false;
+                            let _ = self.events.try_send(EngineEvent::DeviceRecovered);
+                        }
+                    }
+                    if let Some(capture) = stream.as_mut()
+                        && capture.read_frame(frame)
+                    {
+                        return Ok(Some(()));
+                    }
+                    if Instant::now() >= deadline {
+                        *frame = SILENCE;
+                        return Ok(Some(()));
+                    }
+                    match self.stop.recv_timeout(Duration::from_millis(2)) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return Ok(None),
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_incoming(&mut self, now: Duration) {
+        while let Ok((speaker, seq, payload)) = self.incoming.try_recv() {
+            let stream = match self.speakers.entry(speaker) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    match SpeakerStream::new(self.packet) {
+                        Ok(mut stream) => {
+                            stream.set_gain(self.gains.get(&speaker).copied().unwrap_or(1.0));
+                            entry.insert(stream)
+                        }
+                        Err(_) => continue,
+                    }
+                }
+            };
+            stream.push(seq, payload, now);
+        }
+    }
+
+    fn mix(&mut self, now: Duration) -> Result<Frame, EngineError> {
+        let mut heard = SILENCE;
+        for stream in self.speakers.values_mut() {
+            stream.mix_into(now, &mut heard)?;
+        }
+        soft_limit(&mut heard);
+        if self.deafened {
+            heard = SILENCE;
+        }
+        Ok(heard)
+    }
+
+    fn play(&mut self, heard: &Frame) {
+        match &mut self.output {
+            Output::File { samples, .. } => samples.extend_from_slice(heard),
+            Output::Discard => {}
+            Output::Device { selector, stream } => {
+                if stream.as_ref().is_some_and(|playback| playback.failure()) {
+                    if let Some(failed) = stream.take() {
+                        self.meters.underruns += failed.stats().underruns;
+                    }
+                    let _ = self
+                        .events
+                        .try_send(EngineEvent::DeviceLost("playback device failed".into()));
+                }
+                if stream.is_none() {
+                    *stream = PlaybackStream::open(selector).ok().map(Box::new);
+                }
+                if let Some(playback) = stream {
+                    playback.write_frame(heard);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, frame: &mut Frame) -> Result<(), EngineError> {
+        let report = self.chain.process(frame);
+        self.meters.input_dbfs = report.input_dbfs;
+        let sending = report.send && !self.muted && !self.deafened;
+        self.meters.voice = sending && report.voice;
+        let packet = self
+            .encoder
+            .encode(if sending { frame } else { &SILENCE })?;
+        if let Some(packet) = packet.filter(|_| sending) {
+            // A full queue means the network side is stuck: drop rather than block audio.
+            let _ = self.outgoing.try_send(OutgoingFrame {
+                payload: Bytes::copy_from_slice(packet),
+            });
+        }
+        Ok(())
+    }
+
+    fn publish_meters(&mut self) {
+        self.meters.speaking = self
+            .speakers
+            .iter()
+            .map(|(id, stream)| (*id, stream.is_speaking()))
+            .collect();
+        self.meters.jitter = self
+            .speakers
+            .iter()
+            .map(|(id, stream)| (*id, stream.stats()))
+            .collect();
+        let _ = self
+            .events
+            .try_send(EngineEvent::Meters(self.meters.clone()));
+    }
+}
+
+/// The engine's handle is shared with network tasks.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+};
