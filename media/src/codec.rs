@@ -200,3 +200,33 @@ impl VoiceDecoder {
         self.check(got)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_recovers_and_conceals_with_the_documented_lookahead() {
+        let mut encoder = VoiceEncoder::new(EncoderSettings::default()).unwrap();
+        assert_eq!(
+            encoder.lookahead().unwrap(),
+            312,
+            "6.5 ms at 48 kHz in VoIP mode"
+        );
+        let frame: Frame = std::array::from_fn(|i| (i as f32 * 0.05).sin() * 0.3);
+        let mut decoder = VoiceDecoder::new(PacketDuration::Ms10).unwrap();
+        let mut out = [0.0f32; FRAME_SAMPLES];
+        let first = encoder.encode(&frame).unwrap().unwrap().to_vec();
+        let second = encoder.encode(&frame).unwrap().unwrap().to_vec();
+        decoder.decode(&first, &mut out).unwrap();
+        decoder.recover(&second, &mut out).unwrap();
+        decoder.conceal(&mut out).unwrap();
+        assert!(
+            matches!(
+                decoder.decode(&[0xff; 3], &mut out),
+                Err(CodecError::Opus(_))
+            ),
+            "garbage is an error, not a panic"
+        );
+    }
+}

@@ -158,22 +158,41 @@ fn algorithmic_latency_of_process_and_loopback() {
         assert!(delay_ms <= bound, "{profile:?}: {delay_ms} ms");
     }
     // Whole loopback at 0 loss, 10 ms packets, no network delay: capture → playout.
-    let toggles = StageToggles {
-        noise: false,
-        gain: false,
-        gate: false,
-        ..Profile::Headset.toggles()
-    };
-    let outcome = run(
-        &input,
-        toggles,
-        EncoderSettings::default(),
-        NetworkModel::default(),
-    )
-    .unwrap();
-    let delay_ms = (peak(&outcome.output) - click_at) as f64 / 48.0;
-    println!(
-        "headset loopback delay (frame accumulation + DSP + Opus + jitter buffer + playout): {delay_ms:.2} ms"
-    );
-    assert!(delay_ms > 10.0, "at least the 10 ms frame accumulation");
+    for profile in [Profile::Headset, Profile::Speakers] {
+        let toggles = StageToggles {
+            noise: false,
+            gain: false,
+            gate: false,
+            ..profile.toggles()
+        };
+        let outcome = run(
+            &input,
+            toggles,
+            EncoderSettings::default(),
+            NetworkModel::default(),
+        )
+        .unwrap();
+        let delay_ms = (peak(&outcome.output) - click_at) as f64 / 48.0;
+        println!(
+            "{profile:?} loopback delay (frame + DSP + Opus + jitter buffer + playout): {delay_ms:.2} ms"
+        );
+        assert!(delay_ms > 10.0, "at least the 10 ms frame accumulation");
+        assert!(delay_ms < 45.0, "{profile:?}: {delay_ms} ms");
+        // The same by cross-correlating real speech (1 ms resolution), which Opus does not smear.
+        let mut talk = speech(0, 2, 0.1);
+        scale_to(&mut talk, -20.0);
+        let outcome = run(
+            &talk,
+            toggles,
+            EncoderSettings::default(),
+            NetworkModel::default(),
+        )
+        .unwrap();
+        let lag_ms = best_lag(&talk, &outcome.output) as f64 / 48.0;
+        println!("{profile:?} loopback delay by speech correlation: {lag_ms:.1} ms");
+        assert!(
+            (lag_ms - delay_ms).abs() <= 6.0,
+            "click {delay_ms} ms vs speech {lag_ms} ms"
+        );
+    }
 }
