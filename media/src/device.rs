@@ -12,6 +12,7 @@ pub mod callbacks;
 mod capture;
 mod playback;
 mod resample;
+mod resilient;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use cpal::traits::{DeviceTrait, HostTrait};
 
 pub use capture::CaptureStream;
 pub use playback::PlaybackStream;
+pub use resilient::{DeviceEvent, ResilientCapture, ResilientPlayback};
 
 /// Which device to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +146,16 @@ pub fn list(direction: Direction) -> Result<Vec<DeviceInfo>, DeviceError> {
             }
         })
         .collect())
+}
+
+/// The name of the system's default device in `direction`, if there is one.
+pub fn default_name(direction: Direction) -> Option<String> {
+    let host = host().ok()?;
+    let device = match direction {
+        Direction::Input => host.default_input_device(),
+        Direction::Output => host.default_output_device(),
+    }?;
+    Some(device_name(&device))
 }
 
 fn find(selector: &DeviceSelector, direction: Direction) -> Result<cpal::Device, DeviceError> {

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::codec::{CodecError, EncoderSettings, VoiceEncoder};
-use crate::device::{CaptureStream, DeviceError, DeviceSelector, PlaybackStream};
+use crate::device::{
+    DeviceError, DeviceEvent, DeviceSelector, ResilientCapture, ResilientPlayback,
+};
 use crate::frame::{FRAME_SAMPLES, Frame, SILENCE};
 use crate::jitter::JitterStats;
 use crate::receive::{SpeakerStream, soft_limit};
@@ -126,10 +128,8 @@ pub struct Meters {
 pub enum EngineEvent {
     /// New meters.
     Meters(Meters),
-    /// A device failed; the engine keeps retrying it.
-    DeviceLost(String),
-    /// The devices are back.
-    DeviceRecovered,
+    /// A device failed, came back, or followed the system default.
+    Device(DeviceEvent),
     /// The file source ended.
     SourceEnded,
 }
@@ -246,10 +246,7 @@ impl Drop for Engine {
 }
 
 enum Input {
-    Device {
-        selector: DeviceSelector,
-        stream: Option<Box<CaptureStream>>,
-    },
+    Device(ResilientCapture),
     File {
         samples: Vec<f32>,
         position: usize,
@@ -258,14 +255,8 @@ enum Input {
 }
 
 enum Output {
-    Device {
-        selector: DeviceSelector,
-        stream: Option<Box<PlaybackStream>>,
-    },
-    File {
-        path: PathBuf,
-        samples: Vec<f32>,
-    },
+    Device(ResilientPlayback),
+    File { path: PathBuf, samples: Vec<f32> },
     Discard,
 }
 
@@ -286,7 +277,6 @@ struct Worker {
     stop: Receiver<()>,
     meters: Meters,
     started: Instant,
-    lost: bool,
 }
 
 impl Worker {
@@ -299,10 +289,9 @@ impl Worker {
         stop: Receiver<()>,
     ) -> Result<Self, EngineError> {
         let input = match &config.source {
-            AudioSource::Device(selector) => Input::Device {
-                selector: selector.clone(),
-                stream: Some(Box::new(CaptureStream::open(selector)?)),
-            },
+            AudioSource::Device(selector) => {
+                Input::Device(ResilientCapture::open(selector.clone())?)
+            }
             AudioSource::File { path, paced } => Input::File {
                 samples: crate::wav::read_mono(path)?,
                 position: 0,
@@ -310,10 +299,9 @@ impl Worker {
             },
         };
         let output = match &config.sink {
-            AudioSink::Device(selector) => Output::Device {
-                selector: selector.clone(),
-                stream: Some(Box::new(PlaybackStream::open(selector)?)),
-            },
+            AudioSink::Device(selector) => {
+                Output::Device(ResilientPlayback::open(selector.clone())?)
+            }
             AudioSink::File(path) => Output::File {
                 path: path.clone(),
                 samples: Vec::new(),
@@ -339,7 +327,6 @@ impl Worker {
             stop,
             meters: Meters::default(),
             started: Instant::now(),
-            lost: false,
         })
     }
 
@@ -423,40 +410,22 @@ impl Worker {
                 *position = end;
                 Ok(Some(()))
             }
-            Input::Device { selector, stream } => {
+            Input::Device(capture) => {
+                if let Some(event) = capture.poll() {
+                    self.meters.overruns = capture.stats().overruns;
+                    let _ = self.events.try_send(EngineEvent::Device(event));
+                }
                 let deadline = Instant::now() + Duration::from_millis(20);
                 loop {
-                    if stream.as_ref().is_some_and(|capture| capture.failure()) {
-                        if let Some(failed) = stream.take() {
-                            self.meters.overruns += failed.stats().overruns;
-                        }
-                        if !self.lost {
-                            self.lost = true;
-                            let _ = self
-                                .events
-                                .try_send(EngineEvent::DeviceLost("capture device failed".into()));
-                        }
-                    }
-                    if stream.is_none() {
-                        *stream = CaptureStream::open(selector).ok().map(Box::new);
-                        if stream.is_none() {
-                            // No device: keep time with silence, retry at the next frame.
-                            std::thread::sleep(Duration::from_millis(10));
-                            *frame = SILENCE;
-                            return Ok(Some(()));
-                        }
-                        if self.lost {
-                            self.lost = false;
-                            let _ = self.events.try_send(EngineEvent::DeviceRecovered);
-                        }
-                    }
-                    if let Some(capture) = stream.as_mut()
-                        && capture.read_frame(frame)
-                    {
+                    if capture.read_frame(frame) {
                         return Ok(Some(()));
                     }
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= deadline || !capture.is_open() {
+                        // No audio in time (or no device): keep time with silence.
                         *frame = SILENCE;
+                        if !capture.is_open() {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
                         return Ok(Some(()));
                     }
                     match self.stop.recv_timeout(Duration::from_millis(2)) {
@@ -502,21 +471,12 @@ impl Worker {
         match &mut self.output {
             Output::File { samples, .. } => samples.extend_from_slice(heard),
             Output::Discard => {}
-            Output::Device { selector, stream } => {
-                if stream.as_ref().is_some_and(|playback| playback.failure()) {
-                    if let Some(failed) = stream.take() {
-                        self.meters.underruns += failed.stats().underruns;
-                    }
-                    let _ = self
-                        .events
-                        .try_send(EngineEvent::DeviceLost("playback device failed".into()));
+            Output::Device(playback) => {
+                if let Some(event) = playback.poll() {
+                    self.meters.underruns = playback.stats().underruns;
+                    let _ = self.events.try_send(EngineEvent::Device(event));
                 }
-                if stream.is_none() {
-                    *stream = PlaybackStream::open(selector).ok().map(Box::new);
-                }
-                if let Some(playback) = stream {
-                    playback.write_frame(heard);
-                }
+                playback.write_frame(heard);
             }
         }
     }

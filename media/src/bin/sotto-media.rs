@@ -60,16 +60,12 @@ fn devices() -> Result<()> {
 }
 
 fn device_check(args: &DeviceCheckArgs) -> Result<()> {
-    use sotto_media::device::{CaptureStream, DeviceSelector, PlaybackStream};
+    use sotto_media::device::{DeviceEvent, DeviceSelector, ResilientCapture, ResilientPlayback};
     use std::time::{Duration, Instant};
 
-    let (input, output) = (
-        DeviceSelector::parse(&args.input),
-        DeviceSelector::parse(&args.output),
-    );
-    let mut capture = Some(CaptureStream::open(&input)?);
-    let mut playback = Some(PlaybackStream::open(&output)?);
-    if let (Some(c), Some(p)) = (&capture, &playback) {
+    let mut capture = ResilientCapture::open(DeviceSelector::parse(&args.input))?;
+    let mut playback = ResilientPlayback::open(DeviceSelector::parse(&args.output))?;
+    if let (Some(c), Some(p)) = (capture.stream(), playback.stream()) {
         println!(
             "input \"{}\" {} Hz {} ch; output \"{}\" {} Hz",
             c.name(),
@@ -82,47 +78,31 @@ fn device_check(args: &DeviceCheckArgs) -> Result<()> {
     let start = Instant::now();
     let (mut phase, mut captured, mut loud_frames, mut failures, mut recoveries) =
         (0u64, 0u64, 0u64, 0u32, 0u32);
-    let (mut underruns, mut overruns) = (0u64, 0u64);
-    let mut last_retry = Instant::now();
     let mut frame = SILENCE;
     while start.elapsed().as_secs_f64() < args.seconds {
-        // A device that failed is dropped and reopened every 200 ms until it is back.
-        for failed in [
-            capture.as_ref().is_some_and(CaptureStream::failure),
-            playback.as_ref().is_some_and(PlaybackStream::failure),
-        ] {
-            if failed {
-                failures += 1;
-                println!(
-                    "device failed at {:.2} s; reopening",
-                    start.elapsed().as_secs_f64()
-                );
+        let at = start.elapsed().as_secs_f64();
+        for event in [capture.poll(), playback.poll()].into_iter().flatten() {
+            match event {
+                DeviceEvent::Lost { direction } => {
+                    failures += 1;
+                    println!("{direction:?} device failed at {at:.2} s; reopening");
+                }
+                DeviceEvent::Recovered { direction, name } => {
+                    recoveries += 1;
+                    println!("{direction:?} device back at {at:.2} s: {name}");
+                }
+                DeviceEvent::Switched { direction, name } => {
+                    println!("{direction:?} default changed at {at:.2} s: now {name}");
+                }
+                _ => {}
             }
         }
-        if capture.as_ref().is_some_and(CaptureStream::failure) {
-            overruns += capture.take().map_or(0, |c| c.stats().overruns);
-        }
-        if playback.as_ref().is_some_and(PlaybackStream::failure) {
-            underruns += playback.take().map_or(0, |p| p.stats().underruns);
-        }
-        if (capture.is_none() || playback.is_none())
-            && last_retry.elapsed() > Duration::from_millis(200)
-        {
-            last_retry = Instant::now();
-            if capture.is_none() {
-                capture = CaptureStream::open(&input).ok();
-            }
-            if playback.is_none() {
-                playback = PlaybackStream::open(&output).ok();
-            }
-            if capture.is_some() && playback.is_some() {
-                recoveries += 1;
-                println!("devices back at {:.2} s", start.elapsed().as_secs_f64());
-            }
-        }
-        if let Some(playback) = &mut playback {
+        if let Some(rate) = playback.stream().map(|p| p.device_rate() as usize) {
             // Keep about 30 ms queued.
-            while playback.queued() < playback.device_rate() as usize * 3 / 100 {
+            while playback
+                .stream()
+                .is_some_and(|p| p.queued() < rate * 3 / 100)
+            {
                 let tone: sotto_media::Frame = std::array::from_fn(|i| {
                     let n = (phase + i as u64) as f32;
                     0.1 * (2.0 * std::f32::consts::PI * 440.0 * n / 48_000.0).sin()
@@ -131,21 +111,19 @@ fn device_check(args: &DeviceCheckArgs) -> Result<()> {
                 playback.write_frame(&tone);
             }
         }
-        if let Some(capture) = &mut capture {
-            while capture.read_frame(&mut frame) {
-                captured += 1;
-                if sotto_media::frame::rms_dbfs(&frame) > -40.0 {
-                    loud_frames += 1;
-                }
+        while capture.read_frame(&mut frame) {
+            captured += 1;
+            if sotto_media::frame::rms_dbfs(&frame) > -40.0 {
+                loud_frames += 1;
             }
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    overruns += capture.as_ref().map_or(0, |c| c.stats().overruns);
-    underruns += playback.as_ref().map_or(0, |p| p.stats().underruns);
     println!(
-        "captured {captured} frames ({:.1} s), tone heard in {loud_frames}; device failures {failures}, recoveries {recoveries}; underruns {underruns}, overruns {overruns}",
-        captured as f64 / 100.0
+        "captured {captured} frames ({:.1} s), tone heard in {loud_frames}; device failures {failures}, recoveries {recoveries}; underruns {}, overruns {}",
+        captured as f64 / 100.0,
+        playback.stats().underruns,
+        capture.stats().overruns,
     );
     Ok(())
 }
