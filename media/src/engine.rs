@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -154,10 +155,13 @@ pub enum EngineError {
 pub struct Engine {
     commands: SyncSender<EngineCommand>,
     incoming: SyncSender<(u16, u32, Bytes)>,
-    outgoing: Receiver<OutgoingFrame>,
-    events: Receiver<EngineEvent>,
+    // Receivers are not `Sync`; the locks are taken only by the network side, never by the
+    // audio thread, so the handle can be shared between tasks.
+    outgoing: Mutex<Receiver<OutgoingFrame>>,
+    events: Mutex<Receiver<EngineEvent>>,
     stop: SyncSender<()>,
     thread: Option<JoinHandle<Result<(), EngineError>>>,
+    clock_origin: Instant,
 }
 
 impl Engine {
@@ -182,7 +186,7 @@ impl Engine {
                     stop_rx,
                 ) {
                     Ok(worker) => {
-                        let _ = ready_tx.send(Ok(()));
+                        let _ = ready_tx.send(Ok(worker.started));
                         worker
                     }
                     Err(error) => {
@@ -193,15 +197,22 @@ impl Engine {
                 worker.run()
             })
             .expect("spawning the audio thread");
-        ready.recv().unwrap_or(Ok(()))?;
+        let clock_origin = ready.recv().unwrap_or_else(|_| Ok(Instant::now()))?;
         Ok(Self {
+            clock_origin,
             commands,
             incoming,
-            outgoing,
-            events,
+            outgoing: Mutex::new(outgoing),
+            events: Mutex::new(events),
             stop,
             thread: Some(thread),
         })
+    }
+
+    /// When the engine's frame clock started: frame `n` of a paced file source, and sample `n`
+    /// of a file sink, belong to `clock_origin + n × 10 ms`.
+    pub fn clock_origin(&self) -> Instant {
+        self.clock_origin
     }
 
     /// Applies a setting from the next frame. Never blocks; a full queue drops the command.
@@ -217,12 +228,20 @@ impl Engine {
 
     /// The next encoded frame to send, waiting up to `timeout`.
     pub fn next_outgoing(&self, timeout: Duration) -> Option<OutgoingFrame> {
-        self.outgoing.recv_timeout(timeout).ok()
+        self.outgoing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .recv_timeout(timeout)
+            .ok()
     }
 
     /// The next event, if any.
     pub fn try_event(&self) -> Option<EngineEvent> {
-        self.events.try_recv().ok()
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .try_recv()
+            .ok()
     }
 
     /// Stops the thread (writing the output file, if any) and reports how it ended.
@@ -517,6 +536,6 @@ impl Worker {
 
 /// The engine's handle is shared with network tasks.
 const _: () = {
-    const fn assert_send<T: Send>() {}
-    assert_send::<Engine>();
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
 };
