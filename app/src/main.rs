@@ -1,9 +1,21 @@
-//! `sotto`: the Sotto client. Today: `sotto demo`, the whole system on one machine.
+//! `sotto`: the Sotto client on the command line — join servers, talk in voice channels, host a
+//! relay, or watch the whole system work with `sotto demo`.
 
 mod demo;
+mod profile;
+mod session;
+mod voice;
 
-use anyhow::Result;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use sotto_net::invite::InviteLink;
+use sotto_net::proto::control::ChannelKind;
+
+use crate::profile::{Profile, SavedServer};
 
 /// Sotto: end-to-end encrypted voice through a relay that cannot hear you.
 #[derive(Debug, Parser)]
@@ -18,6 +30,195 @@ enum Command {
     /// Start a relay on this machine, let two members talk through it with recorded speech, and
     /// report what the listener heard and how long it took.
     Demo(demo::DemoArgs),
+    /// Join a server with an invite link (creates your identity on first use).
+    Join {
+        /// The invite link, `sotto://…#…`.
+        link: String,
+        /// Your display name. Default: your login name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Talk in a voice channel.
+    Voice(voice::VoiceArgs),
+    /// List the servers you have joined.
+    Servers,
+    /// List a server's channels.
+    Channels {
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List audio devices.
+    Devices,
+    /// Make an invite link for a server you belong to.
+    Invite {
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+        /// How long it stays valid, e.g. `1h`, `7d`. Default: never expires.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+        /// How many people may join with it. Default: unlimited.
+        #[arg(long)]
+        max_uses: Option<u32>,
+    },
+    /// Host a relay from this machine and print the link to share.
+    Host {
+        /// Relay data directory. Default: the platform data directory for sotto-relay.
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// UDP address to listen on.
+        #[arg(long, default_value = "0.0.0.0:7878")]
+        listen: SocketAddr,
+        /// The `host:port` others reach this machine at; it goes into invite links.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7878")]
+        public_addr: String,
+    },
+}
+
+fn default_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "someone".into())
+}
+
+async fn join(link: &str, name: Option<String>) -> Result<()> {
+    let link = InviteLink::parse(link)?;
+    let profile = Profile::open()?;
+    let display_name = name.unwrap_or_else(default_name);
+    let probe = SavedServer {
+        name: String::new(),
+        link: link.clone(),
+        display_name: display_name.clone(),
+    };
+    let session = session::connect(&profile, &probe).await?;
+    let saved = SavedServer {
+        name: session.server.name.clone(),
+        link,
+        display_name,
+    };
+    profile.save_server(&saved)?;
+    println!(
+        "Joined \"{}\" as {}. Channels:",
+        saved.name, saved.display_name
+    );
+    print_channels(&session.channels);
+    Ok(())
+}
+
+fn print_channels(channels: &[sotto_net::proto::control::ChannelInfo]) {
+    for channel in channels {
+        let kind = if channel.kind == ChannelKind::Voice {
+            "voice"
+        } else {
+            "text "
+        };
+        println!("  {kind}  #{}  ({})", channel.name, channel.category);
+    }
+}
+
+async fn invite(
+    server: Option<&str>,
+    expires: Option<Duration>,
+    max_uses: Option<u32>,
+) -> Result<()> {
+    let profile = Profile::open()?;
+    let saved = profile.server(server)?;
+    let session = session::connect(&profile, &saved).await?;
+    let link = session.client.create_invite(expires, max_uses).await?;
+    println!("{link}");
+    Ok(())
+}
+
+async fn host(data: Option<PathBuf>, listen: SocketAddr, public_addr: String) -> Result<()> {
+    let dir = data.unwrap_or_else(|| {
+        directories::ProjectDirs::from("org", "Sotto", "sotto-relay").map_or_else(
+            || PathBuf::from("sotto-relay-data"),
+            |dirs| dirs.data_dir().to_owned(),
+        )
+    });
+    let data = sotto_relay::DataDir::new(dir);
+    if !data.is_initialized() {
+        let options = sotto_relay::InitOptions {
+            server_name: "My Sotto".into(),
+            public_address: public_addr,
+        };
+        let report = data.initialize(&options)?;
+        println!("invite   {}", report.owner_link);
+        println!(
+            "         (single use: the first to join owns the server; then `sotto invite` makes more)"
+        );
+    }
+    let config = sotto_relay::RelayConfig {
+        listen,
+        ..Default::default()
+    };
+    let relay = sotto_relay::RelayHandle::spawn(&data, config).await?;
+    println!(
+        "hosting  udp://{} with data in {}; Ctrl-C stops",
+        relay.local_addr(),
+        data.root().display()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    relay.shutdown().await;
+    Ok(())
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Demo(_) => unreachable!("the demo runs its own runtime"),
+        Command::Join { link, name } => join(&link, name).await,
+        Command::Voice(args) => voice::run(&args).await,
+        Command::Servers => {
+            let servers = Profile::open()?.servers()?;
+            if servers.is_empty() {
+                println!("No servers yet: run `sotto join <invite link>`.");
+            }
+            for server in servers {
+                println!(
+                    "{}  (as {}, relay {})",
+                    server.name,
+                    server.display_name,
+                    server.link.address()
+                );
+            }
+            Ok(())
+        }
+        Command::Channels { server } => {
+            let profile = Profile::open()?;
+            let saved = profile.server(server.as_deref())?;
+            let session = session::connect(&profile, &saved).await?;
+            print_channels(&session.channels);
+            Ok(())
+        }
+        Command::Devices => {
+            use sotto_media::device::{Direction, list};
+            for (label, direction) in [("Inputs", Direction::Input), ("Outputs", Direction::Output)]
+            {
+                println!("{label}:");
+                for device in list(direction)? {
+                    println!(
+                        "  {}{}",
+                        device.name,
+                        if device.is_default { "  (default)" } else { "" }
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Invite {
+            server,
+            expires,
+            max_uses,
+        } => invite(server.as_deref(), expires, max_uses).await,
+        Command::Host {
+            data,
+            listen,
+            public_addr,
+        } => host(data, listen, public_addr).await,
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,8 +228,11 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result: Result<()> = match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Demo(args) => demo::run(&args),
+        command => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(run(command))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
