@@ -93,20 +93,52 @@ fn correlation(a: &[f64], b: &[f64]) -> f64 {
     num / (da.sqrt() * db.sqrt())
 }
 
-#[test]
-fn a_speaks_b_hears_through_the_relay() {
+/// What one call measured.
+struct CallOutcome {
+    correlation: f64,
+    delay_ms: usize,
+    listener_stdout: String,
+}
+
+/// Hosts a relay, joins A and B, and has A speak to B, optionally through an impairment proxy.
+fn call(impairment: Option<sotto_relay::impairment::Impairment>) -> CallOutcome {
+    // Calls run in real time with three processes each: one at a time, so they do not starve
+    // each other of the machine's cores.
+    static ONE_CALL_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_CALL_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let port = UdpSocket::bind("127.0.0.1:0")
+    let relay_port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let address = format!("127.0.0.1:{port}");
+    let relay_address = format!("127.0.0.1:{relay_port}");
+    // Clients reach the relay directly, or through the proxy when impairing.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let proxy = impairment.map(|impairment| {
+        runtime
+            .block_on(sotto_relay::impairment::ImpairmentProxy::start(
+                "127.0.0.1:0".parse().unwrap(),
+                relay_address.parse().unwrap(),
+                impairment,
+            ))
+            .unwrap()
+    });
+    let public = proxy.as_ref().map_or_else(
+        || relay_address.clone(),
+        |proxy| proxy.local_addr().to_string(),
+    );
     let mut host = Host(
         Command::new(SOTTO)
             .args(["host", "--data"])
             .arg(dir.path().join("relay"))
-            .args(["--listen", &address, "--public-addr", &address])
+            .args(["--listen", &relay_address, "--public-addr", &public])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -174,11 +206,8 @@ fn a_speaks_b_hears_through_the_relay() {
         ],
     );
     let listener = listener.wait_with_output().unwrap();
-    assert!(
-        listener.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listener.stdout)
-    );
+    let listener_stdout = String::from_utf8_lossy(&listener.stdout).to_string();
+    assert!(listener.status.success(), "{listener_stdout}");
 
     // Put B's recording on A's clock, then find the delay and compare envelopes.
     let offset_samples = ((clock_origin(&listener) - clock_origin(&speaker)) * 48 / 1000) as i64;
@@ -191,21 +220,111 @@ fn a_speaks_b_hears_through_the_relay() {
         recorded[(-offset_samples) as usize..].to_vec()
     };
     let said_envelope = envelope(&speech);
-    let (lag, best) = (0..30)
+    let (lag, correlation) = (0..40)
         .map(|lag| {
-            (
-                lag,
-                correlation(
-                    &said_envelope,
-                    &envelope(&heard_on_a_clock[(lag * 480).min(heard_on_a_clock.len())..]),
-                ),
-            )
+            let shifted = &heard_on_a_clock[(lag * 480).min(heard_on_a_clock.len())..];
+            (lag, correlation(&said_envelope, &envelope(shifted)))
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
+    drop(proxy);
+    CallOutcome {
+        correlation,
+        delay_ms: lag * 10 + 10,
+        listener_stdout,
+    }
+}
+
+/// The largest value after `label` in B's status lines.
+fn status_max(stdout: &str, label: &str) -> u64 {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with("status"))
+        .filter_map(|line| {
+            line.split(label)
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_speaks_b_hears_through_the_relay() {
+    let outcome = call(None);
     println!(
-        "B heard A: envelope correlation {best:.3}, one-way delay ≈ {} ms (10 ms resolution) + 10 ms frame accumulation",
-        lag * 10
+        "B heard A: envelope correlation {:.3}, one-way delay ≈ {} ms (10 ms resolution, frame accumulation included)",
+        outcome.correlation, outcome.delay_ms
     );
-    assert!(best >= 0.9, "correlation {best:.3}");
+    assert!(
+        outcome.correlation >= 0.9,
+        "correlation {:.3}",
+        outcome.correlation
+    );
+}
+
+#[test]
+fn the_call_survives_10_percent_loss_with_30_ms_jitter() {
+    let impairment = sotto_relay::impairment::Impairment {
+        loss_percent: 10.0,
+        jitter: std::time::Duration::from_millis(30),
+        seed: 5,
+        ..Default::default()
+    };
+    let outcome = call(Some(impairment));
+    let (fec, concealed, buffer) = (
+        status_max(&outcome.listener_stdout, "FEC "),
+        status_max(&outcome.listener_stdout, "concealed "),
+        status_max(&outcome.listener_stdout, "buffer "),
+    );
+    println!(
+        "10% loss, 30 ms jitter: correlation {:.3}, delay ≈ {} ms; FEC {fec}, concealed {concealed}, deepest buffer {buffer}",
+        outcome.correlation, outcome.delay_ms
+    );
+    assert!(
+        outcome.correlation >= 0.75,
+        "correlation {:.3}",
+        outcome.correlation
+    );
+    assert!(
+        fec + concealed > 0,
+        "no recovery counted:\n{}",
+        outcome.listener_stdout
+    );
+    assert!(
+        buffer >= 2,
+        "the jitter buffer did not grow:\n{}",
+        outcome.listener_stdout
+    );
+}
+
+#[test]
+fn the_call_survives_5_percent_burst_loss() {
+    // Gilbert–Elliott: bursts start on ~1.6% of packets and last ~3 packets: ~5% lost.
+    let impairment = sotto_relay::impairment::Impairment {
+        burst_enter_percent: 1.6,
+        burst_stay_percent: 67.0,
+        seed: 9,
+        ..Default::default()
+    };
+    let outcome = call(Some(impairment));
+    let recovered = status_max(&outcome.listener_stdout, "FEC ")
+        + status_max(&outcome.listener_stdout, "concealed ");
+    println!(
+        "5% burst loss: correlation {:.3}, recovered or concealed {recovered}",
+        outcome.correlation
+    );
+    assert!(
+        outcome.correlation >= 0.75,
+        "correlation {:.3}",
+        outcome.correlation
+    );
+    assert!(
+        recovered > 0,
+        "no recovery counted:\n{}",
+        outcome.listener_stdout
+    );
 }

@@ -7,11 +7,13 @@
 //! - `connection`: one member's handshake, control loop and datagram forwarding.
 //! - [`rooms`]: voice rooms and their lock-free fan-out lists.
 //! - [`metrics`]: counters and the Prometheus endpoint.
+//! - [`impairment`]: a lossy, jittery UDP proxy for tests.
 
 pub mod config;
 mod connection;
 pub mod data_dir;
 pub mod db;
+pub mod impairment;
 pub mod metrics;
 pub mod rate_limit;
 pub mod rooms;
