@@ -43,6 +43,12 @@ pub(crate) struct VoiceArgs {
     /// No echo cancellation (headset).
     #[arg(long)]
     no_aec: bool,
+    /// Audio per packet: 10 ms (lowest latency) or 20 ms (less overhead).
+    #[arg(long, default_value_t = 10)]
+    packet_ms: u32,
+    /// Opus bitrate, bits per second.
+    #[arg(long, default_value_t = 32_000)]
+    bitrate: i32,
 }
 
 fn source(text: &str) -> AudioSource {
@@ -124,7 +130,15 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
         } else {
             GateMode::VoiceActivity
         },
-        encoder: EncoderSettings::default(),
+        encoder: EncoderSettings {
+            packet: match args.packet_ms {
+                10 => sotto_media::codec::PacketDuration::Ms10,
+                20 => sotto_media::codec::PacketDuration::Ms20,
+                other => bail!("--packet-ms must be 10 or 20, not {other}"),
+            },
+            bitrate: args.bitrate,
+            ..EncoderSettings::default()
+        },
     };
     let engine = Arc::new(Engine::start(config).context("starting audio")?);
     if args.no_ns {

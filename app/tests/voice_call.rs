@@ -98,10 +98,17 @@ struct CallOutcome {
     correlation: f64,
     delay_ms: usize,
     listener_stdout: String,
+    /// The busiest client's (the speaker's) datagrams and UDP payload bytes towards the relay,
+    /// when a proxy was in the path.
+    speaker_upstream: (u64, u64),
+    speech_seconds: f64,
 }
 
 /// Hosts a relay, joins A and B, and has A speak to B, optionally through an impairment proxy.
-fn call(impairment: Option<sotto_relay::impairment::Impairment>) -> CallOutcome {
+fn call(
+    impairment: Option<sotto_relay::impairment::Impairment>,
+    speaker_options: &[&str],
+) -> CallOutcome {
     // Calls run in real time with three processes each: one at a time, so they do not starve
     // each other of the machine's cores.
     static ONE_CALL_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -194,17 +201,17 @@ fn call(impairment: Option<sotto_relay::impairment::Impairment>) -> CallOutcome 
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(800));
-    let speaker = sotto(
-        &ada,
-        &[
-            "voice",
-            "--no-aec",
-            "--input",
-            said.to_str().unwrap(),
-            "--output",
-            dir.path().join("ada-heard.wav").to_str().unwrap(),
-        ],
-    );
+    let ada_heard = dir.path().join("ada-heard.wav");
+    let mut speaker_args = vec![
+        "voice",
+        "--no-aec",
+        "--input",
+        said.to_str().unwrap(),
+        "--output",
+        ada_heard.to_str().unwrap(),
+    ];
+    speaker_args.extend_from_slice(speaker_options);
+    let speaker = sotto(&ada, &speaker_args);
     let listener = listener.wait_with_output().unwrap();
     let listener_stdout = String::from_utf8_lossy(&listener.stdout).to_string();
     assert!(listener.status.success(), "{listener_stdout}");
@@ -227,11 +234,21 @@ fn call(impairment: Option<sotto_relay::impairment::Impairment>) -> CallOutcome 
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
+    let speaker_upstream = proxy.as_ref().map_or((0, 0), |proxy| {
+        let per_client = proxy.stats().per_client_upstream.lock().unwrap();
+        per_client
+            .values()
+            .copied()
+            .max_by_key(|(_, bytes)| *bytes)
+            .unwrap_or((0, 0))
+    });
     drop(proxy);
     CallOutcome {
         correlation,
         delay_ms: lag * 10 + 10,
         listener_stdout,
+        speaker_upstream,
+        speech_seconds: speech.len() as f64 / 48_000.0,
     }
 }
 
@@ -254,7 +271,7 @@ fn status_max(stdout: &str, label: &str) -> u64 {
 
 #[test]
 fn a_speaks_b_hears_through_the_relay() {
-    let outcome = call(None);
+    let outcome = call(None, &[]);
     println!(
         "B heard A: envelope correlation {:.3}, one-way delay ≈ {} ms (10 ms resolution, frame accumulation included)",
         outcome.correlation, outcome.delay_ms
@@ -274,7 +291,7 @@ fn the_call_survives_10_percent_loss_with_30_ms_jitter() {
         seed: 5,
         ..Default::default()
     };
-    let outcome = call(Some(impairment));
+    let outcome = call(Some(impairment), &[]);
     let (fec, concealed, buffer) = (
         status_max(&outcome.listener_stdout, "FEC "),
         status_max(&outcome.listener_stdout, "concealed "),
@@ -310,7 +327,7 @@ fn the_call_survives_5_percent_burst_loss() {
         seed: 9,
         ..Default::default()
     };
-    let outcome = call(Some(impairment));
+    let outcome = call(Some(impairment), &[]);
     let recovered = status_max(&outcome.listener_stdout, "FEC ")
         + status_max(&outcome.listener_stdout, "concealed ");
     println!(
@@ -326,5 +343,28 @@ fn the_call_survives_5_percent_burst_loss() {
         recovered > 0,
         "no recovery counted:\n{}",
         outcome.listener_stdout
+    );
+}
+
+#[test]
+fn wire_bandwidth_per_speaker_at_20_ms_packets() {
+    // Open mic, so the speaker sends for the whole clip; a proxy without impairment counts bytes.
+    let outcome = call(
+        Some(sotto_relay::impairment::Impairment::default()),
+        &["--packet-ms", "20", "--open-mic"],
+    );
+    let (datagrams, bytes) = outcome.speaker_upstream;
+    // IPv4 (20) + UDP (8) headers on top of what the proxy saw.
+    let wire_bits = (bytes + 28 * datagrams) as f64 * 8.0;
+    let kbit_per_s = wire_bits / outcome.speech_seconds / 1000.0;
+    let per_packet = (bytes + 28 * datagrams) as f64 / datagrams.max(1) as f64;
+    println!(
+        "speaker upstream: {datagrams} datagrams, {kbit_per_s:.1} kbit/s on the wire (IP+UDP+QUIC+E2EE included), {per_packet:.0} bytes per packet on average; correlation {:.3}",
+        outcome.correlation
+    );
+    assert!(outcome.correlation >= 0.9);
+    assert!(
+        datagrams as f64 >= outcome.speech_seconds * 45.0,
+        "about 50 packets per second were sent"
     );
 }

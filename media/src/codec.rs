@@ -194,6 +194,11 @@ impl VoiceDecoder {
         self.check(got)
     }
 
+    /// How many samples `packet` decodes to (its duration), without decoding it.
+    pub fn packet_samples(&self, packet: &[u8]) -> Result<usize, CodecError> {
+        Ok(self.decoder.get_nb_samples(packet)?)
+    }
+
     /// Conceals a lost packet (packet-loss concealment).
     pub fn conceal(&mut self, out: &mut [f32]) -> Result<(), CodecError> {
         let got = self.decoder.decode_float(&[], out, false)?;

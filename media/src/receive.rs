@@ -26,6 +26,7 @@ pub struct SpeakerStream {
     gain: f32,
     quiet: bool,
     speaking: bool,
+    rejected: u64,
 }
 
 impl SpeakerStream {
@@ -41,6 +42,7 @@ impl SpeakerStream {
             gain: 1.0,
             quiet: true,
             speaking: false,
+            rejected: 0,
         })
     }
 
@@ -59,9 +61,40 @@ impl SpeakerStream {
         self.jitter.stats()
     }
 
-    /// Accepts a packet (its sender counter and Opus payload) that arrived at `now`.
+    /// Accepts a packet (its sender counter and Opus payload) that arrived at `now`. The
+    /// speaker's packet duration is learnt from its packets; a change restarts the stream.
+    /// Packets that are not Opus voice of 10 or 20 ms are dropped and counted.
     pub fn push(&mut self, seq: u32, payload: Bytes, now: Duration) {
+        let duration = match self.decoder.packet_samples(&payload) {
+            Ok(samples) if samples == PacketDuration::Ms10.samples() => PacketDuration::Ms10,
+            Ok(samples) if samples == PacketDuration::Ms20.samples() => PacketDuration::Ms20,
+            _ => {
+                self.rejected += 1;
+                return;
+            }
+        };
+        if duration != self.packet {
+            match VoiceDecoder::new(duration) {
+                Ok(decoder) => {
+                    self.decoder = decoder;
+                    self.packet = duration;
+                    self.jitter =
+                        JitterBuffer::new(Duration::from_millis(10 * duration.frames() as u64));
+                    self.pcm = vec![0.0; duration.samples()];
+                    self.read = duration.samples();
+                }
+                Err(_) => {
+                    self.rejected += 1;
+                    return;
+                }
+            }
+        }
         self.jitter.push(seq, payload, now);
+    }
+
+    /// Packets dropped because they were not decodable voice.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
     }
 
     /// Produces this speaker's next 10 ms at `now`, added into `mix`. Returns whether the
@@ -89,11 +122,19 @@ impl SpeakerStream {
     fn refill(&mut self, now: Duration) -> Result<bool, CodecError> {
         let samples = self.packet.samples();
         let pcm = &mut self.pcm[..samples];
-        match self.jitter.pop(now, self.quiet) {
-            Playout::Packet { payload, .. } => self.decoder.decode(&payload, pcm)?,
-            Playout::Recover { next, .. } => self.decoder.recover(&next, pcm)?,
-            Playout::Conceal { .. } | Playout::Stretch => self.decoder.conceal(pcm)?,
+        let decoded = match self.jitter.pop(now, self.quiet) {
+            Playout::Packet { payload, .. } => self.decoder.decode(&payload, pcm),
+            Playout::Recover { next, .. } => self.decoder.recover(&next, pcm),
+            Playout::Conceal { .. } | Playout::Stretch => self.decoder.conceal(pcm),
             Playout::Silence => return Ok(false),
+        };
+        if decoded.is_err() {
+            // A packet that passed the length check but does not decode: conceal it instead;
+            // a remote peer's bytes never stop the engine.
+            self.rejected += 1;
+            if self.decoder.conceal(pcm).is_err() {
+                pcm.fill(0.0);
+            }
         }
         self.read = 0;
         Ok(true)
@@ -144,5 +185,49 @@ mod tests {
                 assert_eq!(*limited, raw);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+    use crate::codec::{EncoderSettings, VoiceEncoder};
+
+    #[test]
+    fn learns_the_packet_duration_and_survives_garbage() {
+        let mut encoder = VoiceEncoder::new(EncoderSettings {
+            packet: PacketDuration::Ms20,
+            ..EncoderSettings::default()
+        })
+        .unwrap();
+        let frame: Frame = std::array::from_fn(|i| (i as f32 * 0.07).sin() * 0.3);
+        let mut stream = SpeakerStream::new(PacketDuration::Ms10).unwrap();
+        let mut seq = 0;
+        let mut heard = 0;
+        for tick in 0..40u64 {
+            if let Some(packet) = encoder.encode(&frame).unwrap() {
+                stream.push(
+                    seq,
+                    Bytes::copy_from_slice(packet),
+                    Duration::from_millis(10 * tick),
+                );
+                seq += 1;
+            }
+            // Garbage from the network is rejected, never fatal.
+            stream.push(
+                1_000 + tick as u32,
+                Bytes::from_static(&[0xff, 0xff, 0xff]),
+                Duration::from_millis(10 * tick),
+            );
+            let mut mix = [0.0f32; FRAME_SAMPLES];
+            if stream
+                .mix_into(Duration::from_millis(10 * tick), &mut mix)
+                .unwrap()
+            {
+                heard += 1;
+            }
+        }
+        assert!(heard >= 30, "20 ms packets play as 10 ms frames: {heard}");
+        assert_eq!(stream.rejected(), 40);
     }
 }

@@ -54,6 +54,12 @@ pub struct ImpairmentStats {
     pub dropped: AtomicU64,
     /// Extra copies sent.
     pub duplicated: AtomicU64,
+    /// UDP payload bytes received from clients (towards the relay).
+    pub bytes_upstream: AtomicU64,
+    /// UDP payload bytes received from the relay (towards clients).
+    pub bytes_downstream: AtomicU64,
+    /// Per client: datagrams and UDP payload bytes it sent towards the relay.
+    pub per_client_upstream: Mutex<HashMap<SocketAddr, (u64, u64)>>,
 }
 
 /// Per-direction random state.
@@ -180,6 +186,18 @@ impl ImpairmentProxy {
                 return;
             };
             stats.received.fetch_add(1, Ordering::Relaxed);
+            stats
+                .bytes_upstream
+                .fetch_add(len as u64, Ordering::Relaxed);
+            {
+                let mut per_client = stats
+                    .per_client_upstream
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let entry = per_client.entry(client).or_default();
+                entry.0 += 1;
+                entry.1 += len as u64;
+            }
             let relay_side = match clients.get(&client) {
                 Some(existing) => existing.clone(),
                 None => {
@@ -199,6 +217,9 @@ impl ImpairmentProxy {
                         let mut buffer = vec![0u8; 65_536];
                         while let Ok(len) = back.recv(&mut buffer).await {
                             stats.received.fetch_add(1, Ordering::Relaxed);
+                            stats
+                                .bytes_downstream
+                                .fetch_add(len as u64, Ordering::Relaxed);
                             let delays = channel.decide(&impairment, len);
                             record(&stats, &delays);
                             for delay in delays {
