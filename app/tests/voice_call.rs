@@ -1,97 +1,14 @@
 //! Two people in a voice call through a relay hosted by a third `sotto` process, each client a
 //! real `sotto voice` process: A speaks a recorded clip from a WAV file, B records what it hears.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-const SOTTO: &str = env!("CARGO_BIN_EXE_sotto");
-
-struct Host(Child);
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sotto(profile: &Path, args: &[&str]) -> Output {
-    let output = Command::new(SOTTO)
-        .args(args)
-        .env("SOTTO_DATA_DIR", profile)
-        .output()
-        .expect("sotto runs");
-    assert!(
-        output.status.success(),
-        "sotto {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-fn read(path: &Path) -> Vec<f32> {
-    let mut reader = hound::WavReader::open(path).unwrap();
-    reader
-        .samples::<i16>()
-        .map(|s| f32::from(s.unwrap()) / 32_768.0)
-        .collect()
-}
-
-fn write(path: &Path, samples: &[f32]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for sample in samples {
-        writer.write_sample((sample * 32_767.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
-/// The audio clock origin a `sotto voice` process printed, in µs since the Unix epoch.
-fn clock_origin(output: &Output) -> i128 {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .find(|line| line.contains("audio clock origin"))
-        .expect("an origin line");
-    line.split("origin ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn envelope(signal: &[f32]) -> Vec<f64> {
-    signal
-        .chunks(480)
-        .map(|c| (c.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
-        .collect()
-}
-
-fn correlation(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (ma, mb) = (
-        a[..n].iter().sum::<f64>() / n as f64,
-        b[..n].iter().sum::<f64>() / n as f64,
-    );
-    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        num += (a[i] - ma) * (b[i] - mb);
-        da += (a[i] - ma).powi(2);
-        db += (b[i] - mb).powi(2);
-    }
-    num / (da.sqrt() * db.sqrt())
-}
+use common::*;
 
 /// What one call measured.
 struct CallOutcome {

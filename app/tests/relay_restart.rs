@@ -1,0 +1,170 @@
+//! The relay is killed with SIGKILL mid-call and started again: both `sotto voice` clients
+//! reconnect and audio resumes without anyone doing anything.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn start_host(data: &Path, address: &str) -> Host {
+    let mut child = Command::new(SOTTO)
+        .args(["host", "--data"])
+        .arg(data)
+        .args(["--listen", address, "--public-addr", address])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || BufReader::new(stdout).lines().for_each(drop));
+    Host(child)
+}
+
+#[test]
+fn voice_resumes_after_the_relay_is_killed_and_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let relay_data = dir.path().join("relay");
+
+    // First start: take the owner link from the host's first line.
+    let mut child = Command::new(SOTTO)
+        .args(["host", "--data"])
+        .arg(&relay_data)
+        .args(["--listen", &address, "--public-addr", &address])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let owner_link = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    std::thread::spawn(move || lines.for_each(drop));
+    let mut host = Host(child);
+
+    let (ada, bob) = (dir.path().join("ada"), dir.path().join("bob"));
+    sotto(&ada, &["join", &owner_link, "--name", "Ada"]);
+    let invite = String::from_utf8(sotto(&ada, &["invite"]).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    sotto(&bob, &["join", &invite, "--name", "Bob"]);
+
+    // Ada talks for ~12 s (open mic, so she sends throughout); Bob records.
+    let mut speech = Vec::new();
+    for clip in [
+        "Front_Center",
+        "Front_Left",
+        "Front_Right",
+        "Rear_Center",
+        "Rear_Left",
+        "Rear_Right",
+        "Side_Left",
+        "Side_Right",
+    ] {
+        speech.extend(read(Path::new(&format!(
+            "/usr/share/sounds/alsa/{clip}.wav"
+        ))));
+        speech.extend(std::iter::repeat_n(0.0, 2_400));
+    }
+    let (said, quiet, heard) = (
+        dir.path().join("said.wav"),
+        dir.path().join("quiet.wav"),
+        dir.path().join("heard.wav"),
+    );
+    write(&said, &speech);
+    write(&quiet, &vec![0.0; speech.len() + 48_000]);
+    let listener = Command::new(SOTTO)
+        .args([
+            "voice",
+            "--no-aec",
+            "--input",
+            quiet.to_str().unwrap(),
+            "--output",
+            heard.to_str().unwrap(),
+        ])
+        .env("SOTTO_DATA_DIR", &bob)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let speaker = Command::new(SOTTO)
+        .args([
+            "voice",
+            "--no-aec",
+            "--open-mic",
+            "--input",
+            said.to_str().unwrap(),
+            "--output",
+        ])
+        .arg(dir.path().join("ada-heard.wav"))
+        .env("SOTTO_DATA_DIR", &ada)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Four seconds in, SIGKILL the relay and start it again on the same data and port.
+    std::thread::sleep(Duration::from_secs(4));
+    host.0.kill().unwrap(); // SIGKILL
+    host.0.wait().unwrap();
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i128;
+    let _restarted = start_host(&relay_data, &address);
+
+    let speaker = speaker.wait_with_output().unwrap();
+    let listener = listener.wait_with_output().unwrap();
+    let listener_out = String::from_utf8_lossy(&listener.stdout).to_string();
+    assert!(
+        speaker.status.success() && listener.status.success(),
+        "{listener_out}"
+    );
+    assert!(
+        listener_out.contains("reconnected"),
+        "Bob never reconnected:\n{listener_out}"
+    );
+
+    // On Bob's recording, find the silence the outage left and when sound came back.
+    let recorded = read(&heard);
+    let levels = envelope(&recorded);
+    // Bob's recording is on his audio clock: frame n is 10 ms × n after its origin.
+    let outage_start = ((killed_at - clock_origin(&listener)) / 10_000) as usize;
+    let resumed = levels
+        .iter()
+        .enumerate()
+        // Skip what was already in flight and in the jitter buffer when the relay died.
+        .skip(outage_start + 20)
+        .find(|(_, level)| **level > 0.01)
+        .map(|(frame, _)| frame)
+        .expect("audio never came back after the restart");
+    let silent_frames = levels[outage_start..resumed]
+        .iter()
+        .filter(|level| **level <= 0.01)
+        .count();
+    println!(
+        "relay killed at {:.2} s of Bob's recording; audio back {:.2} s later ({} silent frames)",
+        outage_start as f64 / 100.0,
+        (resumed - outage_start) as f64 / 100.0,
+        silent_frames,
+    );
+    // After the restart Bob hears Ada's speech again for the rest of the clip.
+    let after: f64 = levels[resumed..]
+        .iter()
+        .filter(|level| **level > 0.01)
+        .count() as f64;
+    assert!(after > 200.0, "only {after} loud frames after the restart");
+}
