@@ -276,7 +276,7 @@ fn wire_bandwidth_per_speaker_at_20_ms_packets() {
     let kbit_per_s = wire_bits / outcome.speech_seconds / 1000.0;
     let per_packet = (bytes + 28 * datagrams) as f64 / datagrams.max(1) as f64;
     println!(
-        "speaker upstream: {datagrams} datagrams, {kbit_per_s:.1} kbit/s on the wire (IP+UDP+QUIC+E2EE included), {per_packet:.0} bytes per packet on average; correlation {:.3}",
+        "speaker upstream (handshake excluded): {datagrams} datagrams, {kbit_per_s:.1} kbit/s on the wire (IP+UDP+QUIC+E2EE included), {per_packet:.0} bytes per packet on average; correlation {:.3}",
         outcome.correlation
     );
     assert!(outcome.correlation >= 0.9);

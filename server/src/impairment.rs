@@ -58,7 +58,9 @@ pub struct ImpairmentStats {
     pub bytes_upstream: AtomicU64,
     /// UDP payload bytes received from the relay (towards clients).
     pub bytes_downstream: AtomicU64,
-    /// Per client: datagrams and UDP payload bytes it sent towards the relay.
+    /// Per client: datagrams and UDP payload bytes it sent towards the relay, counting only
+    /// datagrams under 1,000 bytes (media and acknowledgements; the handshake's padded packets
+    /// are left out).
     pub per_client_upstream: Mutex<HashMap<SocketAddr, (u64, u64)>>,
 }
 
@@ -195,8 +197,10 @@ impl ImpairmentProxy {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 let entry = per_client.entry(client).or_default();
-                entry.0 += 1;
-                entry.1 += len as u64;
+                if len < 1_000 {
+                    entry.0 += 1;
+                    entry.1 += len as u64;
+                }
             }
             let relay_side = match clients.get(&client) {
                 Some(existing) => existing.clone(),

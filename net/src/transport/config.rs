@@ -131,12 +131,9 @@ pub fn endpoint_config(reset_secret: &[u8]) -> quinn::EndpointConfig {
     let mut config = quinn::EndpointConfig::new(Arc::new(key));
     // quinn's default generator signs connection IDs with a per-process key and silently drops
     // packets whose IDs it did not mint, so a restarted relay would never answer them with a
-    // reset. Derive the signing key from the persistent secret instead.
-    let digest = Sha256::digest([b"sotto/1 cid key".as_slice(), reset_secret].concat());
-    let cid_key = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-    config.cid_generator(move || {
-        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
-    });
+    // reset. Random IDs are accepted by any instance; 4 bytes (instead of 8) also trims every
+    // media packet, and 2^32 IDs leave room for the connection cap many times over.
+    config.cid_generator(|| Box::new(quinn_proto::RandomConnectionIdGenerator::new(4)));
     config
 }
 
