@@ -3,57 +3,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 
-fn start_host(data: &Path, address: &str) -> Host {
-    let mut child = Command::new(SOTTO)
-        .args(["host", "--data"])
-        .arg(data)
-        .args(["--listen", address, "--public-addr", address])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || BufReader::new(stdout).lines().for_each(drop));
-    Host(child)
-}
-
 #[test]
 fn voice_resumes_after_the_relay_is_killed_and_restarted() {
     let dir = tempfile::tempdir().unwrap();
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = free_address();
     let relay_data = dir.path().join("relay");
-
-    // First start: take the owner link from the host's first line.
-    let mut child = Command::new(SOTTO)
-        .args(["host", "--data"])
-        .arg(&relay_data)
-        .args(["--listen", &address, "--public-addr", &address])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let owner_link = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    std::thread::spawn(move || lines.for_each(drop));
-    let mut host = Host(child);
+    let (mut host, owner_link) = start_host(&relay_data, &address, &address);
+    let owner_link = owner_link.unwrap();
 
     let (ada, bob) = (dir.path().join("ada"), dir.path().join("bob"));
     sotto(&ada, &["join", &owner_link, "--name", "Ada"]);
@@ -64,22 +25,19 @@ fn voice_resumes_after_the_relay_is_killed_and_restarted() {
     sotto(&bob, &["join", &invite, "--name", "Bob"]);
 
     // Ada talks for ~12 s (open mic, so she sends throughout); Bob records.
-    let mut speech = Vec::new();
-    for clip in [
-        "Front_Center",
-        "Front_Left",
-        "Front_Right",
-        "Rear_Center",
-        "Rear_Left",
-        "Rear_Right",
-        "Side_Left",
-        "Side_Right",
-    ] {
-        speech.extend(read(Path::new(&format!(
-            "/usr/share/sounds/alsa/{clip}.wav"
-        ))));
-        speech.extend(std::iter::repeat_n(0.0, 2_400));
-    }
+    let speech = alsa_speech(
+        &[
+            "Front_Center",
+            "Front_Left",
+            "Front_Right",
+            "Rear_Center",
+            "Rear_Left",
+            "Rear_Right",
+            "Side_Left",
+            "Side_Right",
+        ],
+        2_400,
+    );
     let (said, quiet, heard) = (
         dir.path().join("said.wav"),
         dir.path().join("quiet.wav"),
@@ -124,7 +82,7 @@ fn voice_resumes_after_the_relay_is_killed_and_restarted() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_micros() as i128;
-    let _restarted = start_host(&relay_data, &address);
+    let _restarted = start_host(&relay_data, &address, &address);
 
     let speaker = speaker.wait_with_output().unwrap();
     let listener = listener.wait_with_output().unwrap();

@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,30 +10,9 @@ use common::*;
 #[test]
 fn c_hears_a_and_b_speaking_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let mut child = Command::new(SOTTO)
-        .args(["host", "--data"])
-        .arg(dir.path().join("relay"))
-        .args(["--listen", &address, "--public-addr", &address])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let owner_link = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    std::thread::spawn(move || lines.for_each(drop));
-    let _host = Host(child);
+    let address = free_address();
+    let (_host, owner_link) = start_host(&dir.path().join("relay"), &address, &address);
+    let owner_link = owner_link.unwrap();
 
     let profiles: Vec<_> = ["ada", "bob", "cy"]
         .iter()
@@ -50,18 +26,8 @@ fn c_hears_a_and_b_speaking_at_once() {
     sotto(&profiles[1], &["join", &invite, "--name", "Bob"]);
     sotto(&profiles[2], &["join", &invite, "--name", "Cy"]);
 
-    let clip = |names: &[&str]| -> Vec<f32> {
-        let mut speech = Vec::new();
-        for name in names {
-            speech.extend(read(Path::new(&format!(
-                "/usr/share/sounds/alsa/{name}.wav"
-            ))));
-            speech.extend(std::iter::repeat_n(0.0, 9_600));
-        }
-        speech
-    };
-    let ada_says = clip(&["Front_Center", "Front_Left", "Front_Right"]);
-    let bob_says = clip(&["Rear_Right", "Side_Left", "Side_Right"]);
+    let ada_says = alsa_speech(&["Front_Center", "Front_Left", "Front_Right"], 9_600);
+    let bob_says = alsa_speech(&["Rear_Right", "Side_Left", "Side_Right"], 9_600);
     let files: Vec<_> = ["ada.wav", "bob.wav", "quiet.wav", "cy-heard.wav"]
         .iter()
         .map(|f| dir.path().join(f))

@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -33,12 +30,7 @@ fn call(
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let relay_port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let relay_address = format!("127.0.0.1:{relay_port}");
+    let relay_address = free_address();
     // Clients reach the relay directly, or through the proxy when impairing.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -58,26 +50,8 @@ fn call(
         || relay_address.clone(),
         |proxy| proxy.local_addr().to_string(),
     );
-    let mut host = Host(
-        Command::new(SOTTO)
-            .args(["host", "--data"])
-            .arg(dir.path().join("relay"))
-            .args(["--listen", &relay_address, "--public-addr", &public])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(host.0.stdout.take().unwrap()).lines();
-    let owner_link = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    assert!(owner_link.starts_with("sotto://"), "{owner_link}");
-    std::thread::spawn(move || lines.for_each(drop));
+    let (_host, owner_link) = start_host(&dir.path().join("relay"), &relay_address, &public);
+    let owner_link = owner_link.unwrap();
 
     let (ada, bob) = (dir.path().join("ada"), dir.path().join("bob"));
     sotto(&ada, &["join", &owner_link, "--name", "Ada"]);
@@ -90,13 +64,10 @@ fn call(
     assert!(servers.contains("as Bob"), "{servers}");
 
     // A speaks alsa-utils' recorded speech; B listens from a silent microphone file.
-    let mut speech = Vec::new();
-    for clip in ["Front_Center", "Front_Left", "Rear_Center", "Side_Right"] {
-        speech.extend(read(Path::new(&format!(
-            "/usr/share/sounds/alsa/{clip}.wav"
-        ))));
-        speech.extend(std::iter::repeat_n(0.0, 14_400));
-    }
+    let speech = alsa_speech(
+        &["Front_Center", "Front_Left", "Rear_Center", "Side_Right"],
+        14_400,
+    );
     let (said, quiet, heard) = (
         dir.path().join("said.wav"),
         dir.path().join("quiet.wav"),

@@ -158,6 +158,24 @@ pub fn default_name(direction: Direction) -> Option<String> {
     Some(device_name(&device))
 }
 
+/// A listing of every input and output device, one per line, defaults marked — what the
+/// `devices` commands print.
+pub fn listing() -> Result<String, DeviceError> {
+    let mut text = String::new();
+    for (label, direction) in [("Inputs", Direction::Input), ("Outputs", Direction::Output)] {
+        text.push_str(label);
+        text.push_str(":\n");
+        for device in list(direction)? {
+            text.push_str(&format!(
+                "  {}{}\n",
+                device.name,
+                if device.is_default { "  (default)" } else { "" }
+            ));
+        }
+    }
+    Ok(text)
+}
+
 fn find(selector: &DeviceSelector, direction: Direction) -> Result<cpal::Device, DeviceError> {
     let host = host()?;
     let label = direction_name(direction);

@@ -91,3 +91,48 @@ pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
     }
     num / (da.sqrt() * db.sqrt())
 }
+
+/// A free UDP address on loopback.
+pub fn free_address() -> String {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
+/// Starts `sotto host` on `data`, listening on `listen` and advertising `public`; returns it and,
+/// on the first start of a data directory, the owner invite link it printed.
+pub fn start_host(data: &Path, listen: &str, public: &str) -> (Host, Option<String>) {
+    use std::io::{BufRead, BufReader};
+    let first_start = !data.exists();
+    let mut child = Command::new(SOTTO)
+        .args(["host", "--data"])
+        .arg(data)
+        .args(["--listen", listen, "--public-addr", public])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sotto host starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let owner_link = first_start.then(|| {
+        let line = lines.next().unwrap().unwrap();
+        let link = line.split_whitespace().nth(1).unwrap().to_owned();
+        assert!(link.starts_with("sotto://"), "{line}");
+        link
+    });
+    std::thread::spawn(move || lines.for_each(drop));
+    (Host(child), owner_link)
+}
+
+/// alsa-utils' recorded speech: `clips`, each followed by `gap` samples of silence.
+pub fn alsa_speech(clips: &[&str], gap: usize) -> Vec<f32> {
+    let mut speech = Vec::new();
+    for clip in clips {
+        speech.extend(read(Path::new(&format!(
+            "/usr/share/sounds/alsa/{clip}.wav"
+        ))));
+        speech.extend(std::iter::repeat_n(0.0, gap));
+    }
+    speech
+}

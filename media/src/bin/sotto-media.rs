@@ -45,17 +45,7 @@ struct DeviceCheckArgs {
 }
 
 fn devices() -> Result<()> {
-    use sotto_media::device::{Direction, list};
-    for (label, direction) in [("Inputs", Direction::Input), ("Outputs", Direction::Output)] {
-        println!("{label}:");
-        for device in list(direction)? {
-            println!(
-                "  {}{}",
-                device.name,
-                if device.is_default { "  (default)" } else { "" }
-            );
-        }
-    }
+    print!("{}", sotto_media::device::listing()?);
     Ok(())
 }
 
