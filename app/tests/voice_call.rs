@@ -256,3 +256,50 @@ fn wire_bandwidth_per_speaker_at_20_ms_packets() {
         "about 50 packets per second were sent"
     );
 }
+
+#[test]
+fn the_jitter_buffer_grows_under_jitter_and_shrinks_after_it() {
+    // 40 ms of jitter for the first 4.5 s of the proxy's life (joining takes ~2.5 s), then calm.
+    let impairment = sotto_relay::impairment::Impairment {
+        jitter: std::time::Duration::from_millis(40),
+        jitter_for: Some(std::time::Duration::from_millis(4_500)),
+        seed: 3,
+        ..Default::default()
+    };
+    let outcome = call(Some(impairment), &["--open-mic"]);
+    let depths: Vec<u64> = outcome
+        .listener_stdout
+        .lines()
+        .filter(|line| line.starts_with("status"))
+        .filter_map(|line| {
+            line.split("buffer ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let deepest = depths.iter().copied().max().unwrap_or(0);
+    // The depth just before the speech ended (trailing zeros are the silence after it).
+    let settled = depths
+        .iter()
+        .rev()
+        .copied()
+        .find(|depth| *depth > 0)
+        .unwrap_or(0);
+    println!("buffer depth over the call: {depths:?}; deepest {deepest}, settled {settled}");
+    assert!(
+        deepest >= 3,
+        "the buffer did not grow under jitter: {depths:?}"
+    );
+    assert!(
+        settled < deepest,
+        "the buffer did not shrink once the network calmed: {depths:?}"
+    );
+    assert!(
+        outcome.correlation >= 0.8,
+        "correlation {:.3}",
+        outcome.correlation
+    );
+}

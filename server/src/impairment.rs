@@ -20,6 +20,8 @@ pub struct Impairment {
     pub burst_stay_percent: f64,
     /// Extra delay per datagram, uniform in 0..jitter (which also reorders).
     pub jitter: Duration,
+    /// Jitter stops this long after the proxy starts (the network calms); none for never.
+    pub jitter_for: Option<Duration>,
     /// Fixed one-way delay.
     pub delay: Duration,
     /// Chance of sending a datagram twice, percent.
@@ -37,6 +39,7 @@ impl Default for Impairment {
             burst_enter_percent: 0.0,
             burst_stay_percent: 0.0,
             jitter: Duration::ZERO,
+            jitter_for: None,
             delay: Duration::ZERO,
             duplicate_percent: 0.0,
             bandwidth: None,
@@ -66,6 +69,7 @@ pub struct ImpairmentStats {
 
 /// Per-direction random state.
 struct Channel {
+    started: Instant,
     rng: u64,
     in_burst: bool,
     tokens: f64,
@@ -75,6 +79,7 @@ struct Channel {
 impl Channel {
     fn new(seed: u64) -> Self {
         Self {
+            started: Instant::now(),
             rng: seed.max(1),
             in_burst: false,
             tokens: 0.0,
@@ -115,8 +120,16 @@ impl Channel {
         } else {
             1
         };
+        let calm = impairment
+            .jitter_for
+            .is_some_and(|limit| self.started.elapsed() >= limit);
+        let jitter = if calm {
+            Duration::ZERO
+        } else {
+            impairment.jitter
+        };
         (0..copies)
-            .map(|_| impairment.delay + impairment.jitter.mul_f64(self.unit()))
+            .map(|_| impairment.delay + jitter.mul_f64(self.unit()))
             .collect()
     }
 }
