@@ -115,13 +115,16 @@ fn call(
         recorded[(-offset_samples) as usize..].to_vec()
     };
     let said_envelope = envelope(&speech);
-    let (lag, correlation) = (0..40)
+    // The overall delay (one lag for the whole call) ...
+    let (lag, _) = (0..40)
         .map(|lag| {
             let shifted = &heard_on_a_clock[(lag * 480).min(heard_on_a_clock.len())..];
             (lag, correlation(&said_envelope, &envelope(shifted)))
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap();
+    // ... and the match of what was heard, window by window, as the delay moves with the buffer.
+    let correlation = windowed_correlation(&said_envelope, &envelope(&heard_on_a_clock), 40);
     let speaker_upstream = proxy.as_ref().map_or((0, 0), |proxy| {
         let per_client = proxy.stats().per_client_upstream.lock().unwrap();
         per_client

@@ -136,3 +136,24 @@ pub fn alsa_speech(clips: &[&str], gap: usize) -> Vec<f32> {
     }
     speech
 }
+
+/// Envelope correlation that tolerates a delay that changes during the call (the jitter buffer
+/// grows and shrinks): each 1 s window of what was said is matched at its own best delay (up to
+/// `max_lag` 10 ms frames later) in what was heard; the mean over windows holding speech.
+pub fn windowed_correlation(said: &[f64], heard: &[f64], max_lag: usize) -> f64 {
+    const WINDOW: usize = 100;
+    let loud = said.iter().copied().fold(0.0, f64::max) * 0.05;
+    let mut scores = Vec::new();
+    for start in (0..said.len().saturating_sub(WINDOW)).step_by(WINDOW) {
+        let window = &said[start..start + WINDOW];
+        if window.iter().filter(|level| **level > loud).count() < WINDOW / 4 {
+            continue;
+        }
+        let best = (0..=max_lag)
+            .filter(|lag| start + lag + WINDOW <= heard.len())
+            .map(|lag| correlation(window, &heard[start + lag..start + lag + WINDOW]))
+            .fold(f64::MIN, f64::max);
+        scores.push(best);
+    }
+    scores.iter().sum::<f64>() / scores.len().max(1) as f64
+}
