@@ -105,6 +105,8 @@ pub struct JitterBuffer {
     /// Counters below this have had their turn.
     floor: Option<u32>,
     relative_delays: VecDeque<i64>,
+    /// Scratch for the percentile of `relative_delays`.
+    spreads: Vec<i64>,
     /// Recently received counters, for the loss estimate.
     recent: std::collections::BTreeSet<u32>,
     /// Whether at least 1 % of recent packets went missing.
@@ -125,6 +127,7 @@ impl JitterBuffer {
             next_seq: None,
             floor: None,
             relative_delays: VecDeque::with_capacity(WINDOW),
+            spreads: Vec::with_capacity(WINDOW),
             recent: std::collections::BTreeSet::new(),
             lossy: false,
             above_target: 0,
@@ -190,11 +193,10 @@ impl JitterBuffer {
             .copied()
             .min()
             .unwrap_or(relative);
-        let mut spreads: Vec<i64> = self
-            .relative_delays
-            .iter()
-            .map(|delay| delay - fastest)
-            .collect();
+        // Reused scratch: no allocation per packet.
+        let spreads = &mut self.spreads;
+        spreads.clear();
+        spreads.extend(self.relative_delays.iter().map(|delay| delay - fastest));
         spreads.sort_unstable();
         let p95 = spreads[((spreads.len() - 1) as f64 * 0.95).round() as usize];
         self.stats.jitter = Duration::from_micros(p95.max(0) as u64);

@@ -40,7 +40,7 @@ pub use stats::ConnectionStats;
 
 use crate::invite::InviteLink;
 use crate::proto::control::{ChannelInfo, ErrorCode, Participant, ServerInfo};
-use crate::proto::datagram::{MediaSealer, StreamKind};
+use crate::proto::datagram::{MediaSealer, OVERHEAD, StreamKind};
 use stats::Counters;
 
 /// Events the client reports, in order.
@@ -109,7 +109,6 @@ pub struct MediaFrame {
 struct VoiceSender {
     connection: quinn::Connection,
     sealer: Mutex<MediaSealer>,
-    scratch: Mutex<Vec<u8>>,
 }
 
 /// State shared between the [`Client`] handle and its background task.
@@ -152,7 +151,7 @@ impl Client {
     pub fn start(
         options: ClientOptions,
     ) -> Result<(Self, mpsc::Receiver<ClientEvent>), ClientError> {
-        let endpoint = connect::client_endpoint(&options)?;
+        let endpoint = connect::client_endpoint()?;
         let (commands, command_rx) = mpsc::channel(64);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
         let shared = Arc::new(Shared::default());
@@ -205,18 +204,14 @@ impl Client {
     pub fn send_media(&self, stream: StreamKind, payload: &[u8]) -> Result<(), ClientError> {
         let guard = self.shared.voice.load();
         let voice = guard.as_ref().ok_or(ClientError::NotInVoice)?;
-        let mut scratch = voice
-            .scratch
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A fresh buffer per packet: it becomes the datagram's `Bytes` without a copy.
+        let mut sealed = Vec::with_capacity(payload.len() + OVERHEAD);
         voice
             .sealer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .seal(stream, payload, &mut scratch)?;
-        voice
-            .connection
-            .send_datagram(Bytes::copy_from_slice(&scratch))?;
+            .seal(stream, payload, &mut sealed)?;
+        voice.connection.send_datagram(Bytes::from(sealed))?;
         self.shared.counters.sent();
         Ok(())
     }

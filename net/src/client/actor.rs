@@ -261,7 +261,6 @@ impl Actor {
                 self.shared.voice.store(Some(Arc::new(VoiceSender {
                     connection: connection.clone(),
                     sealer: Mutex::new(MediaSealer::new(&key, key_id, slot)),
-                    scratch: Mutex::new(Vec::with_capacity(1500)),
                 })));
                 self.receivers.set_own_slot(channel_id, slot);
                 self.emit(ClientEvent::VoiceJoined { channel_id, slot })

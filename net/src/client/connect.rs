@@ -18,8 +18,7 @@ pub(crate) struct Established {
 }
 
 /// The client's UDP endpoint, reused across reconnects.
-pub(crate) fn client_endpoint(options: &ClientOptions) -> Result<quinn::Endpoint, ClientError> {
-    let _ = options;
+pub(crate) fn client_endpoint() -> Result<quinn::Endpoint, ClientError> {
     // Dual-stack where the OS allows; IPv4 otherwise.
     quinn::Endpoint::client(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
         .or_else(|_| quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))))

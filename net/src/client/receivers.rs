@@ -122,7 +122,8 @@ impl Receivers {
             .find(|(id, _)| *id == header.key_id)
             .expect("just ensured")
             .1;
-        let mut buffer = BytesMut::from(&datagram[..]);
+        // Decrypts in place; copies only if the datagram's bytes are shared.
+        let mut buffer = BytesMut::from(datagram);
         let len = opener.open_in_place(&header, &mut buffer)?;
         if !sender
             .windows
