@@ -272,7 +272,9 @@ async fn demo(args: &DemoArgs) -> Result<()> {
         let engine = bob_engine.clone();
         tokio::spawn(async move {
             while let Some(event) = bob_events.recv().await {
-                if let ClientEvent::Media(frame) = event {
+                if let ClientEvent::Media(frame) = event
+                    && frame.stream == StreamKind::Voice
+                {
                     engine.push_incoming(frame.sender_slot, frame.counter, frame.payload);
                 }
             }

@@ -2,6 +2,7 @@
 //! relay, or watch the whole system work with `sotto demo`.
 
 mod demo;
+mod feedback;
 mod profile;
 mod session;
 mod voice;

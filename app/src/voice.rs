@@ -12,6 +12,8 @@ use sotto_media::engine::{AudioSink, AudioSource, Engine, EngineConfig, EngineEv
 use sotto_media::send::{GateMode, Profile as StageProfile, StageToggles};
 use sotto_net::client::ClientEvent;
 use sotto_net::proto::StreamKind;
+
+use crate::feedback::Feedback;
 use sotto_net::proto::control::ChannelKind;
 
 use crate::profile::Profile;
@@ -178,6 +180,7 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
     };
 
     let started = Instant::now();
+    let mut feedback = Feedback::new(own_slot);
     let mut names: BTreeMap<u16, String> = BTreeMap::new();
     let mut meters = Meters::default();
     let mut status = tokio::time::interval(Duration::from_millis(500));
@@ -187,12 +190,18 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
     loop {
         tokio::select! {
             event = session.events.recv() => match event {
-                Some(ClientEvent::Media(frame)) => engine.push_incoming(frame.sender_slot, frame.counter, frame.payload),
+                Some(ClientEvent::Media(frame)) => match frame.stream {
+                    StreamKind::Voice => engine.push_incoming(frame.sender_slot, frame.counter, frame.payload),
+                    StreamKind::Feedback => feedback.on_report(frame.sender_slot, &frame.payload),
+                    _ => {}
+                },
+                Some(ClientEvent::VoiceJoined { slot, .. }) => feedback.set_own_slot(slot),
                 Some(ClientEvent::Roster { participants, .. }) => {
                     let now: BTreeMap<u16, String> =
                         participants.into_iter().filter(|p| p.slot != own_slot).map(|p| (p.slot, p.display_name)).collect();
                     for slot in names.keys().filter(|slot| !now.contains_key(slot)) {
                         engine.command(sotto_media::engine::EngineCommand::RemoveSpeaker(*slot));
+                        feedback.forget(*slot);
                     }
                     names = now;
                 }
@@ -210,6 +219,12 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
                         EngineEvent::Device(device) => println!("voice    audio device: {device:?}"),
                         _ => {}
                     }
+                }
+                if let Some(report) = feedback.due_report(&meters) {
+                    let _ = session.client.send_media(StreamKind::Feedback, &report);
+                }
+                if let Some(percent) = feedback.changed_expectation() {
+                    engine.command(sotto_media::engine::EngineCommand::SetExpectedLoss(percent));
                 }
                 print_status(started, &names, &meters, &session.client.stats(), bytes_sent.load(Ordering::Relaxed));
                 if ended || args.duration.is_some_and(|limit| started.elapsed() >= limit) {
@@ -250,7 +265,7 @@ fn print_status(
     }
     let seconds = started.elapsed().as_secs_f64().max(0.001);
     println!(
-        "status   {:>5.1} s | speaking: {} | you: {} {:>6.1} dBFS | RTT {:.1} ms | loss {:.1}% | jitter {:.1} ms | buffer {} | FEC {} | concealed {} | sent {:.1} kbit/s",
+        "status   {:>5.1} s | speaking: {} | you: {} {:>6.1} dBFS | RTT {:.1} ms | loss {:.1}% | jitter {:.1} ms | buffer {} | FEC {} | concealed {} | sent {:.1} kbit/s | opus {}",
         seconds,
         if speaking.is_empty() {
             "-".to_owned()
@@ -266,5 +281,10 @@ fn print_status(
         fec,
         concealed,
         bytes_sent as f64 * 8.0 / seconds / 1000.0,
+        if meters.fec_active {
+            format!("fec@{}%", meters.expected_loss_percent)
+        } else {
+            "low-delay".to_owned()
+        },
     );
 }

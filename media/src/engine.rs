@@ -121,6 +121,10 @@ pub struct Meters {
     pub overruns: u64,
     /// Frames processed so far.
     pub frames: u64,
+    /// Whether our packets carry in-band FEC now (the adaptive codec turned it on for loss).
+    pub fec_active: bool,
+    /// The loss our encoder plans for now, percent.
+    pub expected_loss_percent: i32,
 }
 
 /// What the engine tells its owner.
@@ -329,11 +333,17 @@ impl Worker {
         };
         let mut chain = SendChain::new(config.profile);
         chain.gate_mut().set_mode(config.gate);
+        let encoder = VoiceEncoder::new(config.encoder)?;
+        let meters = Meters {
+            fec_active: encoder.fec_active(),
+            expected_loss_percent: config.encoder.expected_loss_percent,
+            ..Meters::default()
+        };
         Ok(Self {
             input,
             output,
             chain,
-            encoder: VoiceEncoder::new(config.encoder)?,
+            encoder,
             packet: config.encoder.packet,
             speakers: BTreeMap::new(),
             gains: BTreeMap::new(),
@@ -344,7 +354,7 @@ impl Worker {
             outgoing,
             events,
             stop,
-            meters: Meters::default(),
+            meters,
             started: Instant::now(),
         })
     }
@@ -400,6 +410,9 @@ impl Worker {
                 }
                 EngineCommand::SetExpectedLoss(percent) => {
                     let _ = self.encoder.set_expected_loss(percent);
+                    self.meters.fec_active = self.encoder.fec_active();
+                    self.meters.expected_loss_percent =
+                        self.encoder.settings().expected_loss_percent;
                 }
             }
         }

@@ -5,8 +5,8 @@
 //! of audio. The playout side calls [`JitterBuffer::pop`] once per packet duration.
 //!
 //! - **Target depth** follows the measured spread of arrival delays: the 95th percentile of each
-//!   packet's delay relative to the fastest packet of the last [`WINDOW`] packets, rounded up to
-//!   whole packets, plus one; never less than one packet.
+//!   packet's delay relative to the fastest packet of the last [`WINDOW`] packets, plus half a
+//!   packet of margin, rounded up to whole packets; never less than one packet.
 //! - **Growing**: when the next packet is missing and nothing newer has arrived either (it is
 //!   late, not lost), playout is stretched by one concealed frame without moving on.
 //! - **Shrinking**: when more than one packet above target has been buffered for
@@ -200,10 +200,14 @@ impl JitterBuffer {
         spreads.sort_unstable();
         let p95 = spreads[((spreads.len() - 1) as f64 * 0.95).round() as usize];
         self.stats.jitter = Duration::from_micros(p95.max(0) as u64);
-        let packets = (p95 + self.packet_micros - 1) / self.packet_micros;
+        // Enough whole packets to cover the spread plus half a packet of margin for where the
+        // playout tick falls; a spread under half a packet needs only the packet being played
+        // (a late one stretches playout once, which grows the buffer by itself).
+        let packets =
+            (p95.max(0) + self.packet_micros / 2 + self.packet_micros - 1) / self.packet_micros;
         // Under loss, one more packet of depth lets a lost packet be rebuilt from the next
         // packet's FEC instead of concealed.
-        let measured = (1 + packets as usize + usize::from(self.lossy)).clamp(1, MAX_TARGET);
+        let measured = (packets as usize + usize::from(self.lossy)).clamp(1, MAX_TARGET);
         // A fresh talkspurt keeps the depth learnt before until it has a few samples of its own.
         self.stats.target = if self.relative_delays.len() < FRESH_SAMPLES {
             measured.max(self.stats.target)

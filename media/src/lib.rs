@@ -13,6 +13,7 @@ pub mod engine;
 pub mod frame;
 pub mod jitter;
 pub mod loopback;
+pub mod loss;
 pub mod receive;
 pub mod send;
 pub mod wav;

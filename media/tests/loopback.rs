@@ -177,7 +177,14 @@ fn algorithmic_latency_of_process_and_loopback() {
             "{profile:?} loopback delay (frame + DSP + Opus + jitter buffer + playout): {delay_ms:.2} ms"
         );
         assert!(delay_ms > 10.0, "at least the 10 ms frame accumulation");
-        assert!(delay_ms < 45.0, "{profile:?}: {delay_ms} ms");
+        // The goals: 25 ms with a headset, 35 ms with echo cancellation (simulated clock, so
+        // this is arithmetic on the chain's look-ahead, not a timing measurement).
+        let goal = if profile == Profile::Headset {
+            25.0
+        } else {
+            35.0
+        };
+        assert!(delay_ms <= goal, "{profile:?}: {delay_ms} ms");
         // The same by cross-correlating real speech (1 ms resolution), which Opus does not smear.
         let mut talk = speech(0, 2, 0.1);
         scale_to(&mut talk, -20.0);

@@ -2,6 +2,7 @@
 
 pub mod control;
 pub mod datagram;
+pub mod feedback;
 pub mod handshake;
 pub mod replay;
 mod wire;

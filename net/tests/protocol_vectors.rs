@@ -4,6 +4,7 @@ use sotto_net::crypto::{SenderContext, derive_media_key};
 use sotto_net::proto::StreamKind;
 use sotto_net::proto::control::{ControlFrame, ErrorCode, FrameDecoder, Participant};
 use sotto_net::proto::datagram::{HEADER_LEN, MediaHeader, MediaOpener, MediaSealer, OVERHEAD};
+use sotto_net::proto::feedback::{ReceiverReport, SenderLoss};
 use sotto_net::proto::replay::ReplayWindow;
 
 const PROTOCOL: &str = include_str!("../PROTOCOL.md");
@@ -122,4 +123,23 @@ fn media_vectors_derive_open_and_reseal() {
         assert_eq!(resealed, expected, "{name} reseals bit for bit");
     }
     assert!(!window.check(1), "a replayed vector is refused");
+}
+
+#[test]
+fn receiver_report_vector_decodes() {
+    let report = ReceiverReport::decode(&vector("receiver-report")).unwrap();
+    assert_eq!(
+        report.losses,
+        [
+            SenderLoss {
+                slot: 1,
+                loss_percent: 0
+            },
+            SenderLoss {
+                slot: 515,
+                loss_percent: 12
+            }
+        ]
+    );
+    assert_eq!(report.encode(), vector("receiver-report"));
 }

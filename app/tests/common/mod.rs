@@ -149,11 +149,41 @@ pub fn windowed_correlation(said: &[f64], heard: &[f64], max_lag: usize) -> f64 
         if window.iter().filter(|level| **level > loud).count() < WINDOW / 4 {
             continue;
         }
+        // A window the recording does not reach was not heard: it scores 0.
         let best = (0..=max_lag)
             .filter(|lag| start + lag + WINDOW <= heard.len())
             .map(|lag| correlation(window, &heard[start + lag..start + lag + WINDOW]))
-            .fold(f64::MIN, f64::max);
+            .fold(0.0, f64::max);
         scores.push(best);
     }
     scores.iter().sum::<f64>() / scores.len().max(1) as f64
+}
+
+/// The delay of `heard` behind `said` in samples, to the sample: the waveform
+/// cross-correlation peak within 10 ms of `coarse` (the envelope's lag, in samples), over
+/// the first four seconds of `said`.
+pub fn fine_lag(said: &[f32], heard: &[f32], coarse: usize) -> usize {
+    let span = said.len().min(4 * 48_000);
+    let score = |lag: usize| -> f64 {
+        let shifted = heard.get(lag..).unwrap_or(&[]);
+        said[..span.min(shifted.len())]
+            .iter()
+            .zip(shifted)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum()
+    };
+    (coarse.saturating_sub(480)..=coarse + 480)
+        .max_by(|a, b| score(*a).total_cmp(&score(*b)))
+        .unwrap_or(coarse)
+}
+
+/// Stops a `sotto voice` process the way Ctrl-C does (SIGINT), so it leaves the channel and
+/// writes its recording, and collects its output.
+pub fn interrupt(child: std::process::Child) -> Output {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -INT failed");
+    child.wait_with_output().unwrap()
 }

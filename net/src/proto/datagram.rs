@@ -42,6 +42,8 @@ pub enum StreamKind {
     Screen,
     /// Camera video.
     Camera,
+    /// Receiver reports: how much of each sender's media arrived (see [`super::feedback`]).
+    Feedback,
 }
 
 impl StreamKind {
@@ -51,6 +53,7 @@ impl StreamKind {
             Self::Voice => 0,
             Self::Screen => 1,
             Self::Camera => 2,
+            Self::Feedback => 3,
         }
     }
 
@@ -59,6 +62,7 @@ impl StreamKind {
             0 => Some(Self::Voice),
             1 => Some(Self::Screen),
             2 => Some(Self::Camera),
+            3 => Some(Self::Feedback),
             _ => None,
         }
     }
