@@ -6,6 +6,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::*;
+use sotto_media::test_support::SoundServer;
 
 /// What one call measured.
 struct CallOutcome {
@@ -35,6 +36,17 @@ fn call_with(
     impairment: Option<sotto_relay::impairment::Impairment>,
     speaker_options: &[&str],
     echo_cancellation: bool,
+) -> CallOutcome {
+    call_on(impairment, speaker_options, echo_cancellation, None)
+}
+
+/// [`call_with`], with B playing on the default device of `sound` (a PulseAudio null sink,
+/// recorded from its monitor) instead of into a file, when given.
+fn call_on(
+    impairment: Option<sotto_relay::impairment::Impairment>,
+    speaker_options: &[&str],
+    echo_cancellation: bool,
+    sound: Option<&SoundServer>,
 ) -> CallOutcome {
     // The headset profile unless echo cancellation is asked for.
     let profile: &[&str] = if echo_cancellation {
@@ -95,19 +107,24 @@ fn call_with(
     write(&said, &speech);
     // B listens until A is done (however long A takes to connect), then is stopped.
     write(&quiet, &vec![0.0; speech.len() + 60 * 48_000]);
-    let listener = Command::new(SOTTO)
+    let played = dir.path().join("played.wav");
+    let recording = sound.map(|sound| sound.record_sink(&played));
+    let mut listener = Command::new(SOTTO);
+    listener
         .arg("voice")
         .args(profile)
-        .args([
-            "--input",
-            quiet.to_str().unwrap(),
-            "--output",
-            heard.to_str().unwrap(),
-        ])
+        .args(["--input", quiet.to_str().unwrap(), "--output"])
+        .arg(if sound.is_some() {
+            "default".as_ref()
+        } else {
+            heard.as_os_str()
+        })
         .env("SOTTO_DATA_DIR", &bob)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::piped());
+    if let Some(sound) = sound {
+        listener.envs(sound.environment());
+    }
+    let listener = listener.spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(800));
     let ada_heard = dir.path().join("ada-heard.wav");
     let mut speaker_args = vec!["voice"];
@@ -125,6 +142,10 @@ fn call_with(
     let listener = interrupt(listener);
     let listener_stdout = String::from_utf8_lossy(&listener.stdout).to_string();
     assert!(listener.status.success(), "{listener_stdout}");
+    if let Some(recording) = recording {
+        recording.finish();
+        return device_outcome(&speech, &read(&played), listener_stdout);
+    }
 
     // Put B's recording on A's clock, then find the delay and compare envelopes.
     let offset_samples = ((clock_origin(&listener) - clock_origin(&speaker)) * 48 / 1000) as i64;
@@ -162,6 +183,28 @@ fn call_with(
         listener_stdout,
         speaker_stdout: String::from_utf8_lossy(&speaker.stdout).to_string(),
         speaker_upstream,
+        speech_seconds: speech.len() as f64 / 48_000.0,
+    }
+}
+
+/// What B's sound device played, recorded from the null sink's monitor: the recording starts
+/// at its own moment, so the speech is first found in it (envelope lag up to 15 s), then
+/// matched window by window.
+fn device_outcome(speech: &[f32], played: &[f32], listener_stdout: String) -> CallOutcome {
+    let said_envelope = envelope(speech);
+    let played_envelope = envelope(played);
+    let (start, _) = (0..1_500)
+        .filter(|lag| lag + said_envelope.len() / 2 <= played_envelope.len())
+        .map(|lag| (lag, correlation(&said_envelope, &played_envelope[lag..])))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0));
+    let from = start.saturating_sub(10);
+    CallOutcome {
+        correlation: windowed_correlation(&said_envelope, &played_envelope[from..], 30),
+        delay_ms: f64::NAN,
+        listener_stdout,
+        speaker_stdout: String::new(),
+        speaker_upstream: (0, 0),
         speech_seconds: speech.len() as f64 / 48_000.0,
     }
 }
@@ -347,5 +390,24 @@ fn mouth_to_ear_delay_with_echo_cancellation() {
         outcome.correlation >= 0.85,
         "correlation {:.3}",
         outcome.correlation
+    );
+}
+
+#[test]
+fn b_hears_a_on_a_real_sound_device() {
+    // B plays through cpal into a private PulseAudio server's null sink (the speaker is the one
+    // part that cannot exist here), recorded by PulseAudio's own recorder from its monitor.
+    let sound = SoundServer::start();
+    let _running = sound.keep_sink_running();
+    let outcome = call_on(None, &[], false, Some(&sound));
+    println!(
+        "B's sound device played A's speech: envelope correlation {:.3} (window by window)",
+        outcome.correlation
+    );
+    assert!(
+        outcome.correlation >= 0.9,
+        "correlation {:.3}\n{}",
+        outcome.correlation,
+        outcome.listener_stdout
     );
 }

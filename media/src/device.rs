@@ -223,13 +223,13 @@ fn choose_config(
     Ok(at_48k.map_or(default, |range| range.with_sample_rate(crate::SAMPLE_RATE)))
 }
 
-fn stream_config(supported: &cpal::SupportedStreamConfig) -> cpal::StreamConfig {
+fn stream_config(supported: &cpal::SupportedStreamConfig, period_ms: u32) -> cpal::StreamConfig {
     let mut config = supported.config();
-    let ten_ms = supported.sample_rate() / 100;
+    let period = supported.sample_rate() * period_ms / 1000;
     if let cpal::SupportedBufferSize::Range { min, max } = supported.buffer_size()
-        && (*min..=*max).contains(&ten_ms)
+        && (*min..=*max).contains(&period)
     {
-        config.buffer_size = cpal::BufferSize::Fixed(ten_ms);
+        config.buffer_size = cpal::BufferSize::Fixed(period);
     }
     config
 }

@@ -119,6 +119,8 @@ pub struct Meters {
     pub underruns: u64,
     /// Capture overruns so far.
     pub overruns: u64,
+    /// Samples the playback device had no room for (it fell behind the engine's clock).
+    pub playback_dropped: u64,
     /// Frames processed so far.
     pub frames: u64,
     /// Whether our packets carry in-band FEC now (the adaptive codec turned it on for loss).
@@ -531,6 +533,13 @@ impl Worker {
     }
 
     fn publish_meters(&mut self) {
+        if let Input::Device(capture) = &self.input {
+            self.meters.overruns = capture.stats().overruns;
+        }
+        if let Output::Device(playback) = &self.output {
+            self.meters.underruns = playback.stats().underruns;
+            self.meters.playback_dropped = playback.dropped();
+        }
         self.meters.speaking = self
             .speakers
             .iter()

@@ -12,10 +12,13 @@ pub mod device;
 pub mod engine;
 pub mod frame;
 pub mod jitter;
+pub mod live_loopback;
 pub mod loopback;
 pub mod loss;
 pub mod receive;
 pub mod send;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod wav;
 
 pub use frame::{FRAME_SAMPLES, Frame, SAMPLE_RATE};

@@ -51,10 +51,16 @@ pub struct LoopbackOutcome {
 }
 
 /// A small deterministic generator for the network model.
-struct Draw(u64);
+pub(crate) struct Draw(u64);
 
 impl Draw {
-    fn unit(&mut self) -> f64 {
+    /// A generator seeded with `seed` (0 counts as 1).
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    /// The next draw, uniform in 0…1.
+    pub(crate) fn unit(&mut self) -> f64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -73,7 +79,7 @@ pub fn run(
     chain.set_toggles(toggles);
     let mut voice = VoiceEncoder::new(encoder)?;
     let mut listener = vec![SpeakerStream::new(encoder.packet)?];
-    let mut draw = Draw(network.seed.max(1));
+    let mut draw = Draw::new(network.seed);
     let mut in_flight: Vec<(Duration, u32, Bytes)> = Vec::new();
     let (mut sent, mut lost, mut max_target) = (0u64, 0u64, 0usize);
     // The listener's first 10 ms pass before any frame is captured.

@@ -2,86 +2,16 @@
 //! what is played), started by this test. The speaker and microphone themselves are the only
 //! parts that cannot exist here; the null sink stands in for them.
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-struct SoundServer {
-    runtime_dir: tempfile::TempDir,
-    child: Option<Child>,
-}
+use common::{best_envelope_lag, speech};
+use sotto_media::test_support::SoundServer;
 
-impl SoundServer {
-    fn start() -> Self {
-        let runtime_dir = tempfile::tempdir().unwrap();
-        let mut server = Self {
-            runtime_dir,
-            child: None,
-        };
-        server.launch();
-        server
-    }
-
-    fn launch(&mut self) {
-        assert!(
-            Path::new("/usr/bin/pulseaudio").exists(),
-            "PulseAudio is not installed: run `bash .ci/install-deps`"
-        );
-        let child = Command::new("pulseaudio")
-            .args([
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "-n",
-                "--load=module-native-protocol-unix",
-                "--load=module-null-sink sink_name=vsink rate=48000",
-                "--load=module-always-sink",
-            ])
-            .env("XDG_RUNTIME_DIR", self.runtime_dir.path())
-            .env("HOME", self.runtime_dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pulseaudio starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.pactl(&["info"]).status.success() {
-            assert!(Instant::now() < deadline, "PulseAudio did not come up");
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn pactl(&self, args: &[&str]) -> Output {
-        Command::new("pactl")
-            .args(args)
-            .env("XDG_RUNTIME_DIR", self.runtime_dir.path())
-            .env("HOME", self.runtime_dir.path())
-            .output()
-            .expect("pactl runs")
-    }
-
-    fn media(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sotto-media"));
-        command
-            .args(args)
-            .env("XDG_RUNTIME_DIR", self.runtime_dir.path())
-            .env("HOME", self.runtime_dir.path());
-        command
-    }
-}
-
-impl Drop for SoundServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+const SOTTO_MEDIA: &str = env!("CARGO_BIN_EXE_sotto-media");
 
 /// Parses "captured N frames …, tone heard in M; device failures F, recoveries R; …".
 fn summary(stdout: &str) -> (u64, u64, u64, u64) {
@@ -99,8 +29,14 @@ fn summary(stdout: &str) -> (u64, u64, u64, u64) {
 #[test]
 fn cpal_moves_audio_and_survives_the_sink_and_the_server_going_away() {
     let mut server = SoundServer::start();
+    // A real sound card runs at its own latency from the start; an idle null sink does not.
+    let running = server.keep_sink_running();
 
-    let listed = server.media(&["devices"]).output().unwrap();
+    let listed = server
+        .command(SOTTO_MEDIA)
+        .args(["devices"])
+        .output()
+        .unwrap();
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     assert!(
         listed.contains("Null Output") && listed.contains("Monitor of Null Output"),
@@ -109,7 +45,8 @@ fn cpal_moves_audio_and_survives_the_sink_and_the_server_going_away() {
 
     // The tone played on the output is heard on the input for the whole run.
     let plain = server
-        .media(&["device-check", "--seconds", "2"])
+        .command(SOTTO_MEDIA)
+        .args(["device-check", "--seconds", "2"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&plain.stdout).to_string();
@@ -126,9 +63,12 @@ fn cpal_moves_audio_and_survives_the_sink_and_the_server_going_away() {
         "tone heard in {heard} of {captured} frames"
     );
 
+    drop(running);
+
     // The sink is unloaded and loaded again mid-run: PulseAudio moves the streams; audio goes on.
     let run = server
-        .media(&["device-check", "--seconds", "4"])
+        .command(SOTTO_MEDIA)
+        .args(["device-check", "--seconds", "4"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -169,7 +109,8 @@ fn cpal_moves_audio_and_survives_the_sink_and_the_server_going_away() {
     // The whole sound server dies and comes back: the failure is reported and the devices
     // reopened without user action.
     let mut run = server
-        .media(&["device-check", "--seconds", "6"])
+        .command(SOTTO_MEDIA)
+        .args(["device-check", "--seconds", "6"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -200,7 +141,8 @@ fn cpal_moves_audio_and_survives_the_sink_and_the_server_going_away() {
 
     // A new device becomes the system default: both streams follow it.
     let mut run = server
-        .media(&["device-check", "--seconds", "5"])
+        .command(SOTTO_MEDIA)
+        .args(["device-check", "--seconds", "5"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -249,4 +191,79 @@ fn cpal_moves_audio_and_survives_the_sink_and_the_server_going_away() {
         heard >= 200,
         "the tone was lost after switching: heard in {heard} frames"
     );
+}
+
+#[test]
+fn loopback_runs_the_whole_voice_path_on_the_sound_devices() {
+    let server = SoundServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (said, played, heard) = (
+        dir.path().join("said.wav"),
+        dir.path().join("played.wav"),
+        dir.path().join("heard.wav"),
+    );
+    let speech = speech(0, 3, 0.3);
+    sotto_media::wav::write_mono(&said, &speech).unwrap();
+    let _running = server.keep_sink_running();
+
+    // File → engine → simulated network (5 % loss) → engine → the null sink, recorded from
+    // its monitor by PulseAudio's own recorder.
+    let recording = server.record_sink(&played);
+    sleep(Duration::from_millis(300));
+    let output = server
+        .command(SOTTO_MEDIA)
+        .args([
+            "loopback",
+            "--input",
+            said.to_str().unwrap(),
+            "--output",
+            "default",
+        ])
+        .args(["--no-gate", "--loss", "5"])
+        .output()
+        .unwrap();
+    sleep(Duration::from_millis(500));
+    recording.finish();
+    let report = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{report}");
+    println!("{}", report.trim());
+    let played = sotto_media::wav::read_mono(&played).unwrap();
+    let (lag, correlation) = best_envelope_lag(&speech, &played, 150);
+    println!(
+        "speakers (null sink) played the speech with envelope correlation {correlation:.3}, {:.0} ms into the recording",
+        lag as f64 / 48.0
+    );
+    // Measured 0.91: the device's own small underruns move the delay by a frame or two.
+    assert!(correlation >= 0.85, "correlation {correlation:.3}");
+
+    // And the other way: the null sink's monitor (the default source) as the microphone, the
+    // speech played into the sink by PulseAudio's own player, the voice path's output written
+    // to a file.
+    let capture = server
+        .command(SOTTO_MEDIA)
+        .args(["loopback", "--input", "default"])
+        .args([
+            "--output",
+            heard.to_str().unwrap(),
+            "--no-gate",
+            "--duration",
+            "4",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sleep(Duration::from_millis(800));
+    let player = server.command("paplay").arg(&said).status().unwrap();
+    assert!(player.success(), "paplay failed");
+    let capture = capture.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&capture.stderr).to_string();
+    assert!(capture.status.success(), "{report}");
+    println!("{}", report.trim());
+    let heard = sotto_media::wav::read_mono(&heard).unwrap();
+    let (lag, correlation) = best_envelope_lag(&speech, &heard, 250);
+    println!(
+        "microphone (null sink monitor) → voice path → file: envelope correlation {correlation:.3}, {:.0} ms into the output",
+        lag as f64 / 48.0
+    );
+    assert!(correlation >= 0.85, "correlation {correlation:.3}");
 }

@@ -7,48 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use sotto_media::codec::EncoderSettings;
-use sotto_media::frame::FRAME_SAMPLES;
 use sotto_media::loopback::{NetworkModel, run};
 use sotto_media::send::{Profile, StageToggles};
-
-/// Normalised cross-correlation of the 10 ms RMS envelopes of `a` and `b`, with `b` shifted
-/// back by `lag` samples.
-fn envelope_correlation(a: &[f32], b: &[f32], lag: usize) -> f64 {
-    let envelope = |signal: &[f32]| -> Vec<f64> {
-        signal
-            .chunks(FRAME_SAMPLES)
-            .map(|chunk| sotto_media::frame::power(chunk).sqrt())
-            .collect()
-    };
-    let (ea, eb) = (envelope(a), envelope(&b[lag.min(b.len())..]));
-    let n = ea.len().min(eb.len());
-    let mean = |e: &[f64]| e[..n].iter().sum::<f64>() / n as f64;
-    let (ma, mb) = (mean(&ea), mean(&eb));
-    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        num += (ea[i] - ma) * (eb[i] - mb);
-        da += (ea[i] - ma).powi(2);
-        db += (eb[i] - mb).powi(2);
-    }
-    num / (da.sqrt() * db.sqrt())
-}
-
-/// The delay in samples that best aligns `output` with `input` (searching up to 200 ms).
-fn best_lag(input: &[f32], output: &[f32]) -> usize {
-    (0..9_600)
-        .step_by(48)
-        .map(|lag| {
-            let score: f64 = input
-                .iter()
-                .zip(&output[lag..])
-                .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                .sum();
-            (lag, score)
-        })
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap()
-        .0
-}
 
 fn toggles_for_quality() -> StageToggles {
     // The gate would mute the gaps between clips, which only helps; measure the codec path.

@@ -8,7 +8,7 @@ use sotto_media::frame::{FRAME_SAMPLES, SILENCE};
 use sotto_media::send::{Profile, SendChain};
 use sotto_media::wav;
 
-/// Sotto's media engine on files.
+/// Sotto's media engine on files and sound devices.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -22,7 +22,8 @@ enum Command {
     /// voice gate; no codec) over a 48 kHz WAV file. The output is exactly as long as the input.
     Process(ProcessArgs),
     /// Run the full send and receive chains (DSP, Opus, jitter buffer, decoder, mix) through a
-    /// simulated network, from a 48 kHz WAV file to another.
+    /// simulated network, from a WAV file or microphone to a WAV file or speakers. File to file
+    /// runs on a simulated clock unless `--real-time`; anything with a device runs in real time.
     Loopback(LoopbackArgs),
     /// List the audio input and output devices.
     Devices,
@@ -120,12 +121,14 @@ fn device_check(args: &DeviceCheckArgs) -> Result<()> {
 
 #[derive(Debug, Args)]
 struct LoopbackArgs {
-    /// What the talker says (48 kHz WAV).
+    /// What the talker says: a 48 kHz WAV file (`*.wav`), or a capture device by name
+    /// (`default` for the system's).
     #[arg(long)]
-    input: PathBuf,
-    /// What the listener hears (48 kHz mono WAV), as long as the input.
+    input: String,
+    /// What the listener hears: a 48 kHz mono WAV file (`*.wav`; as long as a file input), or
+    /// a playback device by name (`default` for the system's).
     #[arg(long)]
-    output: PathBuf,
+    output: String,
     /// Random packet loss, percent.
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
@@ -144,17 +147,35 @@ struct LoopbackArgs {
     /// No voice gate.
     #[arg(long)]
     no_gate: bool,
+    /// Echo cancellation on (for loudspeakers; off by default, as with a headset).
+    #[arg(long)]
+    aec: bool,
+    /// With a device: how long to run, seconds (default 10; a file input runs to its end).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Run files in real time through the engine too (as devices are), instead of on a
+    /// simulated clock.
+    #[arg(long)]
+    real_time: bool,
+}
+
+/// A loopback end: a WAV file or a sound device.
+enum Endpoint {
+    File(PathBuf),
+    Device(sotto_media::device::DeviceSelector),
+}
+
+impl Endpoint {
+    fn parse(text: &str) -> Self {
+        if text.to_ascii_lowercase().ends_with(".wav") {
+            Self::File(PathBuf::from(text))
+        } else {
+            Self::Device(sotto_media::device::DeviceSelector::parse(text))
+        }
+    }
 }
 
 fn loopback(args: &LoopbackArgs) -> Result<()> {
-    for path in [&args.input, &args.output] {
-        if path.extension().and_then(|e| e.to_str()) != Some("wav") {
-            bail!(
-                "{} is not a .wav file; this build runs loopback on files only (audio devices are not supported yet)",
-                path.display()
-            );
-        }
-    }
     let packet = match args.packet_ms {
         10 => sotto_media::codec::PacketDuration::Ms10,
         20 => sotto_media::codec::PacketDuration::Ms20,
@@ -163,8 +184,12 @@ fn loopback(args: &LoopbackArgs) -> Result<()> {
     if !(0.0..=100.0).contains(&args.loss) {
         bail!("--loss is a percentage from 0 to 100");
     }
-    let input = wav::read_mono(&args.input)?;
-    let mut toggles = Profile::Headset.toggles();
+    let profile = if args.aec {
+        Profile::Speakers
+    } else {
+        Profile::Headset
+    };
+    let mut toggles = profile.toggles();
     toggles.noise = !args.no_ns;
     toggles.gate = !args.no_gate;
     let encoder = sotto_media::codec::EncoderSettings {
@@ -178,8 +203,25 @@ fn loopback(args: &LoopbackArgs) -> Result<()> {
         jitter: std::time::Duration::from_millis(args.jitter),
         ..Default::default()
     };
-    let outcome = sotto_media::loopback::run(&input, toggles, encoder, network)?;
-    wav::write_mono(&args.output, &outcome.output)?;
+    match (Endpoint::parse(&args.input), Endpoint::parse(&args.output)) {
+        (Endpoint::File(input), Endpoint::File(output)) if !args.real_time && !args.aec => {
+            simulated_loopback(&input, &output, toggles, encoder, network)
+        }
+        (input, output) => live_loopback(args, input, output, profile, toggles, encoder, network),
+    }
+}
+
+/// Files on a simulated clock: deterministic and faster than real time.
+fn simulated_loopback(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    toggles: sotto_media::send::StageToggles,
+    encoder: sotto_media::codec::EncoderSettings,
+    network: sotto_media::loopback::NetworkModel,
+) -> Result<()> {
+    let samples = wav::read_mono(input)?;
+    let outcome = sotto_media::loopback::run(&samples, toggles, encoder, network)?;
+    wav::write_mono(output, &outcome.output)?;
     let stats = outcome.jitter;
     eprintln!(
         "sent {} packets, lost {}; recovered {} by FEC, concealed {}; jitter buffer target {} (max {}), late {}; wrote {}",
@@ -190,7 +232,84 @@ fn loopback(args: &LoopbackArgs) -> Result<()> {
         stats.target,
         outcome.max_target,
         stats.late,
-        args.output.display()
+        output.display()
+    );
+    Ok(())
+}
+
+/// Devices (or files in real time) through the engine.
+fn live_loopback(
+    args: &LoopbackArgs,
+    input: Endpoint,
+    output: Endpoint,
+    profile: Profile,
+    toggles: sotto_media::send::StageToggles,
+    encoder: sotto_media::codec::EncoderSettings,
+    network: sotto_media::loopback::NetworkModel,
+) -> Result<()> {
+    use sotto_media::engine::{AudioSink, AudioSource, EngineConfig};
+    use sotto_media::send::GateMode;
+
+    let device_input = matches!(input, Endpoint::Device(_));
+    let duration = match args.duration {
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
+            Some(std::time::Duration::from_secs_f64(seconds))
+        }
+        Some(_) => bail!("--duration is a number of seconds above 0"),
+        None if device_input => Some(std::time::Duration::from_secs(10)),
+        None => None,
+    };
+    let written = match &output {
+        Endpoint::File(path) => Some(path.clone()),
+        Endpoint::Device(_) => None,
+    };
+    let config = sotto_media::live_loopback::LiveLoopback {
+        engine: EngineConfig {
+            source: match input {
+                Endpoint::File(path) => AudioSource::File { path, paced: true },
+                Endpoint::Device(selector) => AudioSource::Device(selector),
+            },
+            sink: match output {
+                Endpoint::File(path) => AudioSink::File(path),
+                Endpoint::Device(selector) => AudioSink::Device(selector),
+            },
+            profile,
+            gate: if toggles.gate {
+                GateMode::VoiceActivity
+            } else {
+                GateMode::Open
+            },
+            encoder,
+        },
+        toggles: Some(toggles),
+        network,
+        duration,
+    };
+    if device_input {
+        eprintln!(
+            "speak now: you hear yourself through the whole voice path for {:.0} s",
+            duration.unwrap_or_default().as_secs_f64()
+        );
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = sotto_media::live_loopback::run_live(config, &stop)
+        .context("running the loopback on the sound devices")?;
+    let stats = outcome.jitter;
+    for event in &outcome.device_events {
+        eprintln!("device: {event}");
+    }
+    eprintln!(
+        "sent {} packets, lost {}; recovered {} by FEC, concealed {}; jitter buffer target {}, late {}; playback underruns {} (samples dropped {}), capture overruns {}{}",
+        outcome.packets_sent,
+        outcome.packets_lost,
+        stats.recovered,
+        stats.concealed + stats.stretched,
+        stats.target,
+        stats.late,
+        outcome.meters.underruns,
+        outcome.meters.playback_dropped,
+        outcome.meters.overruns,
+        written.map_or_else(String::new, |path| format!("; wrote {}", path.display()))
     );
     Ok(())
 }

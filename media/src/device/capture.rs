@@ -66,7 +66,7 @@ impl CaptureStream {
     pub fn open(selector: &DeviceSelector) -> Result<Self, DeviceError> {
         let device = find(selector, Direction::Input)?;
         let supported = choose_config(&device, Direction::Input)?;
-        let config = stream_config(&supported);
+        let config = stream_config(&supported, 10);
         let rate = config.sample_rate;
         // One second of headroom between the callback and the processing thread.
         let (producer, consumer) = rtrb::RingBuffer::new(rate as usize);

@@ -16,6 +16,10 @@ use crate::frame::{Frame, SAMPLE_RATE};
 /// Silence queued ahead of the first frame, so the first callbacks do not underrun: 20 ms.
 const PREFILL_MS: u32 = 20;
 
+/// Most audio queued for the device before frames are dropped: 40 ms, two device periods of
+/// jitter in the processing thread on top of the device's own 20 ms buffer.
+pub(crate) const MAX_QUEUED_MS: usize = 40;
+
 /// An open playback device taking the engine's frames.
 pub struct PlaybackStream {
     _stream: cpal::Stream,
@@ -68,7 +72,7 @@ impl PlaybackStream {
     pub fn open(selector: &DeviceSelector) -> Result<Self, DeviceError> {
         let device = find(selector, Direction::Output)?;
         let supported = choose_config(&device, Direction::Output)?;
-        let config = stream_config(&supported);
+        let config = stream_config(&supported, 10);
         let rate = config.sample_rate;
         let (mut producer, consumer) = rtrb::RingBuffer::new(rate as usize / 2);
         for _ in 0..rate * PREFILL_MS / 1000 {
@@ -124,13 +128,19 @@ impl PlaybackStream {
         self.producer.buffer().capacity() - self.producer.slots()
     }
 
-    /// Samples that did not fit the ring (the processing thread ran ahead of the device).
+    /// Samples dropped because the device was behind (see [`Self::write_frame`]).
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
 
-    /// Queues a 10 ms frame for playback.
+    /// Queues a 10 ms frame for playback. While more than [`MAX_QUEUED_MS`] is already
+    /// waiting (the device started late, or stalled and came back), the frame is dropped
+    /// instead, so a backlog never turns into lasting delay.
     pub fn write_frame(&mut self, frame: &Frame) {
+        if self.queued() > self.rate as usize * MAX_QUEUED_MS / 1000 {
+            self.dropped += frame.len() as u64;
+            return;
+        }
         let Self {
             producer,
             converter,

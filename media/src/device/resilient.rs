@@ -270,6 +270,11 @@ impl ResilientPlayback {
         }
     }
 
+    /// Samples the open device had no room for.
+    pub fn dropped(&self) -> u64 {
+        self.0.stream.as_deref().map_or(0, PlaybackStream::dropped)
+    }
+
     /// The open device, if any.
     pub fn stream(&self) -> Option<&PlaybackStream> {
         self.0.stream.as_deref()

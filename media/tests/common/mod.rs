@@ -136,3 +136,53 @@ pub fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
 pub fn power(signal: &[f32], range: std::ops::Range<usize>) -> f64 {
     sotto_media::frame::power(&signal[range])
 }
+
+/// Normalised cross-correlation of the 10 ms RMS envelopes of `a` and `b`, with `b` shifted
+/// back by `lag` samples.
+pub fn envelope_correlation(a: &[f32], b: &[f32], lag: usize) -> f64 {
+    let envelope = |signal: &[f32]| -> Vec<f64> {
+        signal
+            .chunks(FRAME_SAMPLES)
+            .map(|chunk| sotto_media::frame::power(chunk).sqrt())
+            .collect()
+    };
+    let (ea, eb) = (envelope(a), envelope(&b[lag.min(b.len())..]));
+    let n = ea.len().min(eb.len());
+    let mean = |e: &[f64]| e[..n].iter().sum::<f64>() / n as f64;
+    let (ma, mb) = (mean(&ea), mean(&eb));
+    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
+    for i in 0..n {
+        num += (ea[i] - ma) * (eb[i] - mb);
+        da += (ea[i] - ma).powi(2);
+        db += (eb[i] - mb).powi(2);
+    }
+    num / (da.sqrt() * db.sqrt())
+}
+
+/// The delay in samples that best aligns `output` with `input` (searching up to 200 ms).
+pub fn best_lag(input: &[f32], output: &[f32]) -> usize {
+    (0..9_600)
+        .step_by(48)
+        .map(|lag| {
+            let score: f64 = input
+                .iter()
+                .zip(&output[lag..])
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            (lag, score)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
+        .0
+}
+
+/// The delay in samples (a whole number of 10 ms frames, up to `max_frames`) at which the
+/// envelope of `output` best matches that of `input`, and that correlation.
+pub fn best_envelope_lag(input: &[f32], output: &[f32], max_frames: usize) -> (usize, f64) {
+    (0..=max_frames)
+        .map(|frame| frame * FRAME_SAMPLES)
+        .filter(|lag| lag + input.len() / 2 <= output.len())
+        .map(|lag| (lag, envelope_correlation(input, output, lag)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0))
+}
