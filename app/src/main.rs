@@ -3,6 +3,7 @@
 
 mod demo;
 mod feedback;
+mod keychain;
 mod profile;
 mod session;
 mod voice;

@@ -1,8 +1,9 @@
 //! The user's local profile: identity key and joined servers, in the platform data directory
 //! (or `SOTTO_DATA_DIR`).
 //!
-//! The identity key lives in `identity.key` with mode 0600. Servers joined, with their invite
-//! links (which carry each group's secret), live in `client.db` (SQLite, mode 0600).
+//! The identity key lives in the OS keychain, or where none runs in `identity.key` with mode
+//! 0600 (see [`crate::keychain`]). Servers joined, with their invite links (which carry each
+//! group's secret), live in `client.db` (SQLite, mode 0600).
 
 use std::fs;
 use std::io::Write;
@@ -12,6 +13,8 @@ use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
+
+use crate::keychain::{self, KeyStore};
 
 /// A joined server as remembered locally.
 #[derive(Debug, Clone)]
@@ -40,6 +43,22 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+fn read_identity_file(path: &Path) -> Result<Identity> {
+    let bytes = fs::read(path).with_context(|| {
+        format!(
+            "reading your identity key {} (it is missing or unreadable; restore it, or remove \
+             the profile and join again)",
+            path.display()
+        )
+    })?;
+    Identity::from_secret_bytes(&bytes).with_context(|| {
+        format!(
+            "{} is damaged; move it away to start a new identity",
+            path.display()
+        )
+    })
+}
+
 impl Profile {
     /// Opens (creating) the profile in `SOTTO_DATA_DIR` or the platform data directory.
     pub(crate) fn open() -> Result<Self> {
@@ -62,30 +81,68 @@ impl Profile {
                  link TEXT NOT NULL,
                  display_name TEXT NOT NULL,
                  joined_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS settings (
+                 key TEXT PRIMARY KEY,
+                 value TEXT NOT NULL
              );",
         )?;
         Ok(Self { dir, db })
     }
 
-    /// The identity key, created on first use.
+    /// The identity key, created on first use: in the OS keychain when one runs, else in a
+    /// mode-0600 file with a one-line warning.
     pub(crate) fn identity(&self) -> Result<Identity> {
         let path = self.dir.join("identity.key");
-        if path.exists() {
-            let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            return Identity::from_secret_bytes(&bytes).with_context(|| {
-                format!(
-                    "{} is damaged; move it away to start a new identity",
-                    path.display()
-                )
-            });
+        let stored = self.setting("identity_store")?;
+        match stored.as_deref().map(keychain::parse_stored).transpose()? {
+            Some(KeyStore::Keychain) => keychain::load(&self.dir),
+            Some(KeyStore::File) => read_identity_file(&path),
+            // Profiles from before the keychain: the file is the key.
+            None if path.exists() => {
+                self.set_setting("identity_store", KeyStore::File.as_str())?;
+                read_identity_file(&path)
+            }
+            None => self.create_identity(&path),
         }
+    }
+
+    fn create_identity(&self, path: &Path) -> Result<Identity> {
         let identity = Identity::generate();
-        write_private(&path, &identity.secret_bytes())?;
-        eprintln!(
-            "note: created your identity key in {} (mode 0600); keychain storage is not supported yet",
-            path.display()
-        );
+        match keychain::store_new(&self.dir, &identity) {
+            Ok(()) => {
+                self.set_setting("identity_store", KeyStore::Keychain.as_str())?;
+                eprintln!("note: created your identity key in the OS keychain");
+            }
+            Err(error) => {
+                write_private(path, &identity.secret_bytes())?;
+                self.set_setting("identity_store", KeyStore::File.as_str())?;
+                eprintln!(
+                    "warning: {}; your identity key is in {} (mode 0600) instead",
+                    keychain::describe(&error),
+                    path.display()
+                );
+            }
+        }
         Ok(identity)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .db
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO settings (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
     }
 
     /// Remembers a joined server.

@@ -7,6 +7,9 @@ use std::process::{Child, Command, Output};
 
 pub const SOTTO: &str = env!("CARGO_BIN_EXE_sotto");
 
+/// A D-Bus session address where nothing listens.
+pub const NO_SESSION_BUS: &str = "unix:path=/nonexistent/sotto-tests-bus";
+
 pub struct Host(pub Child);
 
 impl Drop for Host {
@@ -16,10 +19,14 @@ impl Drop for Host {
     }
 }
 
+/// Runs `sotto` on the profile in `profile`. No keychain is reachable (the session bus address
+/// leads nowhere), so test identities never land in a developer's own keychain; the keychain
+/// has its own test.
 pub fn sotto(profile: &Path, args: &[&str]) -> Output {
     let output = Command::new(SOTTO)
         .args(args)
         .env("SOTTO_DATA_DIR", profile)
+        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
         .output()
         .expect("sotto runs");
     assert!(

@@ -1,0 +1,110 @@
+//! Where the identity key is kept: the OS keychain (Secret Service on Linux, Keychain on macOS,
+//! Credential Manager on Windows) through `keyring`, or, where no keychain service is running
+//! (a headless box, CI), a mode-0600 file in the data directory.
+//!
+//! The profile remembers which one holds the key, so a keychain that is merely unreachable
+//! today (a headless login to a desktop machine) gives a clear error instead of a silently
+//! new identity.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use sotto_net::identity::Identity;
+
+/// The keychain service name entries are filed under.
+const SERVICE: &str = "sotto";
+
+/// Which store holds a profile's identity key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyStore {
+    /// The OS keychain.
+    Keychain,
+    /// `identity.key` in the data directory.
+    File,
+}
+
+impl KeyStore {
+    /// The name kept in the profile database.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Keychain => "keychain",
+            Self::File => "file",
+        }
+    }
+
+    /// Reads a name kept in the profile database.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "keychain" => Some(Self::Keychain),
+            "file" => Some(Self::File),
+            _ => None,
+        }
+    }
+}
+
+/// The keychain entry of the profile in `data_dir` (each profile has its own identity).
+fn entry(data_dir: &Path) -> keyring::Result<keyring::Entry> {
+    let account = format!("identity {}", data_dir.display());
+    keyring::Entry::new(SERVICE, &account)
+}
+
+/// Puts a new identity's key into the keychain and reads it back, so a keychain that accepts
+/// writes it cannot return is not trusted.
+pub(crate) fn store_new(data_dir: &Path, identity: &Identity) -> keyring::Result<()> {
+    let entry = entry(data_dir)?;
+    entry.set_secret(&identity.secret_bytes())?;
+    let back = entry.get_secret()?;
+    if back != identity.secret_bytes() {
+        return Err(keyring::Error::Invalid(
+            "secret".into(),
+            "the keychain returned another key than was stored".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The identity kept in the keychain for the profile in `data_dir`.
+pub(crate) fn load(data_dir: &Path) -> Result<Identity> {
+    let secret = entry(data_dir)
+        .and_then(|entry| entry.get_secret())
+        .map_err(|error| match error {
+            keyring::Error::NoEntry => anyhow::anyhow!(
+                "your identity key is missing from the OS keychain (entry \"{SERVICE}\" for {}); \
+                 it was deleted there, so this profile cannot sign in any more: remove {} and \
+                 join again with a new invite link",
+                data_dir.display(),
+                data_dir.display()
+            ),
+            other => anyhow::anyhow!(
+                "cannot reach the OS keychain that holds your identity key ({other}); unlock it \
+                 or start your desktop session's keyring, then try again"
+            ),
+        })?;
+    Identity::from_secret_bytes(&secret).with_context(|| {
+        format!(
+            "the identity key in the OS keychain for {} is damaged",
+            data_dir.display()
+        )
+    })
+}
+
+/// Why the keychain could not take a new key, in a few words for the warning line.
+pub(crate) fn describe(error: &keyring::Error) -> String {
+    match error {
+        keyring::Error::NoDefaultStore | keyring::Error::NoStorageAccess(_) => {
+            "no OS keychain service is running".to_owned()
+        }
+        other => format!("the OS keychain refused it: {other}"),
+    }
+}
+
+/// Fails when a key store name in the profile is unknown (a newer client wrote it).
+pub(crate) fn parse_stored(text: &str) -> Result<KeyStore> {
+    match KeyStore::parse(text) {
+        Some(store) => Ok(store),
+        None => bail!(
+            "this profile keeps its identity in \"{text}\", which this version of Sotto does not \
+             know; update Sotto"
+        ),
+    }
+}
