@@ -5,6 +5,7 @@ mod demo;
 mod feedback;
 mod keychain;
 mod profile;
+mod ptt;
 mod session;
 mod voice;
 

@@ -14,6 +14,7 @@ use sotto_net::client::ClientEvent;
 use sotto_net::proto::StreamKind;
 
 use crate::feedback::Feedback;
+use crate::ptt::KeyWatcher;
 use sotto_net::proto::control::ChannelKind;
 
 use crate::profile::Profile;
@@ -36,7 +37,14 @@ pub(crate) struct VoiceArgs {
     /// Leave after this long, e.g. `30s`, `5m`. Default: when a file input ends, else Ctrl-C.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
-    /// Always send (no voice-activity gate). Push-to-talk needs the GUI.
+    /// Talk while KEY is held, whichever window has the focus (X11): a letter, a digit,
+    /// F1…F24, space, Control_R, Alt_L, Caps_Lock, …
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["vad", "open_mic"])]
+    ptt: Option<String>,
+    /// Talk when your voice is detected (the default).
+    #[arg(long, conflicts_with = "open_mic")]
+    vad: bool,
+    /// Always send (no gate).
     #[arg(long)]
     open_mic: bool,
     /// No noise suppression.
@@ -72,6 +80,36 @@ fn sink(text: &str) -> AudioSink {
     }
 }
 
+/// Raises its flag when dropped.
+struct DoneOnDrop(Arc<AtomicBool>);
+
+impl Drop for DoneOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Tells the engine when the push-to-talk key goes down and up, until `done`.
+fn watch_key(watcher: &KeyWatcher, engine: &Engine, done: &AtomicBool) {
+    let mut held = false;
+    while !done.load(Ordering::Relaxed) {
+        match watcher.is_held() {
+            Ok(now) if now != held => {
+                held = now;
+                engine.command(sotto_media::engine::EngineCommand::PushToTalk(held));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                // The display went away: release, so the microphone is not left open.
+                eprintln!("push-to-talk stopped: {error:#}");
+                engine.command(sotto_media::engine::EngineCommand::PushToTalk(false));
+                return;
+            }
+        }
+        std::thread::sleep(crate::ptt::POLL_INTERVAL);
+    }
+}
+
 fn unix_micros(at: Instant) -> u128 {
     let now_wall = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -81,6 +119,8 @@ fn unix_micros(at: Instant) -> u128 {
 
 /// Runs a voice session.
 pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
+    // Find the push-to-talk key first: without a display there is no call to set up.
+    let ptt_key = args.ptt.as_deref().map(KeyWatcher::connect).transpose()?;
     let profile = Profile::open()?;
     let saved = profile.server(args.server.as_deref())?;
     let mut session = connect(&profile, &saved).await?;
@@ -129,6 +169,8 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
         profile: profile_kind,
         gate: if args.open_mic {
             GateMode::Open
+        } else if args.ptt.is_some() {
+            GateMode::PushToTalk
         } else {
             GateMode::VoiceActivity
         },
@@ -160,6 +202,16 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
     );
 
     let done = Arc::new(AtomicBool::new(false));
+    // Set on every way out, an error or a panic too, so the helper threads end with us.
+    let _done_on_exit = DoneOnDrop(done.clone());
+    let key_watch = ptt_key.map(|watcher| {
+        println!(
+            "voice    push-to-talk: hold {} to talk",
+            args.ptt.as_deref().unwrap_or_default()
+        );
+        let (engine, done) = (engine.clone(), done.clone());
+        std::thread::spawn(move || watch_key(&watcher, &engine, &done))
+    });
     let bytes_sent = Arc::new(AtomicU64::new(0));
     let sender = {
         let (engine, done, client, bytes_sent) = (
@@ -235,6 +287,9 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
         }
     }
     done.store(true, Ordering::Relaxed);
+    if let Some(watch) = key_watch {
+        let _ = watch.join();
+    }
     let _ = sender.await;
     let engine =
         Arc::try_unwrap(engine).map_err(|_| anyhow::anyhow!("audio engine still in use"))?;

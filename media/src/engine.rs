@@ -234,11 +234,21 @@ impl Engine {
 
     /// The next encoded frame to send, waiting up to `timeout`.
     pub fn next_outgoing(&self, timeout: Duration) -> Option<OutgoingFrame> {
-        self.outgoing
+        let received = self
+            .outgoing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .recv_timeout(timeout)
-            .ok()
+            .recv_timeout(timeout);
+        match received {
+            Ok(frame) => Some(frame),
+            Err(RecvTimeoutError::Timeout) => None,
+            // The audio thread has ended: wait out the timeout all the same, so a caller's
+            // polling loop does not spin.
+            Err(RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(timeout);
+                None
+            }
+        }
     }
 
     /// The next event, if any.
