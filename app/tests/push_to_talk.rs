@@ -86,19 +86,7 @@ fn a_is_heard_only_while_the_key_is_held() {
     sotto(&bob, &["join", invite.trim(), "--name", "Bob"]);
 
     // Eight recordings back to back: A talks for about eleven seconds.
-    let speech = alsa_speech(
-        &[
-            "Front_Center",
-            "Front_Left",
-            "Front_Right",
-            "Rear_Center",
-            "Rear_Left",
-            "Rear_Right",
-            "Side_Left",
-            "Side_Right",
-        ],
-        0,
-    );
+    let speech = alsa_speech(&ALL_CLIPS, 0);
     let said_active = active_seconds(&speech);
     let (said, quiet, heard) = (
         dir.path().join("said.wav"),

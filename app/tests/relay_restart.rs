@@ -25,19 +25,7 @@ fn voice_resumes_after_the_relay_is_killed_and_restarted() {
     sotto(&bob, &["join", &invite, "--name", "Bob"]);
 
     // Ada talks for ~12 s (open mic, so she sends throughout); Bob records.
-    let speech = alsa_speech(
-        &[
-            "Front_Center",
-            "Front_Left",
-            "Front_Right",
-            "Rear_Center",
-            "Rear_Left",
-            "Rear_Right",
-            "Side_Left",
-            "Side_Right",
-        ],
-        2_400,
-    );
+    let speech = alsa_speech(&ALL_CLIPS, 2_400);
     let (said, quiet, heard) = (
         dir.path().join("said.wav"),
         dir.path().join("quiet.wav"),

@@ -132,6 +132,18 @@ pub fn start_host(data: &Path, listen: &str, public: &str) -> (Host, Option<Stri
     (Host(child), owner_link)
 }
 
+/// Every recording alsa-utils ships (48 kHz mono human speech, about 1.4 s each).
+pub const ALL_CLIPS: [&str; 8] = [
+    "Front_Center",
+    "Front_Left",
+    "Front_Right",
+    "Rear_Center",
+    "Rear_Left",
+    "Rear_Right",
+    "Side_Left",
+    "Side_Right",
+];
+
 /// alsa-utils' recorded speech: `clips`, each followed by `gap` samples of silence.
 pub fn alsa_speech(clips: &[&str], gap: usize) -> Vec<f32> {
     let mut speech = Vec::new();
