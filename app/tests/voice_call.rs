@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use sotto_media::test_support::SoundServer;
@@ -119,13 +119,14 @@ fn call_on(
         } else {
             heard.as_os_str()
         })
-        .env("SOTTO_DATA_DIR", &bob)
-        .stdout(Stdio::piped());
+        .env("SOTTO_DATA_DIR", &bob);
     if let Some(sound) = sound {
         listener.envs(sound.environment());
     }
-    let listener = listener.spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    let listener = VoiceProcess::spawn(&mut listener);
+    // A starts talking once B is in the channel (joining through a lossy proxy can take a
+    // few retransmissions).
+    listener.wait_for("audio clock origin", std::time::Duration::from_secs(20));
     let ada_heard = dir.path().join("ada-heard.wav");
     let mut speaker_args = vec!["voice"];
     speaker_args.extend_from_slice(profile);
@@ -139,16 +140,16 @@ fn call_on(
     let speaker = sotto(&ada, &speaker_args);
     // Let the last of A's audio drain through the jitter buffer.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let listener = interrupt(listener);
-    let listener_stdout = String::from_utf8_lossy(&listener.stdout).to_string();
-    assert!(listener.status.success(), "{listener_stdout}");
+    let (listener_ok, listener_stdout) = listener.interrupt();
+    assert!(listener_ok, "{listener_stdout}");
     if let Some(recording) = recording {
         recording.finish();
         return device_outcome(&speech, &read(&played), listener_stdout);
     }
 
     // Put B's recording on A's clock, then find the delay and compare envelopes.
-    let offset_samples = ((clock_origin(&listener) - clock_origin(&speaker)) * 48 / 1000) as i64;
+    let offset_samples =
+        ((clock_origin_in(&listener_stdout) - clock_origin(&speaker)) * 48 / 1000) as i64;
     let recorded = read(&heard);
     let heard_on_a_clock: Vec<f32> = if offset_samples >= 0 {
         std::iter::repeat_n(0.0, offset_samples as usize)

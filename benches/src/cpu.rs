@@ -5,12 +5,21 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 /// Seconds of user plus system CPU used so far by threads whose name starts with `prefix`.
 pub fn thread_cpu_seconds(prefix: &str) -> f64 {
+    per_thread_cpu_seconds(prefix).values().sum()
+}
+
+/// Seconds of user plus system CPU used so far by each thread (by thread id) whose name starts
+/// with `prefix`.
+pub fn per_thread_cpu_seconds(prefix: &str) -> std::collections::BTreeMap<u64, f64> {
+    let mut threads = std::collections::BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
+        return threads;
     };
-    let mut ticks = 0u64;
     for task in tasks.flatten() {
         let path = task.path();
+        let Some(id) = task.file_name().to_str().and_then(|id| id.parse().ok()) else {
+            continue;
+        };
         let Ok(name) = std::fs::read_to_string(path.join("comm")) else {
             continue;
         };
@@ -31,7 +40,7 @@ pub fn thread_cpu_seconds(prefix: &str) -> f64 {
                 .and_then(|field| field.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        ticks += parse(11) + parse(12);
+        threads.insert(id, (parse(11) + parse(12)) as f64 / TICKS_PER_SECOND);
     }
-    ticks as f64 / TICKS_PER_SECOND
+    threads
 }

@@ -62,7 +62,11 @@ pub fn write(path: &Path, samples: &[f32]) {
 
 /// The audio clock origin a `sotto voice` process printed, in µs since the Unix epoch.
 pub fn clock_origin(output: &Output) -> i128 {
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    clock_origin_in(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The audio clock origin in a `sotto voice` process's output, in µs since the Unix epoch.
+pub fn clock_origin_in(stdout: &str) -> i128 {
     let line = stdout
         .lines()
         .find(|line| line.contains("audio clock origin"))
@@ -175,6 +179,7 @@ pub fn windowed_correlation(said: &[f64], heard: &[f64], max_lag: usize) -> f64 
             .fold(0.0, f64::max);
         scores.push(best);
     }
+
     scores.iter().sum::<f64>() / scores.len().max(1) as f64
 }
 
@@ -205,4 +210,71 @@ pub fn interrupt(child: std::process::Child) -> Output {
         .unwrap();
     assert!(status.success(), "kill -INT failed");
     child.wait_with_output().unwrap()
+}
+
+/// A running `sotto voice` whose output is collected as it comes, so a test can wait for it
+/// to reach a point (joined, say) before going on.
+pub struct VoiceProcess {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl VoiceProcess {
+    /// Starts `command` with its standard output collected.
+    pub fn spawn(command: &mut Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sotto starts");
+        let stdout = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                collected.lock().unwrap().push(line);
+            }
+        });
+        Self {
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    /// Waits until a line containing `needle` has been printed.
+    pub fn wait_for(&self, needle: &str, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| line.contains(needle))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no \"{needle}\" within {timeout:?}:\n{}",
+                self.lines.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it as Ctrl-C does; whether it exited cleanly, and everything it printed.
+    pub fn interrupt(self) -> (bool, String) {
+        let Self {
+            child,
+            lines,
+            reader,
+        } = self;
+        let output = interrupt(child);
+        let _ = reader.join();
+        let stdout = lines.lock().unwrap().join("\n");
+        (output.status.success(), stdout)
+    }
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sotto_benches::cpu::thread_cpu_seconds;
+use sotto_benches::cpu::{per_thread_cpu_seconds, thread_cpu_seconds};
 use sotto_benches::latency::{Clock, Delays};
 use sotto_benches::load_client::{self, LoadMember};
 use sotto_benches::udp_forwarder;
@@ -44,6 +44,8 @@ struct StepResult {
     p50_micros: u32,
     p99_micros: u32,
     relay_cpu_seconds: f64,
+    /// Each busy relay thread's CPU, percent of one core, busiest first.
+    relay_thread_shares: Vec<f64>,
     load_cpu_seconds: f64,
     seconds: f64,
 }
@@ -56,13 +58,18 @@ impl StepResult {
             f64::NAN
         };
         println!(
-            "{system:<8} {label:<22} offered {:>9.0}/s  delivered {:>9.0}/s ({:>6.2}%)  p50 {:>6} µs  p99 {:>7} µs  relay CPU {:>5.1}%  {:>6.2} ms CPU per 10k  (load generator CPU {:>5.1}%)",
+            "{system:<8} {label:<22} offered {:>9.0}/s  delivered {:>9.0}/s ({:>6.2}%)  p50 {:>6} µs  p99 {:>7} µs  relay CPU {:>5.1}% (threads {})  {:>6.2} ms CPU per 10k  (load generator CPU {:>5.1}%)",
             self.offered_forwarded_per_second,
             self.delivered_per_second,
             self.delivered_fraction * 100.0,
             self.p50_micros,
             self.p99_micros,
             self.relay_cpu_seconds / self.seconds * 100.0,
+            self.relay_thread_shares
+                .iter()
+                .map(|share| format!("{share:.0}%"))
+                .collect::<Vec<_>>()
+                .join("+"),
             cpu_per_10k,
             self.load_cpu_seconds / self.seconds * 100.0,
         );
@@ -233,11 +240,20 @@ impl Load {
         let received_before = self.counters.received.load(Ordering::Relaxed);
         let sent_before = self.counters.sent.load(Ordering::Relaxed);
         let cpu_before = thread_cpu_seconds("relay");
+        let threads_before = per_thread_cpu_seconds("relay");
         let load_cpu_before = thread_cpu_seconds("load");
         let started = std::time::Instant::now();
         load.block_on(async { tokio::time::sleep(Duration::from_secs_f64(seconds)).await });
         let elapsed = started.elapsed().as_secs_f64();
         let cpu = thread_cpu_seconds("relay") - cpu_before;
+        let mut relay_thread_shares: Vec<f64> = per_thread_cpu_seconds("relay")
+            .into_iter()
+            .map(|(id, seconds)| {
+                (seconds - threads_before.get(&id).copied().unwrap_or(0.0)) / elapsed * 100.0
+            })
+            .filter(|share| *share >= 1.0)
+            .collect();
+        relay_thread_shares.sort_by(|a, b| b.total_cmp(a));
         let load_cpu = thread_cpu_seconds("load") - load_cpu_before;
         let received = self.counters.received.load(Ordering::Relaxed) - received_before;
         let sent = self.counters.sent.load(Ordering::Relaxed) - sent_before;
@@ -261,6 +277,7 @@ impl Load {
             p50_micros: all.quantile(0.5),
             p99_micros: all.quantile(0.99),
             relay_cpu_seconds: cpu,
+            relay_thread_shares,
             load_cpu_seconds: load_cpu,
             seconds: elapsed,
         }
