@@ -462,20 +462,58 @@ fn step(
     Ok(())
 }
 
+/// Pins every thread `builder` starts to `cores` (when there are any).
+fn pinned(
+    builder: &mut tokio::runtime::Builder,
+    cores: Vec<core_affinity::CoreId>,
+) -> &mut tokio::runtime::Builder {
+    if cores.is_empty() {
+        return builder;
+    }
+    let next = Arc::new(AtomicU64::new(0));
+    builder.on_thread_start(move || {
+        let index = next.fetch_add(1, Ordering::Relaxed) as usize % cores.len();
+        core_affinity::set_for_current(cores[index]);
+    })
+}
+
 fn main() -> Result<()> {
     let args = parse_args()?;
-    let relay_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.relay_threads)
-        .thread_name("relay")
-        .enable_all()
-        .build()?;
-    let load = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("load")
-        .enable_all()
-        .build()?;
+    // With a core to spare, the load generator gets the last core to itself and the relay the
+    // others, so neither's queueing shows up as the other's delay.
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let (relay_cores, load_cores) = if cores.len() > args.relay_threads {
+        let (relay, load) = cores.split_at(cores.len() - 1);
+        (relay.to_vec(), load.to_vec())
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let pinning = if load_cores.is_empty() {
+        "not pinned".to_owned()
+    } else {
+        format!(
+            "relay pinned to {} core(s), load generator to its own",
+            relay_cores.len()
+        )
+    };
+    let relay_runtime = pinned(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.relay_threads)
+            .thread_name("relay")
+            .enable_all(),
+        relay_cores,
+    )
+    .build()?;
+    let load = pinned(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("load")
+            .enable_all(),
+        load_cores,
+    )
+    .build()?;
     println!(
-        "relay threads: {}; {} s per step; datagrams of {} bytes",
+        "relay threads: {}; {pinning}; {} s per step; datagrams of {} bytes",
         args.relay_threads,
         args.seconds,
         load_client::DATAGRAM_LEN
