@@ -216,7 +216,10 @@ async fn run(command: Command) -> Result<()> {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // The sound server client logs every failed reconnect; a lost device is reported
+            // in Sotto's own words instead.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,pulseaudio=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
