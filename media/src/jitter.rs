@@ -86,6 +86,9 @@ pub struct JitterStats {
     pub concealed: u64,
     /// Frames stretched while waiting for late packets.
     pub stretched: u64,
+    /// Frames played out (concealed) after a talker stopped, before the talkspurt counted as
+    /// over: not a network problem, so not in `stretched`.
+    pub tails: u64,
     /// Packets skipped to shrink the buffer.
     pub skipped: u64,
     /// Packets that arrived after their turn.
@@ -279,6 +282,10 @@ impl JitterBuffer {
     /// The talker stopped: wait for the next talkspurt, and measure its delays afresh (the
     /// counter did not advance during the silence, so old delays no longer compare).
     fn end_talkspurt(&mut self, next: u32) {
+        // The stretched frames just before this were the talker stopping, not lateness.
+        let run = u64::from(self.stretch_run.min(MAX_STRETCH));
+        self.stats.stretched -= run.min(self.stats.stretched);
+        self.stats.tails += run;
         // Whatever arrives later than this still counts as late.
         self.floor = Some(next);
         self.next_seq = None;

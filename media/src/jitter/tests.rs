@@ -99,6 +99,9 @@ fn a_late_packet_stretches_and_a_silent_talker_ends_the_talkspurt() {
         buffer.pop(Duration::from_millis(100), false),
         Playout::Silence
     );
+    // The late packet's stretch counts against the network; the talker's tail does not.
+    assert_eq!(buffer.stats().stretched, 1);
+    assert_eq!(buffer.stats().tails, u64::from(MAX_STRETCH));
     // The next talkspurt starts where the talker resumes, after the depth learnt so far (packet 1
     // came 6 ms late, more than the half packet the playout tick allows for: one packet more).
     buffer.push(2, payload(2), Duration::from_millis(500));
