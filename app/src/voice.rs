@@ -184,7 +184,10 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
             ..EncoderSettings::default()
         },
     };
-    let engine = Arc::new(Engine::start(config).context("starting audio")?);
+    let engine = Arc::new(Engine::start(config).context(
+        "could not start audio; `sotto devices` lists the sound devices, and \
+         --input FILE.wav --output FILE.wav runs without any",
+    )?);
     if args.no_ns {
         engine.command(sotto_media::engine::EngineCommand::SetToggles(
             StageToggles {
