@@ -456,7 +456,6 @@ impl Worker {
             }
             Input::Device(capture) => {
                 if let Some(event) = capture.poll() {
-                    self.meters.overruns = capture.stats().overruns;
                     let _ = self.events.try_send(EngineEvent::Device(event));
                 }
                 let deadline = Instant::now() + Duration::from_millis(20);
@@ -517,7 +516,6 @@ impl Worker {
             Output::Discard => {}
             Output::Device(playback) => {
                 if let Some(event) = playback.poll() {
-                    self.meters.underruns = playback.stats().underruns;
                     let _ = self.events.try_send(EngineEvent::Device(event));
                 }
                 playback.write_frame(heard);

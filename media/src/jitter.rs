@@ -284,7 +284,7 @@ impl JitterBuffer {
     fn end_talkspurt(&mut self, next: u32) {
         // The stretched frames just before this were the talker stopping, not lateness.
         let run = u64::from(self.stretch_run.min(MAX_STRETCH));
-        self.stats.stretched -= run.min(self.stats.stretched);
+        self.stats.stretched = self.stats.stretched.saturating_sub(run);
         self.stats.tails += run;
         // Whatever arrives later than this still counts as late.
         self.floor = Some(next);

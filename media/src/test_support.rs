@@ -8,6 +8,52 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+/// The human speech recordings Debian's alsa-utils ships in `/usr/share/sounds/alsa` (48 kHz
+/// mono, about 1.4 s each): real voices for tests, with no download.
+pub const ALSA_SPEECH_CLIPS: [&str; 8] = [
+    "Front_Center",
+    "Front_Left",
+    "Front_Right",
+    "Rear_Center",
+    "Rear_Left",
+    "Rear_Right",
+    "Side_Left",
+    "Side_Right",
+];
+
+/// One alsa-utils recording (see [`ALSA_SPEECH_CLIPS`]), as 48 kHz mono samples.
+///
+/// # Panics
+/// When alsa-utils is not installed.
+pub fn alsa_clip(name: &str) -> Vec<f32> {
+    let path = format!("/usr/share/sounds/alsa/{name}.wav");
+    crate::wav::read_mono(Path::new(&path)).unwrap_or_else(|error| {
+        panic!("{path}: {error}; install Debian's alsa-utils (bash .ci/install-deps)")
+    })
+}
+
+/// The RMS level of each 10 ms frame of `signal`.
+pub fn envelope(signal: &[f32]) -> Vec<f64> {
+    signal
+        .chunks(crate::FRAME_SAMPLES)
+        .map(|chunk| crate::frame::power(chunk).sqrt())
+        .collect()
+}
+
+/// Pearson correlation of `a` and `b` over their common length.
+pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let mean = |values: &[f64]| values[..n].iter().sum::<f64>() / n as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
+    for (x, y) in a[..n].iter().zip(&b[..n]) {
+        num += (x - ma) * (y - mb);
+        da += (x - ma).powi(2);
+        db += (y - mb).powi(2);
+    }
+    num / (da.sqrt() * db.sqrt())
+}
+
 /// The null sink every [`SoundServer`] starts with.
 pub const NULL_SINK: &str = "vsink";
 

@@ -1,9 +1,12 @@
 //! Helpers shared by the client's end-to-end tests.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::path::Path;
 use std::process::{Child, Command, Output};
+
+use sotto_media::test_support::{ALSA_SPEECH_CLIPS, alsa_clip};
+pub use sotto_media::test_support::{correlation, envelope};
 
 pub const SOTTO: &str = env!("CARGO_BIN_EXE_sotto");
 
@@ -81,28 +84,6 @@ pub fn clock_origin_in(stdout: &str) -> i128 {
         .unwrap()
 }
 
-pub fn envelope(signal: &[f32]) -> Vec<f64> {
-    signal
-        .chunks(480)
-        .map(|c| (c.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
-        .collect()
-}
-
-pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (ma, mb) = (
-        a[..n].iter().sum::<f64>() / n as f64,
-        b[..n].iter().sum::<f64>() / n as f64,
-    );
-    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        num += (a[i] - ma) * (b[i] - mb);
-        da += (a[i] - ma).powi(2);
-        db += (b[i] - mb).powi(2);
-    }
-    num / (da.sqrt() * db.sqrt())
-}
-
 /// A free UDP address on loopback.
 pub fn free_address() -> String {
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -137,24 +118,13 @@ pub fn start_host(data: &Path, listen: &str, public: &str) -> (Host, Option<Stri
 }
 
 /// Every recording alsa-utils ships (48 kHz mono human speech, about 1.4 s each).
-pub const ALL_CLIPS: [&str; 8] = [
-    "Front_Center",
-    "Front_Left",
-    "Front_Right",
-    "Rear_Center",
-    "Rear_Left",
-    "Rear_Right",
-    "Side_Left",
-    "Side_Right",
-];
+pub const ALL_CLIPS: [&str; 8] = ALSA_SPEECH_CLIPS;
 
 /// alsa-utils' recorded speech: `clips`, each followed by `gap` samples of silence.
 pub fn alsa_speech(clips: &[&str], gap: usize) -> Vec<f32> {
     let mut speech = Vec::new();
     for clip in clips {
-        speech.extend(read(Path::new(&format!(
-            "/usr/share/sounds/alsa/{clip}.wav"
-        ))));
+        speech.extend(alsa_clip(clip));
         speech.extend(std::iter::repeat_n(0.0, gap));
     }
     speech

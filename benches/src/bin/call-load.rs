@@ -7,7 +7,6 @@
 //!
 //! Run: `cargo run --release -p sotto-benches --bin call-load -- [--people 10] [--seconds 10]`
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use sotto_benches::cpu::thread_cpu_seconds;
 use sotto_media::codec::EncoderSettings;
 use sotto_media::engine::{AudioSink, AudioSource, Engine, EngineConfig};
 use sotto_media::send::{GateMode, Profile};
+use sotto_media::test_support::{ALSA_SPEECH_CLIPS, alsa_clip};
 use sotto_net::client::{Client, ClientEvent, ClientOptions};
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
@@ -66,18 +66,8 @@ fn main() -> Result<()> {
 
     // Speech for everyone: alsa-utils' recordings, looped to the run length.
     let mut speech = Vec::new();
-    for clip in [
-        "Front_Center",
-        "Front_Left",
-        "Front_Right",
-        "Rear_Center",
-        "Rear_Left",
-        "Rear_Right",
-    ] {
-        speech.extend(
-            sotto_media::wav::read_mono(Path::new(&format!("/usr/share/sounds/alsa/{clip}.wav")))
-                .context("install alsa-utils for the speech recordings")?,
-        );
+    for clip in &ALSA_SPEECH_CLIPS[..6] {
+        speech.extend(alsa_clip(clip));
     }
     let total = (seconds as usize + 2) * 48_000;
     let looped: Vec<f32> = speech.iter().copied().cycle().take(total).collect();

@@ -2,38 +2,18 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::Path;
-
 use sotto_media::frame::{FRAME_SAMPLES, Frame};
+use sotto_media::test_support::{ALSA_SPEECH_CLIPS, alsa_clip, correlation, envelope};
 
 pub const RATE: usize = 48_000;
-
-/// The human speech recordings shipped by alsa-utils (48 kHz mono).
-const CLIPS: [&str; 8] = [
-    "Front_Center",
-    "Front_Left",
-    "Front_Right",
-    "Rear_Center",
-    "Rear_Left",
-    "Rear_Right",
-    "Side_Left",
-    "Side_Right",
-];
-
-fn clip(name: &str) -> Vec<f32> {
-    let path = format!("/usr/share/sounds/alsa/{name}.wav");
-    assert!(
-        Path::new(&path).exists(),
-        "{path} is missing: install Debian's alsa-utils (bash .ci/install-deps)"
-    );
-    sotto_media::wav::read_mono(Path::new(&path)).unwrap()
-}
 
 /// `count` speech clips (starting at `first`), each followed by `gap` seconds of silence.
 pub fn speech(first: usize, count: usize, gap: f32) -> Vec<f32> {
     let mut out = Vec::new();
     for index in 0..count {
-        out.extend(clip(CLIPS[(first + index) % CLIPS.len()]));
+        out.extend(alsa_clip(
+            ALSA_SPEECH_CLIPS[(first + index) % ALSA_SPEECH_CLIPS.len()],
+        ));
         out.extend(std::iter::repeat_n(0.0, (gap * RATE as f32) as usize));
     }
     out
@@ -41,7 +21,7 @@ pub fn speech(first: usize, count: usize, gap: f32) -> Vec<f32> {
 
 /// The alsa-utils "Noise" recording.
 pub fn recorded_noise() -> Vec<f32> {
-    clip("Noise")
+    alsa_clip("Noise")
 }
 
 /// A small deterministic generator (xorshift), so tests are reproducible.
@@ -140,23 +120,7 @@ pub fn power(signal: &[f32], range: std::ops::Range<usize>) -> f64 {
 /// Normalised cross-correlation of the 10 ms RMS envelopes of `a` and `b`, with `b` shifted
 /// back by `lag` samples.
 pub fn envelope_correlation(a: &[f32], b: &[f32], lag: usize) -> f64 {
-    let envelope = |signal: &[f32]| -> Vec<f64> {
-        signal
-            .chunks(FRAME_SAMPLES)
-            .map(|chunk| sotto_media::frame::power(chunk).sqrt())
-            .collect()
-    };
-    let (ea, eb) = (envelope(a), envelope(&b[lag.min(b.len())..]));
-    let n = ea.len().min(eb.len());
-    let mean = |e: &[f64]| e[..n].iter().sum::<f64>() / n as f64;
-    let (ma, mb) = (mean(&ea), mean(&eb));
-    let (mut num, mut da, mut db) = (0.0, 0.0, 0.0);
-    for i in 0..n {
-        num += (ea[i] - ma) * (eb[i] - mb);
-        da += (ea[i] - ma).powi(2);
-        db += (eb[i] - mb).powi(2);
-    }
-    num / (da.sqrt() * db.sqrt())
+    correlation(&envelope(a), &envelope(&b[lag.min(b.len())..]))
 }
 
 /// The delay in samples that best aligns `output` with `input` (searching up to 200 ms).
