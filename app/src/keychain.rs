@@ -31,15 +31,6 @@ impl KeyStore {
             Self::File => "file",
         }
     }
-
-    /// Reads a name kept in the profile database.
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        match text {
-            "keychain" => Some(Self::Keychain),
-            "file" => Some(Self::File),
-            _ => None,
-        }
-    }
 }
 
 /// The keychain entry of the profile in `data_dir` (each profile has its own identity).
@@ -100,9 +91,10 @@ pub(crate) fn describe(error: &keyring::Error) -> String {
 
 /// Fails when a key store name in the profile is unknown (a newer client wrote it).
 pub(crate) fn parse_stored(text: &str) -> Result<KeyStore> {
-    match KeyStore::parse(text) {
-        Some(store) => Ok(store),
-        None => bail!(
+    match text {
+        "keychain" => Ok(KeyStore::Keychain),
+        "file" => Ok(KeyStore::File),
+        _ => bail!(
             "this profile keeps its identity in \"{text}\", which this version of Sotto does not \
              know; update Sotto"
         ),

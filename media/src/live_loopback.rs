@@ -3,6 +3,7 @@
 //! a remote speaker, which decodes and plays it. With a microphone and speakers it is a voice
 //! check that sounds the way the others in a call will hear you.
 
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -45,34 +46,6 @@ pub struct LiveOutcome {
     pub device_events: Vec<String>,
 }
 
-/// A packet on its way back, due at `due`.
-struct InFlight {
-    due: Instant,
-    seq: u32,
-    payload: Bytes,
-}
-
-impl PartialEq for InFlight {
-    fn eq(&self, other: &Self) -> bool {
-        self.due == other.due && self.seq == other.seq
-    }
-}
-impl Eq for InFlight {}
-impl PartialOrd for InFlight {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for InFlight {
-    /// Earliest due first (the heap is a max-heap).
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other
-            .due
-            .cmp(&self.due)
-            .then_with(|| other.seq.cmp(&self.seq))
-    }
-}
-
 /// Runs the loopback until its duration passes, a file source ends, or `stop` is set.
 pub fn run_live(config: LiveLoopback, stop: &AtomicBool) -> Result<LiveOutcome, EngineError> {
     let engine = Engine::start(config.engine)?;
@@ -82,7 +55,8 @@ pub fn run_live(config: LiveLoopback, stop: &AtomicBool) -> Result<LiveOutcome, 
     let started = Instant::now();
     let network = config.network;
     let mut draw = Draw::new(network.seed);
-    let mut in_flight = BinaryHeap::new();
+    // Packets on their way back, earliest due first.
+    let mut in_flight: BinaryHeap<Reverse<(Instant, u32, Bytes)>> = BinaryHeap::new();
     let mut outcome = LiveOutcome::default();
     loop {
         if stop.load(Ordering::Relaxed)
@@ -105,8 +79,8 @@ pub fn run_live(config: LiveLoopback, stop: &AtomicBool) -> Result<LiveOutcome, 
         }
         let wait = in_flight
             .peek()
-            .map_or(Duration::from_millis(5), |next: &InFlight| {
-                next.due.saturating_duration_since(Instant::now())
+            .map_or(Duration::from_millis(5), |Reverse((due, _, _))| {
+                due.saturating_duration_since(Instant::now())
             })
             .min(Duration::from_millis(5));
         if let Some(frame) = engine.next_outgoing(wait) {
@@ -116,19 +90,15 @@ pub fn run_live(config: LiveLoopback, stop: &AtomicBool) -> Result<LiveOutcome, 
                 outcome.packets_lost += 1;
             } else {
                 let delay = network.base_delay + network.jitter.mul_f64(draw.unit());
-                in_flight.push(InFlight {
-                    due: Instant::now() + delay,
-                    seq,
-                    payload: frame.payload,
-                });
+                in_flight.push(Reverse((Instant::now() + delay, seq, frame.payload)));
             }
         }
         while in_flight
             .peek()
-            .is_some_and(|next| next.due <= Instant::now())
+            .is_some_and(|Reverse((due, _, _))| *due <= Instant::now())
         {
-            if let Some(packet) = in_flight.pop() {
-                engine.push_incoming(SELF_SPEAKER, packet.seq, packet.payload);
+            if let Some(Reverse((_, seq, payload))) = in_flight.pop() {
+                engine.push_incoming(SELF_SPEAKER, seq, payload);
             }
         }
     }
