@@ -8,6 +8,9 @@
 //! - `fanout`: one sender to N receivers (N = 1, 10, 100) at a ladder of offered rates;
 //! - `rooms`: rooms of 10 with 2 speakers each at 50 packets/s, more rooms per step.
 //!
+//! For the relay it also prints how many UDP packets the members sent it per forwarded datagram
+//! (voice plus acknowledgements), since every packet in costs the relay a receive.
+//!
 //! Run: `cargo run --release -p sotto-benches --bin relay-load -- [--seconds S] [--relay-threads T]`
 
 use std::net::SocketAddr;
@@ -366,12 +369,30 @@ fn run_sotto(
         }
     }
     let result = load.measure(load_runtime, seconds, rooms[0].rate);
+    print_member_traffic(&members, result.delivered_per_second * result.seconds);
     for member in members.iter().flatten() {
         member.connection.close(0u32.into(), b"done");
     }
     load_runtime.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
     relay_runtime.block_on(relay.shutdown());
     Ok(result)
+}
+
+/// Prints what the members sent the relay besides media: every UDP packet a member sends costs
+/// the relay a receive, a decryption and a connection wake-up, so acknowledgements count.
+fn print_member_traffic(members: &[Vec<LoadMember>], forwarded: f64) {
+    let (mut packets, mut acks) = (0u64, 0u64);
+    for member in members.iter().flatten() {
+        let stats = member.connection.stats();
+        packets += stats.udp_tx.datagrams;
+        acks += stats.frame_tx.acks;
+    }
+    println!(
+        "{:<8} members sent the relay {:.2} UDP packets ({:.2} carrying ACKs) per forwarded datagram",
+        "traffic",
+        packets as f64 / forwarded.max(1.0),
+        acks as f64 / forwarded.max(1.0),
+    );
 }
 
 /// Runs `rooms` through the plain UDP forwarder.
