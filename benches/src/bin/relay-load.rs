@@ -378,8 +378,9 @@ fn run_sotto(
     Ok(result)
 }
 
-/// Prints what the members sent the relay besides media: every UDP packet a member sends costs
-/// the relay a receive, a decryption and a connection wake-up, so acknowledgements count.
+/// Prints how many UDP packets the members sent the relay (voice and acknowledgements alike) per
+/// forwarded datagram, counted over the members' whole connections: every packet in costs the
+/// relay a receive, a decryption and a connection wake-up.
 fn print_member_traffic(members: &[Vec<LoadMember>], forwarded: f64) {
     let (mut packets, mut acks) = (0u64, 0u64);
     for member in members.iter().flatten() {
