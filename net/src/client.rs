@@ -35,7 +35,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::ClientError;
-pub use options::{ClientOptions, ReconnectPolicy};
+pub use options::{ClientOptions, ReconnectPolicy, check_display_name};
 pub use stats::ConnectionStats;
 
 use crate::invite::InviteLink;

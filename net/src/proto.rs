@@ -5,6 +5,7 @@ pub mod datagram;
 pub mod feedback;
 pub mod handshake;
 pub mod replay;
+pub mod session;
 mod wire;
 
 pub use control::{ControlFrame, FrameDecoder};

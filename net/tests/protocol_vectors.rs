@@ -75,6 +75,27 @@ fn control_vectors_decode() {
         }
     );
     assert_eq!(
+        decode_one(&vector("control-roster-changed")),
+        ControlFrame::RosterChanged {
+            channel_id: 2,
+            joined: vec![Participant {
+                slot: 4,
+                member_id: 9,
+                public_key: seq(0x20),
+                display_name: "bob".into(),
+                session_salt: seq(0x40),
+            }],
+            left: vec![3],
+        }
+    );
+    assert_eq!(
+        decode_one(&vector("control-error-rate-limited")),
+        ControlFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+        }
+    );
+    assert_eq!(
         decode_one(&vector("control-error")),
         ControlFrame::Error {
             code: ErrorCode::InviteExpired,

@@ -1,10 +1,13 @@
-//! The client's background task: connect, run the session, reconnect with backoff.
+//! The client's background task. It only moves bytes: connection attempts, control frames and
+//! datagrams go in and out, and every decision — what to send, what an answer means, whether
+//! and when to reconnect — is the sans-IO [`ClientSession`]'s.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use crate::client::connect::{self, Established, connection_error};
@@ -14,9 +17,9 @@ use crate::client::{
 };
 use crate::crypto::{SenderContext, new_session_salt};
 use crate::invite::InviteLink;
-use crate::proto::control::{ControlFrame, SessionSalt};
 use crate::proto::datagram::MediaSealer;
-use crate::transport::{StreamError, close_code};
+use crate::proto::session::{ClientSession, Reconnect, RequestId, SessionEvent};
+use crate::transport::{ControlStream, StreamError, close_code};
 
 /// How long one connection attempt may take before the next one starts.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -25,17 +28,11 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 enum Ended {
     /// The handle was dropped.
     Shutdown,
-    /// The connection was lost; retry.
+    /// The connection was lost.
     Lost(ClientError),
 }
 
-/// A request waiting for the relay's answer (the relay answers in order).
-enum Pending {
-    Join,
-    Invite {
-        reply: tokio::sync::oneshot::Sender<Result<InviteLink, ClientError>>,
-    },
-}
+type InviteReply = oneshot::Sender<Result<InviteLink, ClientError>>;
 
 pub(crate) async fn run(
     options: ClientOptions,
@@ -45,49 +42,47 @@ pub(crate) async fn run(
     events: mpsc::Sender<ClientEvent>,
 ) {
     let mut actor = Actor {
+        session: ClientSession::new(options.reconnect),
         receivers: Receivers::new(options.keys.clone()),
         options,
         shared,
         events,
-        wanted_voice: None,
+        invites: HashMap::new(),
     };
-    let mut backoff = actor.options.reconnect.initial;
     loop {
         let attempt = tokio::time::timeout(
             ATTEMPT_TIMEOUT.max(actor.options.handshake_timeout / 4),
             connect::connect(&endpoint, &actor.options),
         );
         let error = match attempt.await {
-            Ok(Ok(established)) => {
-                backoff = actor.options.reconnect.initial;
-                match actor.session(established, &mut commands).await {
-                    Ended::Shutdown => break,
-                    Ended::Lost(error) => error,
-                }
-            }
+            Ok(Ok(established)) => match actor.connected(established, &mut commands).await {
+                Ended::Shutdown => break,
+                Ended::Lost(error) => error,
+            },
             Ok(Err(error)) => error,
             Err(_) => ClientError::Connection(quinn::ConnectionError::TimedOut),
         };
-        if error.is_fatal() {
-            info!("client stopped: {error}");
-            let _ = actor
-                .events
-                .send(ClientEvent::Stopped(Arc::new(error)))
-                .await;
-            break;
+        let decision = actor.session.lost(Instant::now(), error.failure());
+        actor.drain_session().await;
+        match decision {
+            Reconnect::Stop => {
+                info!("client stopped: {error}");
+                actor.emit(ClientEvent::Stopped(Arc::new(error))).await;
+                break;
+            }
+            Reconnect::After(retry_in) => {
+                debug!("disconnected: {error}; retrying in {retry_in:?}");
+                actor
+                    .emit(ClientEvent::Disconnected {
+                        reason: error.to_string(),
+                        retry_in,
+                    })
+                    .await;
+                if !actor.wait(retry_in, &mut commands).await {
+                    break;
+                }
+            }
         }
-        debug!("disconnected: {error}; retrying in {backoff:?}");
-        let _ = actor
-            .events
-            .send(ClientEvent::Disconnected {
-                reason: error.to_string(),
-                retry_in: backoff,
-            })
-            .await;
-        if !actor.wait(backoff, &mut commands).await {
-            break;
-        }
-        backoff = (backoff * 2).min(actor.options.reconnect.max);
     }
     endpoint.close(close_code::NORMAL.into(), b"client stopped");
 }
@@ -97,11 +92,12 @@ struct Actor {
     shared: Arc<Shared>,
     events: mpsc::Sender<ClientEvent>,
     receivers: Receivers,
-    wanted_voice: Option<u32>,
+    session: ClientSession,
+    invites: HashMap<RequestId, InviteReply>,
 }
 
 impl Actor {
-    /// Waits `delay` while answering commands; false if the handle was dropped.
+    /// Waits `delay` while taking commands; false if the handle was dropped.
     async fn wait(&mut self, delay: Duration, commands: &mut mpsc::Receiver<Command>) -> bool {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
@@ -110,17 +106,44 @@ impl Actor {
                 () = &mut sleep => return true,
                 command = commands.recv() => match command {
                     None => return false,
-                    Some(Command::JoinVoice(channel)) => self.wanted_voice = Some(channel),
-                    Some(Command::LeaveVoice) => self.wanted_voice = None,
-                    Some(Command::CreateInvite { reply, .. }) => {
-                        let _ = reply.send(Err(ClientError::NotConnected));
-                    }
+                    Some(command) => self.command(command),
                 },
             }
         }
     }
 
-    async fn session(
+    /// Hands a user's request to the session.
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::JoinVoice(channel_id) => {
+                self.session.join_voice(channel_id, new_session_salt());
+            }
+            Command::LeaveVoice => {
+                self.session.leave_voice();
+                self.shared.voice.store(None);
+                self.receivers.clear();
+            }
+            Command::CreateInvite {
+                expires_in,
+                max_uses,
+                reply,
+            } => {
+                let expires_in_secs =
+                    expires_in.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+                match self.session.create_invite(expires_in_secs, max_uses) {
+                    Some(request) => {
+                        self.invites.insert(request, reply);
+                    }
+                    None => {
+                        let _ = reply.send(Err(ClientError::NotConnected));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs one authenticated connection until it ends.
+    async fn connected(
         &mut self,
         established: Established,
         commands: &mut mpsc::Receiver<Command>,
@@ -138,135 +161,101 @@ impl Actor {
             .connection
             .store(Some(Arc::new(connection.clone())));
         self.receivers.clear();
-        let _ = self
-            .events
-            .send(ClientEvent::Connected {
-                member_id,
-                server,
-                channels,
-            })
-            .await;
-        let mut pending = std::collections::VecDeque::new();
-        let mut salt: Option<(u32, SessionSalt)> = None;
-        if let Some(channel_id) = self.wanted_voice {
-            let session_salt = new_session_salt();
-            salt = Some((channel_id, session_salt));
-            if let Err(error) = control
-                .send(&ControlFrame::JoinVoice {
-                    channel_id,
-                    session_salt,
-                })
-                .await
-            {
-                return self.end(Ended::Lost(error.into()));
-            }
-            pending.push_back(Pending::Join);
-        }
-        let ended = loop {
-            tokio::select! {
-                command = commands.recv() => {
-                    let Some(command) = command else { break Ended::Shutdown };
-                    let frame = match command {
-                        Command::JoinVoice(channel_id) => {
-                            self.wanted_voice = Some(channel_id);
-                            let session_salt = new_session_salt();
-                            salt = Some((channel_id, session_salt));
-                            pending.push_back(Pending::Join);
-                            ControlFrame::JoinVoice { channel_id, session_salt }
-                        }
-                        Command::LeaveVoice => {
-                            self.wanted_voice = None;
-                            self.shared.voice.store(None);
-                            self.receivers.clear();
-                            ControlFrame::LeaveVoice
-                        }
-                        Command::CreateInvite { expires_in, max_uses, reply } => {
-                            let expires_in_secs = expires_in.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-                            pending.push_back(Pending::Invite { reply });
-                            ControlFrame::CreateInvite { expires_in_secs, max_uses }
-                        }
-                    };
-                    if let Err(error) = control.send(&frame).await {
-                        break Ended::Lost(error.into());
-                    }
-                }
-                frame = control.recv() => match frame {
-                    Ok(Some(frame)) => {
-                        if let Err(error) = self.handle_frame(frame, &connection, &mut pending, salt).await {
-                            break Ended::Lost(error);
-                        }
-                    }
-                    Ok(None) => break Ended::Lost(ClientError::Protocol("the relay ended the control stream".into())),
-                    Err(StreamError::Read(quinn::ReadError::ConnectionLost(error))) => {
-                        break Ended::Lost(connection_error(error));
-                    }
-                    Err(error) => break Ended::Lost(error.into()),
-                },
-                datagram = connection.read_datagram() => match datagram {
-                    Ok(datagram) => self.handle_datagram(datagram),
-                    Err(error) => break Ended::Lost(connection_error(error)),
-                },
-            }
-        };
-        for request in pending {
-            if let Pending::Invite { reply } = request {
-                let _ = reply.send(Err(ClientError::NotConnected));
-            }
-        }
+        self.session.connected(Instant::now(), new_session_salt());
+        self.emit(ClientEvent::Connected {
+            member_id,
+            server,
+            channels,
+        })
+        .await;
+        let ended = self.pump(&connection, &mut control, commands).await;
         if matches!(ended, Ended::Shutdown) {
             connection.close(close_code::NORMAL.into(), b"bye");
         }
-        self.end(ended)
-    }
-
-    fn end(&mut self, ended: Ended) -> Ended {
         self.shared.voice.store(None);
         self.shared.connection.store(None);
         self.receivers.clear();
         ended
     }
 
-    async fn handle_frame(
+    /// Moves bytes between the connection and the session until one side ends.
+    async fn pump(
         &mut self,
-        frame: ControlFrame,
         connection: &quinn::Connection,
-        pending: &mut std::collections::VecDeque<Pending>,
-        salt: Option<(u32, SessionSalt)>,
-    ) -> Result<(), ClientError> {
-        match frame {
-            ControlFrame::VoiceJoined { channel_id, slot } => {
-                let Some(Pending::Join) = pending.pop_front() else {
-                    return Err(ClientError::Protocol(
-                        "VoiceJoined without a join request".into(),
-                    ));
-                };
-                let Some((salt_channel, session_salt)) =
-                    salt.filter(|(channel, _)| *channel == channel_id)
-                else {
-                    return Err(ClientError::Protocol(
-                        "VoiceJoined for a channel we did not ask for".into(),
-                    ));
-                };
-                let context = SenderContext {
-                    channel_id: salt_channel,
-                    public_key: self.options.identity.public_key(),
-                    session_salt,
-                };
-                let key_id = self.options.keys.current_key_id();
-                let key = self
-                    .options
-                    .keys
-                    .media_key(&context, key_id)
-                    .map_err(|error| ClientError::Protocol(format!("no media key: {error}")))?;
-                self.shared.voice.store(Some(Arc::new(VoiceSender {
-                    connection: connection.clone(),
-                    sealer: Mutex::new(MediaSealer::new(&key, key_id, slot)),
-                })));
-                self.receivers.set_own_slot(channel_id, slot);
-                self.emit(ClientEvent::VoiceJoined { channel_id, slot })
-                    .await;
+        control: &mut ControlStream,
+        commands: &mut mpsc::Receiver<Command>,
+    ) -> Ended {
+        loop {
+            while let Some(frame) = self.session.poll_transmit() {
+                if let Err(error) = control.send(&frame).await {
+                    return Ended::Lost(error.into());
+                }
             }
-            ControlFrame::Roster {
+            if let Err(error) = self.apply_session_events(connection).await {
+                return Ended::Lost(error);
+            }
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.command(command),
+                    None => return Ended::Shutdown,
+                },
+                frame = control.recv() => match frame {
+                    Ok(Some(frame)) => {
+                        if let Err(error) = self.session.handle_frame(frame) {
+                            return Ended::Lost(error.into());
+                        }
+                    }
+                    Ok(None) => {
+                        return Ended::Lost(ClientError::Protocol(
+                            "the relay ended the control stream".into(),
+                        ));
+                    }
+                    Err(StreamError::Read(quinn::ReadError::ConnectionLost(error))) => {
+                        return Ended::Lost(connection_error(error));
+                    }
+                    Err(error) => return Ended::Lost(error.into()),
+                },
+                datagram = connection.read_datagram() => match datagram {
+                    Ok(datagram) => self.handle_datagram(datagram),
+                    Err(error) => return Ended::Lost(connection_error(error)),
+                },
+            }
+        }
+    }
+
+    /// Acts on what the session decided while connected.
+    async fn apply_session_events(
+        &mut self,
+        connection: &quinn::Connection,
+    ) -> Result<(), ClientError> {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::VoiceJoined {
+                    channel_id,
+                    slot,
+                    session_salt,
+                } => {
+                    self.install_sender(connection, channel_id, slot, session_salt)?;
+                    self.emit(ClientEvent::VoiceJoined { channel_id, slot })
+                        .await;
+                }
+                other => self.answer(other).await,
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on what the session decided after the connection went away.
+    async fn drain_session(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            self.answer(event).await;
+        }
+    }
+
+    /// Delivers answers and roster changes to the user.
+    async fn answer(&mut self, event: SessionEvent) {
+        match event {
+            SessionEvent::Roster {
                 channel_id,
                 participants,
             } => {
@@ -277,39 +266,63 @@ impl Actor {
                 })
                 .await;
             }
-            ControlFrame::InviteCreated { token, .. } => {
-                let Some(Pending::Invite { reply }) = pending.pop_front() else {
-                    return Err(ClientError::Protocol(
-                        "InviteCreated without a request".into(),
-                    ));
-                };
-                let link = InviteLink {
-                    token,
-                    ..self.options.link.clone()
-                };
-                let _ = reply.send(Ok(link));
+            SessionEvent::InviteCreated { request, token } => {
+                if let Some(reply) = self.invites.remove(&request) {
+                    let link = InviteLink {
+                        token,
+                        ..self.options.link.clone()
+                    };
+                    let _ = reply.send(Ok(link));
+                }
             }
-            ControlFrame::Error { code, message } => {
-                match pending.pop_front() {
-                    Some(Pending::Invite { reply }) => {
-                        let _ = reply.send(Err(ClientError::Refused {
-                            code,
-                            message: message.clone(),
-                        }));
-                    }
-                    Some(Pending::Join) => self.wanted_voice = None,
-                    None => {}
+            SessionEvent::RequestFailed {
+                request,
+                code,
+                message,
+            } => {
+                if let Some(reply) = request.and_then(|request| self.invites.remove(&request)) {
+                    let _ = reply.send(Err(ClientError::Refused {
+                        code,
+                        message: message.clone(),
+                    }));
                 }
                 self.emit(ClientEvent::RequestFailed { code, message })
                     .await;
             }
-            other => {
-                return Err(ClientError::Protocol(format!(
-                    "unexpected {} frame",
-                    other.name()
-                )));
+            SessionEvent::RequestAbandoned(request) => {
+                if let Some(reply) = self.invites.remove(&request) {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
             }
+            // Only possible while connected; handled by `apply_session_events`.
+            SessionEvent::VoiceJoined { .. } => {}
         }
+    }
+
+    /// Keys our media for the channel we just joined.
+    fn install_sender(
+        &mut self,
+        connection: &quinn::Connection,
+        channel_id: u32,
+        slot: u16,
+        session_salt: crate::proto::control::SessionSalt,
+    ) -> Result<(), ClientError> {
+        let context = SenderContext {
+            channel_id,
+            public_key: self.options.identity.public_key(),
+            session_salt,
+        };
+        let key_id = self.options.keys.current_key_id();
+        let key = self
+            .options
+            .keys
+            .media_key(&context, key_id)
+            .map_err(|error| ClientError::Protocol(format!("no media key: {error}")))?;
+        self.shared.voice.store(Some(Arc::new(VoiceSender {
+            connection: connection.clone(),
+            sealer: Mutex::new(MediaSealer::new(&key, key_id, slot)),
+        })));
+        self.receivers.set_own_slot(channel_id, slot);
         Ok(())
     }
 

@@ -46,6 +46,16 @@ pub(crate) fn connection_error(error: quinn::ConnectionError) -> ClientError {
         if code == u64::from(close_code::REPLACED) {
             return ClientError::Replaced;
         }
+        // A refusal or a protocol violation the relay gave only as its close reason (its
+        // `Error` frame was lost with the connection) counts as much as the frame would have.
+        if let Ok(code @ (close_code::REFUSED | close_code::PROTOCOL_VIOLATION)) =
+            u32::try_from(code)
+        {
+            return ClientError::ClosedByRelay {
+                code,
+                reason: String::from_utf8_lossy(&close.reason).into_owned(),
+            };
+        }
     }
     ClientError::Connection(error)
 }
@@ -111,7 +121,7 @@ async fn handshake(
             Ok(Err(crate::transport::StreamError::Read(quinn::ReadError::ConnectionLost(
                 error,
             )))) => {
-                return Err(refusal_from_close(error));
+                return Err(connection_error(error));
             }
             Ok(Err(error)) => return Err(error.into()),
             Err(_) => {
@@ -137,17 +147,4 @@ async fn handshake(
             });
         }
     }
-}
-
-/// A relay that refuses may close before its Error frame is read; its close reason says why.
-fn refusal_from_close(error: quinn::ConnectionError) -> ClientError {
-    if let quinn::ConnectionError::ApplicationClosed(close) = &error
-        && close.error_code.into_inner() == u64::from(close_code::REFUSED)
-    {
-        return ClientError::Protocol(format!(
-            "the relay refused the connection: {}",
-            String::from_utf8_lossy(&close.reason)
-        ));
-    }
-    connection_error(error)
 }

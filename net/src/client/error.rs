@@ -3,7 +3,8 @@
 use crate::proto::control::ErrorCode;
 use crate::proto::datagram::SealError;
 use crate::proto::handshake::HandshakeError;
-use crate::transport::{ConfigError, StreamError};
+use crate::proto::session::{Failure, SessionError};
+use crate::transport::{ConfigError, StreamError, close_code};
 
 /// What went wrong for the client.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +13,9 @@ pub enum ClientError {
     /// The invite link has no group secret.
     #[error("the invite link has no secret after '#'; ask for the full link")]
     NoSecret,
+    /// The display name breaks the protocol's rules; it was refused before connecting.
+    #[error("the display name cannot be used: {0}; pick another with --name")]
+    InvalidDisplayName(String),
     /// The relay's name did not resolve.
     #[error("cannot find the relay at {address}: {reason}")]
     Resolve {
@@ -67,35 +71,167 @@ pub enum ClientError {
     /// Sending a datagram failed.
     #[error("cannot send media: {0}")]
     Send(#[from] quinn::SendDatagramError),
+    /// The relay closed the connection with an application code and a reason.
+    #[error("the relay closed the connection: {reason}")]
+    ClosedByRelay {
+        /// The close code (see `net/PROTOCOL.md`).
+        code: u32,
+        /// The relay's reason.
+        reason: String,
+    },
     /// The relay broke the protocol.
     #[error("the relay broke the protocol: {0}")]
     Protocol(String),
+    /// The relay broke the session's rules (an answer nobody asked for).
+    #[error("the relay broke the protocol: {0}")]
+    Session(#[from] SessionError),
     /// The client was stopped.
     #[error("the client has stopped")]
     Stopped,
 }
 
+/// Admission refusals: the relay will answer the same way every time.
+fn is_permanent_refusal(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::AuthenticationFailed
+            | ErrorCode::InviteUnknown
+            | ErrorCode::InviteExpired
+            | ErrorCode::InviteUsedUp
+            | ErrorCode::NotAMember
+            | ErrorCode::UnsupportedVersion
+            | ErrorCode::Forbidden
+    )
+}
+
 impl ClientError {
-    /// Whether retrying cannot help, so the client should stop.
-    pub fn is_fatal(&self) -> bool {
+    /// How the client should treat a connection that ended with this error.
+    pub fn failure(&self) -> Failure {
         match self {
             Self::NoSecret
+            | Self::InvalidDisplayName(_)
+            | Self::Socket(_)
+            | Self::Config(_)
+            | Self::Connect(_)
             | Self::FingerprintMismatch
             | Self::Replaced
-            | Self::Config(_)
-            | Self::Stopped => true,
+            | Self::Stopped => Failure::Permanent,
             Self::Handshake(HandshakeError::Refused { code, .. }) | Self::Refused { code, .. } => {
-                matches!(
-                    code,
-                    ErrorCode::AuthenticationFailed
-                        | ErrorCode::InviteUnknown
-                        | ErrorCode::InviteExpired
-                        | ErrorCode::InviteUsedUp
-                        | ErrorCode::NotAMember
-                        | ErrorCode::UnsupportedVersion
-                )
+                if is_permanent_refusal(*code) {
+                    Failure::Permanent
+                } else {
+                    Failure::Transient
+                }
             }
-            _ => false,
+            Self::Handshake(HandshakeError::AuthenticationFailed) => Failure::Permanent,
+            Self::Handshake(HandshakeError::Unexpected { .. })
+            | Self::Stream(StreamError::Decode(_) | StreamError::Encode(_))
+            | Self::Protocol(_)
+            | Self::Session(_) => Failure::Suspect,
+            Self::ClosedByRelay { code, .. } => match *code {
+                close_code::REFUSED => Failure::Permanent,
+                close_code::PROTOCOL_VIOLATION => Failure::Suspect,
+                _ => Failure::Transient,
+            },
+            Self::Handshake(_)
+            | Self::Resolve { .. }
+            | Self::Connection(_)
+            | Self::Stream(_)
+            | Self::NotConnected
+            | Self::NotInVoice
+            | Self::Seal(_)
+            | Self::Send(_) => Failure::Transient,
+        }
+    }
+
+    /// Whether retrying cannot help, so the client should stop.
+    pub fn is_fatal(&self) -> bool {
+        self.failure() == Failure::Permanent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::control::DecodeError;
+
+    fn refused(code: ErrorCode) -> ClientError {
+        ClientError::Refused {
+            code,
+            message: String::new(),
+        }
+    }
+
+    fn closed(code: u32) -> ClientError {
+        ClientError::ClosedByRelay {
+            code,
+            reason: "why".into(),
+        }
+    }
+
+    /// Every class of error, and what the client does after it: no permanent error is retried,
+    /// and no network hiccup stops the client.
+    #[test]
+    fn every_error_class_has_a_retry_decision() {
+        let permanent = [
+            ClientError::NoSecret,
+            ClientError::InvalidDisplayName("it is empty".into()),
+            ClientError::Socket(std::io::Error::other("no sockets")),
+            ClientError::Config(ConfigError::NoQuicCipherSuite),
+            ClientError::Connect(quinn::ConnectError::EndpointStopping),
+            ClientError::FingerprintMismatch,
+            ClientError::Replaced,
+            ClientError::Stopped,
+            ClientError::Handshake(HandshakeError::AuthenticationFailed),
+            ClientError::Handshake(HandshakeError::Refused {
+                code: ErrorCode::InviteExpired,
+                message: String::new(),
+            }),
+            refused(ErrorCode::InviteUnknown),
+            refused(ErrorCode::InviteUsedUp),
+            refused(ErrorCode::NotAMember),
+            refused(ErrorCode::UnsupportedVersion),
+            refused(ErrorCode::AuthenticationFailed),
+            refused(ErrorCode::Forbidden),
+            closed(close_code::REFUSED),
+        ];
+        let suspect = [
+            ClientError::Protocol("garbage".into()),
+            ClientError::Session(SessionError::Unsolicited("VoiceJoined")),
+            ClientError::Handshake(HandshakeError::Unexpected { frame: "Roster" }),
+            ClientError::Stream(StreamError::Decode(DecodeError::UnknownKind(0x77))),
+            closed(close_code::PROTOCOL_VIOLATION),
+        ];
+        let transient = [
+            ClientError::Resolve {
+                address: "relay.example:7878".into(),
+                reason: "offline".into(),
+            },
+            ClientError::Connection(quinn::ConnectionError::TimedOut),
+            ClientError::Connection(quinn::ConnectionError::Reset),
+            ClientError::Handshake(HandshakeError::Timeout(std::time::Duration::from_secs(10))),
+            refused(ErrorCode::Internal),
+            refused(ErrorCode::RateLimited),
+            refused(ErrorCode::HandshakeTimeout),
+            closed(close_code::SHUTTING_DOWN),
+            closed(close_code::NORMAL),
+            ClientError::NotConnected,
+            ClientError::NotInVoice,
+            ClientError::Seal(SealError::CounterExhausted),
+            ClientError::Send(quinn::SendDatagramError::ConnectionLost(
+                quinn::ConnectionError::TimedOut,
+            )),
+        ];
+        for (errors, expected) in [
+            (&permanent[..], Failure::Permanent),
+            (&suspect[..], Failure::Suspect),
+            (&transient[..], Failure::Transient),
+        ] {
+            for error in errors {
+                assert_eq!(error.failure(), expected, "{error:?}");
+                assert_eq!(error.is_fatal(), expected == Failure::Permanent);
+                assert!(!error.to_string().is_empty());
+            }
         }
     }
 }

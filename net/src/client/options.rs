@@ -7,27 +7,13 @@ use crate::client::ClientError;
 use crate::crypto::{KeyProvider, StaticSecretKeys};
 use crate::identity::Identity;
 use crate::invite::InviteLink;
+use crate::proto::control::{MAX_NAME_LEN, validate_text};
 use crate::proto::handshake::DEFAULT_HANDSHAKE_TIMEOUT;
+use crate::proto::session::Backoff;
 use crate::transport::TransportTuning;
 
 /// How quickly to retry after losing the relay.
-#[derive(Debug, Clone, Copy)]
-pub struct ReconnectPolicy {
-    /// Wait before the first retry.
-    pub initial: Duration,
-    /// Longest wait between retries.
-    pub max: Duration,
-}
-
-impl Default for ReconnectPolicy {
-    fn default() -> Self {
-        // Fast first retries so a restarted relay has everyone back within a second or two.
-        Self {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(2),
-        }
-    }
-}
+pub type ReconnectPolicy = Backoff;
 
 /// A client's settings.
 #[derive(Debug, Clone)]
@@ -49,21 +35,70 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// Options using the group secret in `link` for media keys.
+    /// Options using the group secret in `link` for media keys. Refuses a display name the
+    /// relay would refuse, before any connection is made.
     pub fn from_link(
         link: InviteLink,
         identity: Identity,
         display_name: impl Into<String>,
     ) -> Result<Self, ClientError> {
         let secret = link.secret.clone().ok_or(ClientError::NoSecret)?;
+        let display_name = display_name.into();
+        check_display_name(&display_name)?;
         Ok(Self {
             link,
             identity,
-            display_name: display_name.into(),
+            display_name,
             keys: Arc::new(StaticSecretKeys::new(secret)),
             tuning: TransportTuning::default(),
             reconnect: ReconnectPolicy::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
+    }
+}
+
+/// Checks a display name against the protocol's rules, in a person's words.
+pub fn check_display_name(name: &str) -> Result<(), ClientError> {
+    let invalid = |reason: String| ClientError::InvalidDisplayName(reason);
+    if name.trim().is_empty() {
+        return Err(invalid("it is empty".into()));
+    }
+    if name.trim() != name {
+        return Err(invalid("it starts or ends with spaces".into()));
+    }
+    validate_text(name, MAX_NAME_LEN).map_err(|_| {
+        if name.len() > MAX_NAME_LEN {
+            invalid(format!(
+                "it is {} bytes long; the most is {MAX_NAME_LEN}",
+                name.len()
+            ))
+        } else {
+            invalid("it contains control characters".into())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_the_relay_would_refuse_are_refused_here() {
+        assert!(check_display_name("Zoë").is_ok());
+        for bad in [
+            "",
+            "   ",
+            " ada",
+            "ada\n",
+            "a\u{7}b",
+            &"x".repeat(MAX_NAME_LEN + 1),
+        ] {
+            let error = check_display_name(bad).unwrap_err();
+            assert!(
+                error.to_string().starts_with("the display name"),
+                "{bad:?}: {error}"
+            );
+        }
+        assert!(check_display_name(&"é".repeat(MAX_NAME_LEN / 2)).is_ok());
     }
 }

@@ -123,6 +123,12 @@ pub enum ErrorCode {
     HandshakeTimeout,
     /// The relay failed internally; try again later.
     Internal,
+    /// Too many requests in too short a time; slow down.
+    RateLimited,
+    /// The voice channel holds as many people as the relay allows.
+    ChannelFull,
+    /// The member has as many invites as the relay allows; wait or let some expire.
+    InviteLimit,
     /// A code this build does not know.
     Unknown(u16),
 }
@@ -143,6 +149,9 @@ impl ErrorCode {
             Self::Forbidden => 10,
             Self::HandshakeTimeout => 11,
             Self::Internal => 12,
+            Self::RateLimited => 13,
+            Self::ChannelFull => 14,
+            Self::InviteLimit => 15,
             Self::Unknown(code) => code,
         }
     }
@@ -162,6 +171,9 @@ impl ErrorCode {
             10 => Self::Forbidden,
             11 => Self::HandshakeTimeout,
             12 => Self::Internal,
+            13 => Self::RateLimited,
+            14 => Self::ChannelFull,
+            15 => Self::InviteLimit,
             other => Self::Unknown(other),
         }
     }
@@ -215,12 +227,24 @@ pub enum ControlFrame {
     },
     /// Client → relay: take me out of my voice channel.
     LeaveVoice,
-    /// Relay → client: who is in the voice channel now. Sent on every change.
+    /// Relay → client: everyone in the voice channel, sent once right after `VoiceJoined`.
+    /// Later changes arrive as [`ControlFrame::RosterChanged`].
     Roster {
         /// The voice channel.
         channel_id: u32,
         /// Everyone in it, the receiver included.
         participants: Vec<Participant>,
+    },
+    /// Relay → client: who joined and who left our voice channel since the last roster frame.
+    /// Changes are coalesced per slot: each slot appears at most once, in `joined` (the slot is
+    /// now held by this participant, replacing whoever held it) or in `left` (it is now empty).
+    RosterChanged {
+        /// The voice channel.
+        channel_id: u32,
+        /// Participants who now hold these slots.
+        joined: Vec<Participant>,
+        /// Slots that are now empty.
+        left: Vec<u16>,
     },
     /// Client → relay: make a new invite for my server.
     CreateInvite {
@@ -259,6 +283,7 @@ mod kind {
     pub(super) const CREATE_INVITE: u8 = 0x09;
     pub(super) const INVITE_CREATED: u8 = 0x0a;
     pub(super) const ERROR: u8 = 0x0b;
+    pub(super) const ROSTER_CHANGED: u8 = 0x0c;
 }
 
 /// Why bytes could not be decoded as a control frame.
@@ -345,6 +370,12 @@ pub enum EncodeError {
     },
 }
 
+/// Checks `text` fits in `max` UTF-8 bytes and holds no control characters, as every string
+/// field of a control frame must.
+pub fn validate_text(text: &str, max: usize) -> Result<(), EncodeError> {
+    check_text("text", text, max)
+}
+
 fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), EncodeError> {
     if text.len() > max {
         return Err(EncodeError::FieldTooLong {
@@ -357,6 +388,13 @@ fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), EncodeE
         return Err(EncodeError::InvalidText { field });
     }
     Ok(())
+}
+
+fn check_participants(participants: &[Participant]) -> Result<(), EncodeError> {
+    check_count("participants", participants.len(), MAX_PARTICIPANTS)?;
+    participants
+        .iter()
+        .try_for_each(|p| check_text("display name", &p.display_name, MAX_NAME_LEN))
 }
 
 fn check_count(field: &'static str, len: usize, max: usize) -> Result<(), EncodeError> {
@@ -426,6 +464,7 @@ impl ControlFrame {
             Self::VoiceJoined { .. } => "VoiceJoined",
             Self::LeaveVoice => "LeaveVoice",
             Self::Roster { .. } => "Roster",
+            Self::RosterChanged { .. } => "RosterChanged",
             Self::CreateInvite { .. } => "CreateInvite",
             Self::InviteCreated { .. } => "InviteCreated",
             Self::Error { .. } => "Error",
@@ -442,6 +481,7 @@ impl ControlFrame {
             Self::VoiceJoined { .. } => kind::VOICE_JOINED,
             Self::LeaveVoice => kind::LEAVE_VOICE,
             Self::Roster { .. } => kind::ROSTER,
+            Self::RosterChanged { .. } => kind::ROSTER_CHANGED,
             Self::CreateInvite { .. } => kind::CREATE_INVITE,
             Self::InviteCreated { .. } => kind::INVITE_CREATED,
             Self::Error { .. } => kind::ERROR,
@@ -463,11 +503,10 @@ impl ControlFrame {
                     check_text("category", &c.category, MAX_NAME_LEN)
                 })
             }
-            Self::Roster { participants, .. } => {
-                check_count("participants", participants.len(), MAX_PARTICIPANTS)?;
-                participants
-                    .iter()
-                    .try_for_each(|p| check_text("display name", &p.display_name, MAX_NAME_LEN))
+            Self::Roster { participants, .. } => check_participants(participants),
+            Self::RosterChanged { joined, left, .. } => {
+                check_participants(joined)?;
+                check_count("left", left.len(), MAX_PARTICIPANTS)
             }
             Self::Error { message, .. } => check_text("message", message, MAX_MESSAGE_LEN),
             _ => Ok(()),
@@ -520,13 +559,16 @@ impl ControlFrame {
                 participants,
             } => {
                 w.u32(*channel_id);
-                w.list(participants, |w, p| {
-                    w.u16(p.slot);
-                    w.u32(p.member_id);
-                    w.bytes(&p.public_key);
-                    w.string(&p.display_name);
-                    w.bytes(&p.session_salt);
-                });
+                w.list(participants, write_participant);
+            }
+            Self::RosterChanged {
+                channel_id,
+                joined,
+                left,
+            } => {
+                w.u32(*channel_id);
+                w.list(joined, write_participant);
+                w.list(left, |w, slot| w.u16(*slot));
             }
             Self::CreateInvite {
                 expires_in_secs,
@@ -591,15 +633,12 @@ impl ControlFrame {
             kind::LEAVE_VOICE => Self::LeaveVoice,
             kind::ROSTER => Self::Roster {
                 channel_id: r.u32("channel id")?,
-                participants: r.list("participants", MAX_PARTICIPANTS, |r| {
-                    Ok(Participant {
-                        slot: r.u16("slot")?,
-                        member_id: r.u32("member id")?,
-                        public_key: r.array("public key")?,
-                        display_name: r.string("display name", MAX_NAME_LEN)?,
-                        session_salt: r.array("session salt")?,
-                    })
-                })?,
+                participants: r.list("participants", MAX_PARTICIPANTS, read_participant)?,
+            },
+            kind::ROSTER_CHANGED => Self::RosterChanged {
+                channel_id: r.u32("channel id")?,
+                joined: r.list("joined", MAX_PARTICIPANTS, read_participant)?,
+                left: r.list("left", MAX_PARTICIPANTS, |r| r.u16("slot"))?,
             },
             kind::CREATE_INVITE => Self::CreateInvite {
                 expires_in_secs: r.optional("expires in", |r| r.u32("expires in"))?,
@@ -617,6 +656,24 @@ impl ControlFrame {
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
+}
+
+fn write_participant(w: &mut Writer<'_>, p: &Participant) {
+    w.u16(p.slot);
+    w.u32(p.member_id);
+    w.bytes(&p.public_key);
+    w.string(&p.display_name);
+    w.bytes(&p.session_salt);
+}
+
+fn read_participant(r: &mut Reader<'_>) -> Result<Participant, DecodeError> {
+    Ok(Participant {
+        slot: r.u16("slot")?,
+        member_id: r.u32("member id")?,
+        public_key: r.array("public key")?,
+        display_name: r.string("display name", MAX_NAME_LEN)?,
+        session_salt: r.array("session salt")?,
+    })
 }
 
 /// Splits a byte stream into control frames, checking each is complete before parsing it.

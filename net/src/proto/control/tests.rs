@@ -58,6 +58,17 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
                 session_salt: [8; 16],
             }],
         },
+        ControlFrame::RosterChanged {
+            channel_id: 2,
+            joined: vec![Participant {
+                slot: 4,
+                member_id: 11,
+                public_key: [3; 32],
+                display_name: "bob".into(),
+                session_salt: [2; 16],
+            }],
+            left: vec![1, 65_535],
+        },
         ControlFrame::CreateInvite {
             expires_in_secs: Some(3600),
             max_uses: None,
@@ -70,6 +81,10 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
         ControlFrame::Error {
             code: ErrorCode::InviteUsedUp,
             message: "no uses left".into(),
+        },
+        ControlFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
         },
         ControlFrame::Error {
             code: ErrorCode::Unknown(999),

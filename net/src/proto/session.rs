@@ -1,0 +1,399 @@
+//! The client's session after the handshake, as a sans-IO state machine: which voice channel we
+//! want to be in, the requests waiting for answers (the relay answers in order), the checks on
+//! every answer, the voice channel's roster, and when to reconnect after losing the relay.
+//!
+//! It reads no clock and touches no socket. Tell it what happened — [`ClientSession::connected`],
+//! [`ClientSession::handle_frame`], [`ClientSession::lost`], and the user's requests — then send
+//! what [`ClientSession::poll_transmit`] yields and act on what [`ClientSession::poll_event`]
+//! yields. The async client only moves bytes between it and the connection.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::proto::control::{ControlFrame, ErrorCode, InviteToken, Participant, SessionSalt};
+
+/// A connection that lasted this long counts as healthy: the next loss retries quickly again.
+pub const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
+/// Failures that look like a protocol mismatch are retried this many times in a row, then the
+/// client gives up (a relay restarting mid-frame can cause one; a real mismatch repeats).
+pub const SUSPECT_RETRIES: u32 = 3;
+
+/// Identifies one request whose answer the caller waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(u64);
+
+/// How a lost connection should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The network or the relay went away: retry for as long as it takes.
+    Transient,
+    /// One side broke the protocol: retry a few times, then give up.
+    Suspect,
+    /// Retrying cannot help (refused, wrong relay, replaced): stop.
+    Permanent,
+}
+
+/// What to do after losing the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconnect {
+    /// Try again after this long.
+    After(Duration),
+    /// Stop for good.
+    Stop,
+}
+
+/// Retry timing: the first wait, doubling up to the longest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Wait before the first retry.
+    pub initial: Duration,
+    /// Longest wait between retries.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        // Fast first retries so a restarted relay has everyone back within a second or two.
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What the session tells its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// We are in `channel_id` and send with `slot`; media keys derive from `session_salt`.
+    VoiceJoined {
+        /// The channel.
+        channel_id: u32,
+        /// Our sender slot.
+        slot: u16,
+        /// The salt we joined with.
+        session_salt: SessionSalt,
+    },
+    /// Who is in our voice channel now (ourselves included), after a roster frame.
+    Roster {
+        /// The channel.
+        channel_id: u32,
+        /// Everyone in it, by slot.
+        participants: Vec<Participant>,
+    },
+    /// An invite was made.
+    InviteCreated {
+        /// The request.
+        request: RequestId,
+        /// Its token.
+        token: InviteToken,
+    },
+    /// The relay refused a request; `request` is none for a voice join.
+    RequestFailed {
+        /// The invite request refused, if it was one.
+        request: Option<RequestId>,
+        /// Why, for programs.
+        code: ErrorCode,
+        /// Why, for people.
+        message: String,
+    },
+    /// A request will never be answered: the connection went away first.
+    RequestAbandoned(RequestId),
+}
+
+/// The relay broke the session's rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// An answer arrived that no request of ours asked for.
+    #[error("{0} without a request")]
+    Unsolicited(&'static str),
+    /// `VoiceJoined` named another channel than the join waiting for an answer.
+    #[error("VoiceJoined for channel {got}, but we asked for channel {asked}")]
+    WrongChannel {
+        /// What we asked for.
+        asked: u32,
+        /// What the relay answered.
+        got: u32,
+    },
+    /// A frame that only a client sends, or only belongs in the handshake.
+    #[error("unexpected {0} frame")]
+    Unexpected(&'static str),
+}
+
+#[derive(Debug)]
+enum Pending {
+    Join {
+        channel_id: u32,
+        session_salt: SessionSalt,
+    },
+    Invite(RequestId),
+}
+
+#[derive(Debug)]
+struct Voice {
+    channel_id: u32,
+    participants: BTreeMap<u16, Participant>,
+}
+
+/// The client's session state; see the module documentation.
+#[derive(Debug)]
+pub struct ClientSession {
+    backoff: Backoff,
+    wanted_voice: Option<u32>,
+    connected_at: Option<Instant>,
+    pending: VecDeque<Pending>,
+    voice: Option<Voice>,
+    next_request: u64,
+    next_wait: Duration,
+    suspect_in_a_row: u32,
+    transmit: VecDeque<ControlFrame>,
+    events: VecDeque<SessionEvent>,
+}
+
+impl ClientSession {
+    /// A session not yet connected.
+    pub fn new(backoff: Backoff) -> Self {
+        Self {
+            backoff,
+            wanted_voice: None,
+            connected_at: None,
+            pending: VecDeque::new(),
+            voice: None,
+            next_request: 0,
+            next_wait: backoff.initial,
+            suspect_in_a_row: 0,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Whether a connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected_at.is_some()
+    }
+
+    /// The voice channel we want to be in (we rejoin it after reconnecting).
+    pub fn wanted_voice(&self) -> Option<u32> {
+        self.wanted_voice
+    }
+
+    /// The relay admitted us at `now`. `session_salt` is fresh randomness for rejoining the voice
+    /// channel we were in, if any.
+    pub fn connected(&mut self, now: Instant, session_salt: SessionSalt) {
+        self.connected_at = Some(now);
+        self.pending.clear();
+        self.voice = None;
+        if let Some(channel_id) = self.wanted_voice {
+            self.send_join(channel_id, session_salt);
+        }
+    }
+
+    /// Asks to join `channel_id` (leaving any other) with a fresh `session_salt`. While
+    /// disconnected, only remembers it for the next connection.
+    pub fn join_voice(&mut self, channel_id: u32, session_salt: SessionSalt) {
+        self.wanted_voice = Some(channel_id);
+        if self.is_connected() {
+            self.send_join(channel_id, session_salt);
+        }
+    }
+
+    /// Leaves the voice channel (no answer comes for this).
+    pub fn leave_voice(&mut self) {
+        self.wanted_voice = None;
+        self.voice = None;
+        if self.is_connected() {
+            self.transmit.push_back(ControlFrame::LeaveVoice);
+        }
+    }
+
+    /// Asks for an invite; none while disconnected.
+    pub fn create_invite(
+        &mut self,
+        expires_in_secs: Option<u32>,
+        max_uses: Option<u32>,
+    ) -> Option<RequestId> {
+        if !self.is_connected() {
+            return None;
+        }
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending.push_back(Pending::Invite(request));
+        self.transmit.push_back(ControlFrame::CreateInvite {
+            expires_in_secs,
+            max_uses,
+        });
+        Some(request)
+    }
+
+    fn send_join(&mut self, channel_id: u32, session_salt: SessionSalt) {
+        self.pending.push_back(Pending::Join {
+            channel_id,
+            session_salt,
+        });
+        self.transmit.push_back(ControlFrame::JoinVoice {
+            channel_id,
+            session_salt,
+        });
+    }
+
+    /// A frame from the relay. An error means the relay broke the protocol: end the connection.
+    pub fn handle_frame(&mut self, frame: ControlFrame) -> Result<(), SessionError> {
+        match frame {
+            ControlFrame::VoiceJoined { channel_id, slot } => {
+                self.on_voice_joined(channel_id, slot)
+            }
+            ControlFrame::Roster {
+                channel_id,
+                participants,
+            } => {
+                self.on_roster(channel_id, None, participants);
+                Ok(())
+            }
+            ControlFrame::RosterChanged {
+                channel_id,
+                joined,
+                left,
+            } => {
+                self.on_roster(channel_id, Some(left), joined);
+                Ok(())
+            }
+            ControlFrame::InviteCreated { token, .. } => match self.pending.pop_front() {
+                Some(Pending::Invite(request)) => {
+                    self.events
+                        .push_back(SessionEvent::InviteCreated { request, token });
+                    Ok(())
+                }
+                _ => Err(SessionError::Unsolicited("InviteCreated")),
+            },
+            ControlFrame::Error { code, message } => {
+                self.on_error(code, message);
+                Ok(())
+            }
+            other => Err(SessionError::Unexpected(other.name())),
+        }
+    }
+
+    fn on_voice_joined(&mut self, channel_id: u32, slot: u16) -> Result<(), SessionError> {
+        let Some(Pending::Join {
+            channel_id: asked,
+            session_salt,
+        }) = self.pending.pop_front()
+        else {
+            return Err(SessionError::Unsolicited("VoiceJoined"));
+        };
+        if asked != channel_id {
+            return Err(SessionError::WrongChannel {
+                asked,
+                got: channel_id,
+            });
+        }
+        self.voice = Some(Voice {
+            channel_id,
+            participants: BTreeMap::new(),
+        });
+        self.events.push_back(SessionEvent::VoiceJoined {
+            channel_id,
+            slot,
+            session_salt,
+        });
+        Ok(())
+    }
+
+    /// A whole roster (`left` none) or a change; ignored unless it is our channel's.
+    fn on_roster(&mut self, channel_id: u32, left: Option<Vec<u16>>, joined: Vec<Participant>) {
+        let Some(voice) = self
+            .voice
+            .as_mut()
+            .filter(|voice| voice.channel_id == channel_id)
+        else {
+            return;
+        };
+        match left {
+            None => voice.participants.clear(),
+            Some(left) => {
+                for slot in left {
+                    voice.participants.remove(&slot);
+                }
+            }
+        }
+        for participant in joined {
+            voice.participants.insert(participant.slot, participant);
+        }
+        self.events.push_back(SessionEvent::Roster {
+            channel_id,
+            participants: voice.participants.values().cloned().collect(),
+        });
+    }
+
+    fn on_error(&mut self, code: ErrorCode, message: String) {
+        let request = match self.pending.pop_front() {
+            Some(Pending::Invite(request)) => Some(request),
+            Some(Pending::Join { channel_id, .. }) => {
+                let rejoin_pending = self
+                    .pending
+                    .iter()
+                    .any(|p| matches!(p, Pending::Join { .. }));
+                if self.wanted_voice == Some(channel_id) && !rejoin_pending {
+                    self.wanted_voice = None;
+                }
+                None
+            }
+            None => None,
+        };
+        self.events.push_back(SessionEvent::RequestFailed {
+            request,
+            code,
+            message,
+        });
+    }
+
+    /// The connection ended at `now` (or an attempt failed) in a way `failure` describes. Every
+    /// request in flight is abandoned; the answer says whether and when to try again.
+    pub fn lost(&mut self, now: Instant, failure: Failure) -> Reconnect {
+        let was_stable = self
+            .connected_at
+            .take()
+            .is_some_and(|at| now.saturating_duration_since(at) >= STABLE_CONNECTION);
+        for pending in std::mem::take(&mut self.pending) {
+            if let Pending::Invite(request) = pending {
+                self.events
+                    .push_back(SessionEvent::RequestAbandoned(request));
+            }
+        }
+        self.voice = None;
+        self.transmit.clear();
+        if was_stable {
+            self.next_wait = self.backoff.initial;
+            self.suspect_in_a_row = 0;
+        }
+        match failure {
+            Failure::Permanent => return Reconnect::Stop,
+            Failure::Suspect => {
+                self.suspect_in_a_row += 1;
+                if self.suspect_in_a_row > SUSPECT_RETRIES {
+                    return Reconnect::Stop;
+                }
+            }
+            Failure::Transient => self.suspect_in_a_row = 0,
+        }
+        let wait = self.next_wait;
+        self.next_wait = (self.next_wait * 2).min(self.backoff.max);
+        Reconnect::After(wait)
+    }
+
+    /// The next frame to send to the relay.
+    pub fn poll_transmit(&mut self) -> Option<ControlFrame> {
+        self.transmit.pop_front()
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests;
