@@ -260,6 +260,16 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
                     }
                     names = now;
                 }
+                Some(ClientEvent::RosterChanged { joined, left, .. }) => {
+                    let replaced = joined.iter().map(|p| p.slot);
+                    for slot in left.iter().copied().chain(replaced) {
+                        if names.remove(&slot).is_some() {
+                            engine.command(sotto_media::engine::EngineCommand::RemoveSpeaker(slot));
+                            feedback.forget(slot);
+                        }
+                    }
+                    names.extend(joined.into_iter().filter(|p| p.slot != own_slot).map(|p| (p.slot, p.display_name)));
+                }
                 Some(ClientEvent::Disconnected { reason, .. }) => println!("voice    connection lost ({reason}); reconnecting"),
                 Some(ClientEvent::Connected { .. }) => println!("voice    reconnected"),
                 Some(ClientEvent::Stopped(error)) => bail!("{error}"),

@@ -63,12 +63,22 @@ pub enum ClientEvent {
         /// Our sender slot.
         slot: u16,
     },
-    /// Who is in our voice channel now (ourselves included).
+    /// Everyone in our voice channel (ourselves included), once after each join.
     Roster {
         /// The channel.
         channel_id: u32,
         /// Everyone in it.
         participants: Vec<Participant>,
+    },
+    /// Who joined and left our voice channel since the last roster event: remove the `left`
+    /// slots, then put each `joined` participant in its slot, replacing whoever held it.
+    RosterChanged {
+        /// The channel.
+        channel_id: u32,
+        /// Participants who now hold these slots.
+        joined: Vec<Participant>,
+        /// Slots that are now empty.
+        left: Vec<u16>,
     },
     /// A decrypted media frame from another participant.
     Media(MediaFrame),

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use sotto_net::proto::control::MAX_PARTICIPANTS;
 use sotto_net::proto::handshake::DEFAULT_HANDSHAKE_TIMEOUT;
 use sotto_net::transport::TransportTuning;
 
@@ -22,6 +23,17 @@ pub struct RelayConfig {
     pub datagram_rate: u32,
     /// Datagrams one connection may send in a burst.
     pub datagram_burst: u32,
+    /// Requests (join a voice channel, create an invite) one connection may make per second on
+    /// average.
+    pub request_rate: u32,
+    /// Requests one connection may make in a burst.
+    pub request_burst: u32,
+    /// Most people in one voice channel.
+    pub max_voice_participants: usize,
+    /// Most active (unexpired, not used up) invites one member may hold.
+    pub max_active_invites: u32,
+    /// Most invites one member may create per hour.
+    pub invites_per_hour: u32,
     /// How long a new connection has to authenticate.
     pub handshake_timeout: Duration,
     /// QUIC timing and buffers.
@@ -37,6 +49,13 @@ impl Default for RelayConfig {
             // Voice is 50–100 packets/s; a 1080p60 screen share needs several hundred.
             datagram_rate: 2_000,
             datagram_burst: 1_000,
+            // A person clicks a few times a second at most; a client rejoining after a
+            // reconnect makes one or two requests.
+            request_rate: 20,
+            request_burst: 40,
+            max_voice_participants: MAX_PARTICIPANTS,
+            max_active_invites: 50,
+            invites_per_hour: 100,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             tuning: TransportTuning::default(),
         }
@@ -53,6 +72,17 @@ pub enum ConfigError {
     /// No datagrams allowed.
     #[error("--datagram-rate and --datagram-burst must be at least 1, or no one could talk")]
     NoDatagrams,
+    /// No requests allowed.
+    #[error(
+        "--request-rate and --request-burst must be at least 1, or no one could join a channel"
+    )]
+    NoRequests,
+    /// A voice channel limit nobody fits in, or more than a roster can list.
+    #[error("--max-voice-participants must be from 1 to {MAX_PARTICIPANTS}, got {0}")]
+    VoiceParticipants(usize),
+    /// Invite limits that allow no invites.
+    #[error("--max-active-invites and --invites-per-hour must be at least 1")]
+    NoInvites,
     /// The handshake could never complete.
     #[error("the handshake timeout must be at least 100 ms")]
     HandshakeTooShort,
@@ -69,6 +99,15 @@ impl RelayConfig {
         }
         if self.datagram_rate == 0 || self.datagram_burst == 0 {
             return Err(ConfigError::NoDatagrams);
+        }
+        if self.request_rate == 0 || self.request_burst == 0 {
+            return Err(ConfigError::NoRequests);
+        }
+        if !(1..=MAX_PARTICIPANTS).contains(&self.max_voice_participants) {
+            return Err(ConfigError::VoiceParticipants(self.max_voice_participants));
+        }
+        if self.max_active_invites == 0 || self.invites_per_hour == 0 {
+            return Err(ConfigError::NoInvites);
         }
         if self.handshake_timeout < Duration::from_millis(100) {
             return Err(ConfigError::HandshakeTooShort);
@@ -101,6 +140,27 @@ mod tests {
             ..RelayConfig::default()
         };
         assert_eq!(config.validate(), Err(ConfigError::NoDatagrams));
+        let config = RelayConfig {
+            request_burst: 0,
+            ..RelayConfig::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::NoRequests));
+        let config = RelayConfig {
+            max_voice_participants: MAX_PARTICIPANTS + 1,
+            ..RelayConfig::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("from 1 to 1000")
+        );
+        let config = RelayConfig {
+            invites_per_hour: 0,
+            ..RelayConfig::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::NoInvites));
         let config = RelayConfig {
             metrics: Some(RelayConfig::default().listen),
             ..RelayConfig::default()

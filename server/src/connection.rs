@@ -1,28 +1,29 @@
 //! One member's connection: the handshake, the control loop, and datagram forwarding.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use sotto_net::proto::MediaHeader;
 use sotto_net::proto::control::{ChannelKind, ControlFrame, ErrorCode};
 use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
 use sotto_net::transport::{ControlStream, StreamError, close_code};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::data_dir::unix_now;
-use crate::db::{AdmissionError, InviteTerms, Member, Role, StoreError};
+use crate::db::{AdmissionError, InviteLimits, InviteTerms, Member, Role, StoreError};
 use crate::metrics::DropReason;
-use crate::rate_limit::TokenBucket;
-use crate::rooms::{Joiner, Membership};
+use crate::rate_limit::{RequestLimiter, TokenBucket, Verdict};
+use crate::rooms::{JoinError, Joiner, Membership};
+use crate::roster_outbox::RosterOutbox;
 use crate::server::Shared;
 
-/// How long a refused client has to read the refusal before the relay closes the connection.
-const REFUSAL_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+/// Roster changes are sent to a member at most this often. The first change after a quiet spell
+/// goes out at once; only a churning room waits for the batch.
+const ROSTER_BATCH: Duration = Duration::from_millis(250);
 
-/// Control frames queued for one member before it counts as hopelessly behind.
-const CONTROL_QUEUE: usize = 64;
+/// How long a refused client has to read the refusal before the relay closes the connection.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Why a connection ended abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +42,28 @@ enum SessionError {
     Store(#[from] StoreError),
     #[error("protocol violation: unexpected {0} frame")]
     Unexpected(&'static str),
+    #[error("protocol violation: {0}")]
+    Malformed(sotto_net::proto::control::DecodeError),
+    #[error("too many requests: {0} refused in a row")]
+    Flood(u32),
     #[error("protocol violation: malformed media datagram")]
     MalformedDatagram,
 }
 
 impl SessionError {
+    /// What to tell the member before closing, for errors after the handshake.
+    fn error_frame(&self) -> Option<ControlFrame> {
+        let code = match self {
+            Self::Unexpected(_) | Self::Malformed(_) => ErrorCode::ProtocolViolation,
+            Self::Flood(_) => ErrorCode::RateLimited,
+            _ => return None,
+        };
+        Some(error_frame(
+            code,
+            format!("{self}; the connection is closed"),
+        ))
+    }
+
     fn close_code(&self) -> u32 {
         match self {
             Self::Handshake(
@@ -140,12 +158,30 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
     let mut session = Session {
         shared: shared.clone(),
         connection: connection.clone(),
-        member,
         voice: Arc::default(),
+        outbox: Arc::new(RosterOutbox::new()),
+        limiter: RequestLimiter::new(
+            shared.config.request_rate,
+            shared.config.request_burst,
+            Instant::now(),
+        ),
+        member,
     };
-    let result = session.run(control).await;
+    let result = session.run(&mut control).await;
     session.leave_voice();
     shared.unregister_online(session.member.id, connection);
+    if let Err(error) = &result
+        && let Some(frame) = error.error_frame()
+    {
+        // Say why before closing, and give the member a moment to read it.
+        shared
+            .metrics
+            .sessions_closed_for_abuse
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::time::timeout(REFUSAL_LINGER, control.send(&frame)).await;
+        control.finish();
+        let _ = tokio::time::timeout(REFUSAL_LINGER, connection.closed()).await;
+    }
     result
 }
 
@@ -238,33 +274,58 @@ struct Session {
     connection: quinn::Connection,
     member: Member,
     voice: Arc<ArcSwapOption<Membership>>,
+    outbox: Arc<RosterOutbox>,
+    limiter: RequestLimiter,
 }
 
 impl Session {
-    async fn run(&mut self, mut control: ControlStream) -> Result<(), SessionError> {
-        let (outbox, mut outgoing) = mpsc::channel(CONTROL_QUEUE);
+    async fn run(&mut self, control: &mut ControlStream) -> Result<(), SessionError> {
         let forwarder = tokio::spawn(forward_datagrams(
             self.shared.clone(),
             self.connection.clone(),
             self.voice.clone(),
         ));
+        // Roster changes go out at most once per batch interval: a room churning fast costs
+        // each member a few frames a second, however many joins and leaves happen.
+        let batch = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(batch);
+        let mut roster_due = false;
+        let mut last_roster = tokio::time::Instant::now()
+            .checked_sub(ROSTER_BATCH)
+            .unwrap_or_else(tokio::time::Instant::now);
         let result = loop {
-            tokio::select! {
+            let sent_before = control.bytes_sent();
+            let step = tokio::select! {
                 frame = control.recv() => match frame {
-                    Ok(Some(frame)) => {
-                        if let Err(error) = self.handle_frame(frame, &outbox, &mut control).await {
-                            break Err(error);
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(StreamError::Read(_)) => break Ok(()),
-                    Err(error) => break Err(error.into()),
+                    Ok(Some(frame)) => self.handle_frame(frame, control).await,
+                    Ok(None) | Err(StreamError::Read(_)) => break Ok(()),
+                    Err(StreamError::Decode(error)) => Err(SessionError::Malformed(error)),
+                    Err(error) => Err(error.into()),
                 },
-                Some(frame) = outgoing.recv() => {
-                    if control.send(&frame).await.is_err() {
-                        break Ok(());
+                () = self.outbox.changed(), if !roster_due => {
+                    roster_due = true;
+                    batch.as_mut().reset(last_roster + ROSTER_BATCH);
+                    Ok(())
+                }
+                () = &mut batch, if roster_due => {
+                    roster_due = false;
+                    last_roster = tokio::time::Instant::now();
+                    match self.outbox.take() {
+                        Some(frame) => control.send(&frame).await.map_err(SessionError::from),
+                        None => Ok(()),
                     }
                 }
+            };
+            self.shared.metrics.control_bytes_out.fetch_add(
+                control.bytes_sent() - sent_before,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            if let Err(error) = step {
+                break match error {
+                    // The member went away mid-write: an ordinary end.
+                    SessionError::Stream(StreamError::Write(_)) => Ok(()),
+                    other => Err(other),
+                };
             }
         };
         forwarder.abort();
@@ -274,92 +335,142 @@ impl Session {
     async fn handle_frame(
         &mut self,
         frame: ControlFrame,
-        outbox: &mpsc::Sender<ControlFrame>,
         control: &mut ControlStream,
     ) -> Result<(), SessionError> {
-        match frame {
-            ControlFrame::JoinVoice {
-                channel_id,
-                session_salt,
-            } => {
-                let Some(channel) = self
-                    .shared
-                    .channels
-                    .iter()
-                    .find(|channel| channel.id == channel_id)
-                else {
-                    return refuse(
-                        control,
-                        ErrorCode::NoSuchChannel,
-                        "there is no such channel",
-                    )
-                    .await;
-                };
-                if channel.kind != ChannelKind::Voice {
-                    return refuse(
-                        control,
-                        ErrorCode::NotAVoiceChannel,
-                        "that is a text channel",
-                    )
-                    .await;
-                }
+        let answer = match frame {
+            ControlFrame::LeaveVoice => {
+                // Cheap and idempotent: always carried out, so a client never believes it left
+                // while the relay still forwards to it.
                 self.leave_voice();
-                let joiner = Joiner {
-                    member_id: self.member.id,
-                    public_key: self.member.public_key,
-                    display_name: self.member.display_name.clone(),
-                    session_salt,
-                    connection: self.connection.clone(),
-                    control: outbox.clone(),
-                };
-                match self.shared.rooms.join(channel_id, joiner) {
-                    Ok(membership) => {
-                        let slot = membership.slot;
-                        self.voice.store(Some(Arc::new(membership)));
-                        info!(
-                            member = self.member.id,
-                            channel = channel_id,
-                            slot,
-                            "joined voice"
-                        );
-                        control
-                            .send(&ControlFrame::VoiceJoined { channel_id, slot })
-                            .await?;
+                return Ok(());
+            }
+            ControlFrame::JoinVoice { .. } | ControlFrame::CreateInvite { .. } => {
+                match self.limiter.check(Instant::now()) {
+                    Verdict::Allow => match frame {
+                        ControlFrame::JoinVoice {
+                            channel_id,
+                            session_salt,
+                        } => self.join_voice(channel_id, session_salt, control).await?,
+                        _ => self.create_invite(&frame).await?,
+                    },
+                    Verdict::Refuse => {
+                        self.shared
+                            .metrics
+                            .requests_rate_limited
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        error_frame(
+                            ErrorCode::RateLimited,
+                            format!(
+                                "too many requests: at most {} per second; slow down",
+                                self.shared.config.request_rate
+                            ),
+                        )
                     }
-                    Err(error) => {
-                        return refuse(control, ErrorCode::Forbidden, &error.to_string()).await;
+                    Verdict::Close => {
+                        return Err(SessionError::Flood(
+                            crate::rate_limit::REFUSALS_BEFORE_CLOSE,
+                        ));
                     }
                 }
-            }
-            ControlFrame::LeaveVoice => self.leave_voice(),
-            ControlFrame::CreateInvite {
-                expires_in_secs,
-                max_uses,
-            } => {
-                let now = unix_now();
-                let terms = InviteTerms {
-                    expires_at: expires_in_secs.map(|secs| now + u64::from(secs)),
-                    max_uses,
-                    role: Role::Member,
-                };
-                let store = self.shared.store.clone();
-                let (server_id, member_id) = (self.shared.server.id, self.member.id);
-                let token = tokio::task::spawn_blocking(move || {
-                    store.create_invite(server_id, Some(member_id), terms, now)
-                })
-                .await
-                .expect("invite creation does not panic")?;
-                control
-                    .send(&ControlFrame::InviteCreated {
-                        token,
-                        expires_at: terms.expires_at,
-                        max_uses,
-                    })
-                    .await?;
             }
             other => return Err(SessionError::Unexpected(other.name())),
-        }
+        };
+        control.send(&answer).await?;
         Ok(())
+    }
+
+    /// Seats the member in a voice channel; returns the answer (the roster is sent here).
+    async fn join_voice(
+        &mut self,
+        channel_id: u32,
+        session_salt: sotto_net::proto::control::SessionSalt,
+        control: &mut ControlStream,
+    ) -> Result<ControlFrame, SessionError> {
+        let Some(channel) = self
+            .shared
+            .channels
+            .iter()
+            .find(|channel| channel.id == channel_id)
+        else {
+            return Ok(error_frame(
+                ErrorCode::NoSuchChannel,
+                "there is no such channel",
+            ));
+        };
+        if channel.kind != ChannelKind::Voice {
+            return Ok(error_frame(
+                ErrorCode::NotAVoiceChannel,
+                "that is a text channel",
+            ));
+        }
+        self.leave_voice();
+        let joiner = Joiner {
+            member_id: self.member.id,
+            public_key: self.member.public_key,
+            display_name: self.member.display_name.clone(),
+            session_salt,
+            connection: self.connection.clone(),
+            outbox: self.outbox.clone(),
+        };
+        match self.shared.rooms.join(channel_id, joiner) {
+            Ok(mut membership) => {
+                let slot = membership.slot;
+                let participants = std::mem::take(&mut membership.roster);
+                self.voice.store(Some(Arc::new(membership)));
+                info!(
+                    member = self.member.id,
+                    channel = channel_id,
+                    slot,
+                    "joined voice"
+                );
+                control
+                    .send(&ControlFrame::VoiceJoined { channel_id, slot })
+                    .await?;
+                Ok(ControlFrame::Roster {
+                    channel_id,
+                    participants,
+                })
+            }
+            Err(error @ JoinError::Full { .. }) => {
+                Ok(error_frame(ErrorCode::ChannelFull, error.to_string()))
+            }
+        }
+    }
+
+    /// Makes an invite, within the member's limits; returns the answer.
+    async fn create_invite(&self, request: &ControlFrame) -> Result<ControlFrame, SessionError> {
+        let ControlFrame::CreateInvite {
+            expires_in_secs,
+            max_uses,
+        } = *request
+        else {
+            unreachable!("called for CreateInvite only")
+        };
+        let now = unix_now();
+        let terms = InviteTerms {
+            expires_at: expires_in_secs.map(|secs| now + u64::from(secs)),
+            max_uses,
+            role: Role::Member,
+        };
+        let limits = InviteLimits {
+            max_active: self.shared.config.max_active_invites,
+            per_hour: self.shared.config.invites_per_hour,
+        };
+        let store = self.shared.store.clone();
+        let (server_id, member_id) = (self.shared.server.id, self.member.id);
+        let decision = tokio::task::spawn_blocking(move || {
+            store.create_member_invite(server_id, member_id, terms, limits, now)
+        })
+        .await
+        .expect("invite creation does not panic")?;
+        Ok(match decision {
+            Ok(token) => ControlFrame::InviteCreated {
+                token,
+                expires_at: terms.expires_at,
+                max_uses,
+            },
+            Err(limit) => error_frame(ErrorCode::InviteLimit, limit.to_string()),
+        })
     }
 
     fn leave_voice(&self) {
@@ -374,18 +485,11 @@ impl Session {
     }
 }
 
-async fn refuse(
-    control: &mut ControlStream,
-    code: ErrorCode,
-    message: &str,
-) -> Result<(), SessionError> {
-    control
-        .send(&ControlFrame::Error {
-            code,
-            message: message.to_owned(),
-        })
-        .await?;
-    Ok(())
+fn error_frame(code: ErrorCode, message: impl Into<String>) -> ControlFrame {
+    ControlFrame::Error {
+        code,
+        message: message.into(),
+    }
 }
 
 /// Forwards this connection's media datagrams to the other members of its voice room.

@@ -56,6 +56,29 @@ pub enum AdmissionError {
     UsedUp,
 }
 
+/// Why a member may not create another invite now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InviteLimitError {
+    /// The member holds as many active invites as allowed.
+    #[error(
+        "you already have {0} active invites, the most allowed; wait until some expire or are used up"
+    )]
+    TooManyActive(u32),
+    /// The member created as many invites in the last hour as allowed.
+    #[error("you created {0} invites in the last hour, the most allowed; try again later")]
+    TooManyPerHour(u32),
+}
+
+/// How many invites one member may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InviteLimits {
+    /// Most active (unexpired, not used up) invites at once.
+    pub max_active: u32,
+    /// Most created in the last hour.
+    pub per_hour: u32,
+}
+
 /// A member's role on a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -118,6 +141,30 @@ type InviteRow = (i64, Option<i64>, Option<i64>, i64, String);
 
 fn token_hash(token: &InviteToken) -> [u8; 32] {
     Sha256::digest(token).into()
+}
+
+fn insert_invite(
+    connection: &Connection,
+    token: &InviteToken,
+    server_id: u32,
+    created_by: Option<u32>,
+    terms: InviteTerms,
+    now_unix: u64,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "INSERT INTO invites (token_hash, server_id, created_by, created_at, expires_at, max_uses, uses, role)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+        params![
+            token_hash(token).as_slice(),
+            server_id,
+            created_by,
+            now_unix as i64,
+            terms.expires_at.map(|at| at as i64),
+            terms.max_uses,
+            terms.role.as_str()
+        ],
+    )?;
+    Ok(())
 }
 
 fn to_u32(value: i64, what: &'static str) -> Result<u32, StoreError> {
@@ -340,20 +387,44 @@ impl Store {
     ) -> Result<InviteToken, StoreError> {
         let token: InviteToken = rand::random();
         self.with(|connection| {
-            connection.execute(
-                "INSERT INTO invites (token_hash, server_id, created_by, created_at, expires_at, max_uses, uses, role)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
-                params![
-                    token_hash(&token).as_slice(),
-                    server_id,
-                    created_by,
-                    now_unix as i64,
-                    terms.expires_at.map(|at| at as i64),
-                    terms.max_uses,
-                    terms.role.as_str()
-                ],
-            )?;
+            insert_invite(connection, &token, server_id, created_by, terms, now_unix)?;
             Ok(token)
+        })
+    }
+
+    /// Stores a new invite made by member `created_by`, unless that member is over `limits`;
+    /// the check and the insert are one transaction, so concurrent requests cannot both slip
+    /// under a limit.
+    pub fn create_member_invite(
+        &self,
+        server_id: u32,
+        created_by: u32,
+        terms: InviteTerms,
+        limits: InviteLimits,
+        now_unix: u64,
+    ) -> Result<Result<InviteToken, InviteLimitError>, StoreError> {
+        let token: InviteToken = rand::random();
+        self.with(|connection| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = now_unix as i64;
+            let (active, last_hour): (i64, i64) = tx.query_row(
+                "SELECT
+                     COALESCE(SUM((expires_at IS NULL OR expires_at > ?2)
+                                  AND (max_uses IS NULL OR uses < max_uses)), 0),
+                     COALESCE(SUM(created_at > ?2 - 3600), 0)
+                 FROM invites WHERE created_by = ?1 AND server_id = ?3",
+                params![created_by, now, server_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            if active >= i64::from(limits.max_active) {
+                return Ok(Err(InviteLimitError::TooManyActive(limits.max_active)));
+            }
+            if last_hour >= i64::from(limits.per_hour) {
+                return Ok(Err(InviteLimitError::TooManyPerHour(limits.per_hour)));
+            }
+            insert_invite(&tx, &token, server_id, Some(created_by), terms, now_unix)?;
+            tx.commit()?;
+            Ok(Ok(token))
         })
     }
 

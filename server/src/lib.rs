@@ -17,6 +17,7 @@ pub mod impairment;
 pub mod metrics;
 pub mod rate_limit;
 pub mod rooms;
+pub mod roster_outbox;
 pub mod server;
 
 pub use config::RelayConfig;

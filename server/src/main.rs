@@ -89,6 +89,22 @@ struct ServeArgs {
     /// Media datagrams one connection may send in a burst.
     #[arg(long, default_value_t = RelayConfig::default().datagram_burst)]
     datagram_burst: u32,
+    /// Requests (joining a voice channel, creating an invite) one connection may make per
+    /// second on average.
+    #[arg(long, default_value_t = RelayConfig::default().request_rate)]
+    request_rate: u32,
+    /// Requests one connection may make in a burst.
+    #[arg(long, default_value_t = RelayConfig::default().request_burst)]
+    request_burst: u32,
+    /// Most people in one voice channel (at most 1000).
+    #[arg(long, default_value_t = RelayConfig::default().max_voice_participants)]
+    max_voice_participants: usize,
+    /// Most active invites one member may hold.
+    #[arg(long, default_value_t = RelayConfig::default().max_active_invites)]
+    max_active_invites: u32,
+    /// Most invites one member may create per hour.
+    #[arg(long, default_value_t = RelayConfig::default().invites_per_hour)]
+    invites_per_hour: u32,
 }
 
 fn data_dir(arg: &DataArg) -> DataDir {
@@ -186,6 +202,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_connections: args.max_connections,
         datagram_rate: args.datagram_rate,
         datagram_burst: args.datagram_burst,
+        request_rate: args.request_rate,
+        request_burst: args.request_burst,
+        max_voice_participants: args.max_voice_participants,
+        max_active_invites: args.max_active_invites,
+        invites_per_hour: args.invites_per_hour,
         ..RelayConfig::default()
     };
     let relay = RelayHandle::spawn(&data, config).await?;

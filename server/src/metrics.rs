@@ -66,6 +66,12 @@ pub struct Metrics {
     pub datagrams_in: AtomicU64,
     /// Media datagrams sent (one per receiver).
     pub datagrams_out: AtomicU64,
+    /// Control-stream bytes sent to members after their handshake (answers and rosters).
+    pub control_bytes_out: AtomicU64,
+    /// Requests refused because a connection exceeded its request rate.
+    pub requests_rate_limited: AtomicU64,
+    /// Connections closed for flooding requests or breaking the protocol after the handshake.
+    pub sessions_closed_for_abuse: AtomicU64,
     dropped: [AtomicU64; 5],
 }
 
@@ -125,6 +131,24 @@ impl Metrics {
             "counter",
             "Media datagrams forwarded, one per receiver.",
             get(&self.datagrams_out),
+        );
+        metric(
+            "sotto_control_bytes_out_total",
+            "counter",
+            "Control-stream bytes sent to members after their handshake.",
+            get(&self.control_bytes_out),
+        );
+        metric(
+            "sotto_requests_rate_limited_total",
+            "counter",
+            "Requests refused because a connection sent too many.",
+            get(&self.requests_rate_limited),
+        );
+        metric(
+            "sotto_sessions_closed_for_abuse_total",
+            "counter",
+            "Connections closed for flooding or malformed frames after the handshake.",
+            get(&self.sessions_closed_for_abuse),
         );
         let _ = writeln!(
             out,

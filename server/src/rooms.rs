@@ -1,17 +1,17 @@
 //! Voice rooms: who is in which voice channel, their sender slots, and the fan-out list.
 //!
 //! Joins and leaves take a lock and publish a fresh immutable peer list; the datagram path
-//! only loads that list (`ArcSwap`), so forwarding never waits on a lock.
+//! only loads that list (`ArcSwap`), so forwarding never waits on a lock. The joiner gets the
+//! whole roster once; everyone else gets the change, coalesced in their [`RosterOutbox`], so a
+//! join or leave costs O(room size), never O(room size²), and never disconnects a slow reader.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use sotto_net::proto::control::{ControlFrame, Participant, PublicKey, SessionSalt};
-use tokio::sync::mpsc;
+use sotto_net::proto::control::{Participant, PublicKey, SessionSalt};
 
-/// Where a member's control frames go: the writer of its control stream.
-pub type ControlSender = mpsc::Sender<ControlFrame>;
+use crate::roster_outbox::RosterOutbox;
 
 /// One receiver in a room's fan-out list.
 #[derive(Debug, Clone)]
@@ -24,9 +24,9 @@ pub struct Peer {
 
 #[derive(Debug)]
 struct Seat {
-    participant: Participant,
+    participant: Arc<Participant>,
     connection: quinn::Connection,
-    control: ControlSender,
+    outbox: Arc<RosterOutbox>,
 }
 
 /// One voice channel's live state.
@@ -44,6 +44,8 @@ pub struct Membership {
     pub room: Arc<Room>,
     /// The member's sender slot in it.
     pub slot: u16,
+    /// Everyone in the room when the member joined, the member included, by slot.
+    pub roster: Vec<Participant>,
 }
 
 /// Someone joining a room.
@@ -59,17 +61,20 @@ pub struct Joiner {
     pub session_salt: SessionSalt,
     /// Its connection, for datagrams.
     pub connection: quinn::Connection,
-    /// Its control-stream writer, for roster updates.
-    pub control: ControlSender,
+    /// Where its roster changes wait for its control stream.
+    pub outbox: Arc<RosterOutbox>,
 }
 
 /// Why a join failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JoinError {
-    /// All 65,536 slots are taken.
-    #[error("the voice channel is full")]
-    Full,
+    /// The room holds as many participants as the relay allows.
+    #[error("the voice channel is full ({limit} people); try again when someone leaves")]
+    Full {
+        /// The relay's limit.
+        limit: usize,
+    },
 }
 
 impl Room {
@@ -97,29 +102,24 @@ impl Room {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Publishes the peer list and pushes the roster to every participant.
+    /// Publishes the fan-out list for the datagram path.
     fn publish(&self, seats: &BTreeMap<u16, Seat>) {
         let peers = seats.values().map(|seat| Peer {
             slot: seat.participant.slot,
             connection: seat.connection.clone(),
         });
         self.peers.store(Arc::new(peers.collect()));
-        let roster = ControlFrame::Roster {
-            channel_id: self.channel_id,
-            participants: seats
-                .values()
-                .map(|seat| seat.participant.clone())
-                .collect(),
-        };
-        for seat in seats.values() {
-            if seat.control.try_send(roster.clone()).is_err() {
-                // A member that cannot take a roster update is hopelessly behind: drop it; its
-                // client reconnects and receives a fresh roster.
-                seat.connection.close(
-                    sotto_net::transport::close_code::PROTOCOL_VIOLATION.into(),
-                    b"control backlog",
-                );
-            }
+    }
+
+    /// Tells everyone but `slot` that `slot` now holds `holder` (none: it emptied).
+    fn announce(
+        seats: &BTreeMap<u16, Seat>,
+        channel_id: u32,
+        slot: u16,
+        holder: Option<&Arc<Participant>>,
+    ) {
+        for seat in seats.values().filter(|seat| seat.participant.slot != slot) {
+            seat.outbox.record(channel_id, slot, holder.cloned());
         }
     }
 
@@ -129,18 +129,22 @@ impl Room {
 }
 
 /// All voice rooms of the relay.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct VoiceRooms {
     rooms: Mutex<HashMap<u32, Arc<Room>>>,
+    max_participants: usize,
 }
 
 impl VoiceRooms {
-    /// No rooms.
-    pub fn new() -> Self {
-        Self::default()
+    /// No rooms yet; each will hold at most `max_participants`.
+    pub fn new(max_participants: usize) -> Self {
+        Self {
+            rooms: Mutex::default(),
+            max_participants,
+        }
     }
 
-    /// Seats `joiner` in `channel_id` with the lowest free slot and pushes the roster.
+    /// Seats `joiner` in `channel_id` with the lowest free slot and tells the others.
     pub fn join(&self, channel_id: u32, joiner: Joiner) -> Result<Membership, JoinError> {
         let room = {
             let mut rooms = self
@@ -153,34 +157,50 @@ impl VoiceRooms {
                 .clone()
         };
         let mut seats = room.lock();
+        let full = JoinError::Full {
+            limit: self.max_participants,
+        };
+        if seats.len() >= self.max_participants {
+            return Err(full);
+        }
         let slot = (0..=u16::MAX)
             .find(|slot| !seats.contains_key(slot))
-            .ok_or(JoinError::Full)?;
-        let participant = Participant {
+            .ok_or(full)?;
+        let participant = Arc::new(Participant {
             slot,
             member_id: joiner.member_id,
             public_key: joiner.public_key,
             display_name: joiner.display_name,
             session_salt: joiner.session_salt,
-        };
+        });
+        Room::announce(&seats, channel_id, slot, Some(&participant));
+        // From here on the joiner's outbox collects changes after the roster it is handed.
+        joiner.outbox.reset(Some(channel_id));
         seats.insert(
             slot,
             Seat {
                 participant,
                 connection: joiner.connection,
-                control: joiner.control,
+                outbox: joiner.outbox,
             },
         );
+        let roster = seats
+            .values()
+            .map(|seat| Participant::clone(&seat.participant))
+            .collect();
         room.publish(&seats);
         drop(seats);
-        Ok(Membership { room, slot })
+        Ok(Membership { room, slot, roster })
     }
 
-    /// Removes `membership`'s seat and pushes the roster to those who remain.
+    /// Removes `membership`'s seat and tells those who remain.
     pub fn leave(&self, membership: &Membership) {
-        let mut seats = membership.room.lock();
-        if seats.remove(&membership.slot).is_some() {
-            membership.room.publish(&seats);
+        let room = &membership.room;
+        let mut seats = room.lock();
+        if let Some(seat) = seats.remove(&membership.slot) {
+            seat.outbox.reset(None);
+            Room::announce(&seats, room.channel_id, membership.slot, None);
+            room.publish(&seats);
         }
     }
 

@@ -159,7 +159,7 @@ impl Relay {
             server,
             channels,
             fingerprint: certificate.fingerprint(),
-            rooms: VoiceRooms::new(),
+            rooms: VoiceRooms::new(config.max_voice_participants),
             metrics: Arc::new(Metrics::default()),
             config,
             online: Mutex::new(HashMap::new()),

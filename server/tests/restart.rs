@@ -3,66 +3,14 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::process::*;
 use common::*;
 use sotto_net::client::ClientEvent;
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::StreamKind;
-
-struct RelayProcess {
-    child: Child,
-}
-
-impl RelayProcess {
-    fn start(data: &std::path::Path, address: SocketAddr, metrics: SocketAddr) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sotto-relay"))
-            .args(["serve", "--data"])
-            .arg(data)
-            .args([
-                "--listen",
-                &address.to_string(),
-                "--metrics",
-                &metrics.to_string(),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sotto-relay starts");
-        Self { child }
-    }
-
-    fn kill_9(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL on Unix
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Waits until `client` has reconnected and rejoined voice; returns when it did.
 async fn wait_rejoined(client: &mut TestClient) {
@@ -76,18 +24,6 @@ async fn wait_rejoined(client: &mut TestClient) {
             matches!(event, ClientEvent::VoiceJoined { .. }).then_some(())
         })
         .await;
-}
-
-async fn metrics_text(address: SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

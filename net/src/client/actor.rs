@@ -266,6 +266,19 @@ impl Actor {
                 })
                 .await;
             }
+            SessionEvent::RosterChanged {
+                channel_id,
+                joined,
+                left,
+            } => {
+                self.receivers.apply_changes(&joined, &left);
+                self.emit(ClientEvent::RosterChanged {
+                    channel_id,
+                    joined,
+                    left,
+                })
+                .await;
+            }
             SessionEvent::InviteCreated { request, token } => {
                 if let Some(reply) = self.invites.remove(&request) {
                     let link = InviteLink {

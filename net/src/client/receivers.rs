@@ -84,6 +84,33 @@ impl Receivers {
         self.senders = next;
     }
 
+    /// Applies a roster change: departed senders are forgotten, a slot that changed hands (or
+    /// whose holder rejoined with a new salt) starts afresh.
+    pub(crate) fn apply_changes(&mut self, joined: &[Participant], left: &[u16]) {
+        for slot in left {
+            self.senders.remove(slot);
+        }
+        for participant in joined {
+            if Some(participant.slot) == self.own_slot {
+                continue;
+            }
+            let unchanged = self.senders.get(&participant.slot).is_some_and(|existing| {
+                existing.participant.public_key == participant.public_key
+                    && existing.participant.session_salt == participant.session_salt
+            });
+            if !unchanged {
+                self.senders.insert(
+                    participant.slot,
+                    RemoteSender {
+                        participant: participant.clone(),
+                        openers: Vec::new(),
+                        windows: HashMap::new(),
+                    },
+                );
+            }
+        }
+    }
+
     /// Authenticates, replay-checks and decrypts a datagram.
     pub(crate) fn open(&mut self, datagram: Bytes) -> Result<Opened, OpenError> {
         let header = MediaHeader::parse(&datagram)?;

@@ -7,7 +7,7 @@
 //! what [`ClientSession::poll_transmit`] yields and act on what [`ClientSession::poll_event`]
 //! yields. The async client only moves bytes between it and the connection.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::proto::control::{ControlFrame, ErrorCode, InviteToken, Participant, SessionSalt};
@@ -76,12 +76,22 @@ pub enum SessionEvent {
         /// The salt we joined with.
         session_salt: SessionSalt,
     },
-    /// Who is in our voice channel now (ourselves included), after a roster frame.
+    /// Everyone in our voice channel (ourselves included), sent once after joining.
     Roster {
         /// The channel.
         channel_id: u32,
-        /// Everyone in it, by slot.
+        /// Everyone in it.
         participants: Vec<Participant>,
+    },
+    /// Who joined and who left our voice channel since the last roster event. Remove the `left`
+    /// slots, then put each `joined` participant in its slot, replacing whoever held it.
+    RosterChanged {
+        /// The channel.
+        channel_id: u32,
+        /// Participants who now hold these slots.
+        joined: Vec<Participant>,
+        /// Slots that are now empty.
+        left: Vec<u16>,
     },
     /// An invite was made.
     InviteCreated {
@@ -132,12 +142,6 @@ enum Pending {
     Invite(RequestId),
 }
 
-#[derive(Debug)]
-struct Voice {
-    channel_id: u32,
-    participants: BTreeMap<u16, Participant>,
-}
-
 /// The client's session state; see the module documentation.
 #[derive(Debug)]
 pub struct ClientSession {
@@ -145,7 +149,8 @@ pub struct ClientSession {
     wanted_voice: Option<u32>,
     connected_at: Option<Instant>,
     pending: VecDeque<Pending>,
-    voice: Option<Voice>,
+    /// The voice channel we are in (answered), whose rosters we pass on.
+    voice: Option<u32>,
     next_request: u64,
     next_wait: Duration,
     suspect_in_a_row: u32,
@@ -249,7 +254,12 @@ impl ClientSession {
                 channel_id,
                 participants,
             } => {
-                self.on_roster(channel_id, None, participants);
+                if self.voice == Some(channel_id) {
+                    self.events.push_back(SessionEvent::Roster {
+                        channel_id,
+                        participants,
+                    });
+                }
                 Ok(())
             }
             ControlFrame::RosterChanged {
@@ -257,7 +267,14 @@ impl ClientSession {
                 joined,
                 left,
             } => {
-                self.on_roster(channel_id, Some(left), joined);
+                // Rosters of a channel we left or never entered are stale: ignore them.
+                if self.voice == Some(channel_id) {
+                    self.events.push_back(SessionEvent::RosterChanged {
+                        channel_id,
+                        joined,
+                        left,
+                    });
+                }
                 Ok(())
             }
             ControlFrame::InviteCreated { token, .. } => match self.pending.pop_front() {
@@ -290,42 +307,13 @@ impl ClientSession {
                 got: channel_id,
             });
         }
-        self.voice = Some(Voice {
-            channel_id,
-            participants: BTreeMap::new(),
-        });
+        self.voice = Some(channel_id);
         self.events.push_back(SessionEvent::VoiceJoined {
             channel_id,
             slot,
             session_salt,
         });
         Ok(())
-    }
-
-    /// A whole roster (`left` none) or a change; ignored unless it is our channel's.
-    fn on_roster(&mut self, channel_id: u32, left: Option<Vec<u16>>, joined: Vec<Participant>) {
-        let Some(voice) = self
-            .voice
-            .as_mut()
-            .filter(|voice| voice.channel_id == channel_id)
-        else {
-            return;
-        };
-        match left {
-            None => voice.participants.clear(),
-            Some(left) => {
-                for slot in left {
-                    voice.participants.remove(&slot);
-                }
-            }
-        }
-        for participant in joined {
-            voice.participants.insert(participant.slot, participant);
-        }
-        self.events.push_back(SessionEvent::Roster {
-            channel_id,
-            participants: voice.participants.values().cloned().collect(),
-        });
     }
 
     fn on_error(&mut self, code: ErrorCode, message: String) {

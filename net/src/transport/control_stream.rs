@@ -28,6 +28,7 @@ pub struct ControlStream {
     decoder: FrameDecoder,
     read_buffer: Box<[u8]>,
     write_buffer: Vec<u8>,
+    bytes_sent: u64,
 }
 
 impl ControlStream {
@@ -39,6 +40,7 @@ impl ControlStream {
             decoder: FrameDecoder::new(),
             read_buffer: vec![0; 16 * 1024].into(),
             write_buffer: Vec::new(),
+            bytes_sent: 0,
         }
     }
 
@@ -47,7 +49,13 @@ impl ControlStream {
         self.write_buffer.clear();
         frame.encode(&mut self.write_buffer)?;
         self.send.write_all(&self.write_buffer).await?;
+        self.bytes_sent += self.write_buffer.len() as u64;
         Ok(())
+    }
+
+    /// Bytes of whole frames sent so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
     }
 
     /// Receives the next frame; `None` once the peer finished the stream. Cancel-safe: bytes

@@ -47,6 +47,8 @@ const MIGRATIONS: &[&str] = &[
          key TEXT PRIMARY KEY,
          value TEXT NOT NULL
      );",
+    // 2: find a member's invites quickly, for the per-member invite limits.
+    "CREATE INDEX invites_by_creator ON invites (created_by, created_at);",
 ];
 
 /// Brings the schema up to date, one transaction per migration.

@@ -193,3 +193,97 @@ fn an_empty_database_says_to_run_init() {
     let error = store.default_server().unwrap_err();
     assert!(error.to_string().contains("sotto-relay init"));
 }
+
+fn new_member(store: &Store, server: u32, key: u8) -> u32 {
+    let invite = store
+        .create_invite(
+            server,
+            None,
+            InviteTerms {
+                expires_at: None,
+                max_uses: Some(1),
+                role: Role::Member,
+            },
+            NOW,
+        )
+        .unwrap();
+    store
+        .admit(server, &[key; 32], "someone", Some(&invite), NOW)
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+#[test]
+fn a_member_holds_a_bounded_number_of_invites_and_makes_a_bounded_number_per_hour() {
+    let (_dir, store, server) = store();
+    let member = new_member(&store, server, 1);
+    let other = new_member(&store, server, 2);
+    let limits = InviteLimits {
+        max_active: 3,
+        per_hour: 5,
+    };
+    let forever = InviteTerms {
+        expires_at: None,
+        max_uses: None,
+        role: Role::Member,
+    };
+    let short = InviteTerms {
+        expires_at: Some(NOW + 60),
+        ..forever
+    };
+    for _ in 0..3 {
+        store
+            .create_member_invite(server, member, forever, limits, NOW)
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .create_member_invite(server, member, forever, limits, NOW)
+            .unwrap(),
+        Err(InviteLimitError::TooManyActive(3))
+    );
+    // Others are not affected by one member's invites.
+    let other_limits = InviteLimits {
+        max_active: 1,
+        per_hour: 1,
+    };
+    assert!(
+        store
+            .create_member_invite(server, other, forever, other_limits, NOW)
+            .is_ok()
+    );
+    // An hour later the three permanent ones still count as active.
+    let later = NOW + 3601;
+    assert_eq!(
+        store
+            .create_member_invite(server, member, short, limits, later)
+            .unwrap(),
+        Err(InviteLimitError::TooManyActive(3))
+    );
+
+    // With room for more active ones, the hourly count applies; expired ones stop counting.
+    let limits = InviteLimits {
+        max_active: 100,
+        per_hour: 5,
+    };
+    for _ in 0..5 {
+        store
+            .create_member_invite(server, member, short, limits, later)
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .create_member_invite(server, member, short, limits, later)
+            .unwrap(),
+        Err(InviteLimitError::TooManyPerHour(5))
+    );
+    assert!(
+        store
+            .create_member_invite(server, member, short, limits, later + 3601)
+            .unwrap()
+            .is_ok()
+    );
+}

@@ -12,6 +12,7 @@ use sotto_net::proto::control::{ChannelInfo, ChannelKind, Participant};
 use sotto_relay::{DataDir, InitOptions, RelayConfig, RelayHandle};
 use tokio::sync::mpsc;
 
+pub mod process;
 pub mod raw;
 
 /// Generous deadline for anything that should happen promptly on loopback.
@@ -90,6 +91,8 @@ pub struct TestClient {
     pub identity: Identity,
     pub channels: Vec<ChannelInfo>,
     pub slot: Option<u16>,
+    /// Our voice channel's roster, kept from the roster events `wait_for` passes by.
+    pub roster: std::collections::BTreeMap<u16, Participant>,
 }
 
 pub fn fast_reconnect() -> ReconnectPolicy {
@@ -113,6 +116,7 @@ pub async fn connect_as(link: &InviteLink, name: &str, identity: Identity) -> Te
         identity,
         channels: Vec::new(),
         slot: None,
+        roster: std::collections::BTreeMap::new(),
     };
     test_client.wait_connected().await;
     test_client
@@ -134,9 +138,27 @@ impl TestClient {
             if let ClientEvent::Stopped(error) = &event {
                 panic!("client stopped while waiting for {what}: {error}");
             }
+            self.apply_roster(&event);
             if let Some(value) = pick(&event) {
                 return value;
             }
+        }
+    }
+
+    fn apply_roster(&mut self, event: &ClientEvent) {
+        match event {
+            ClientEvent::Roster { participants, .. } => {
+                self.roster = participants.iter().map(|p| (p.slot, p.clone())).collect();
+            }
+            ClientEvent::RosterChanged { joined, left, .. } => {
+                for slot in left {
+                    self.roster.remove(slot);
+                }
+                for participant in joined {
+                    self.roster.insert(participant.slot, participant.clone());
+                }
+            }
+            _ => {}
         }
     }
 
@@ -169,15 +191,24 @@ impl TestClient {
         slot
     }
 
-    /// Waits for a roster with exactly `count` participants.
+    /// Waits for the roster to hold exactly `count` participants.
     pub async fn wait_roster(&mut self, count: usize) -> Vec<Participant> {
-        self.wait_for(&format!("a roster of {count}"), |event| match event {
-            ClientEvent::Roster { participants, .. } if participants.len() == count => {
-                Some(participants.clone())
+        if self.roster.len() == count {
+            return self.roster.values().cloned().collect();
+        }
+        loop {
+            self.wait_for(&format!("a roster of {count}"), |event| {
+                matches!(
+                    event,
+                    ClientEvent::Roster { .. } | ClientEvent::RosterChanged { .. }
+                )
+                .then_some(())
+            })
+            .await;
+            if self.roster.len() == count {
+                return self.roster.values().cloned().collect();
             }
-            _ => None,
-        })
-        .await
+        }
     }
 
     pub async fn next_media(&mut self) -> MediaFrame {

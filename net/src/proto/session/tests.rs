@@ -25,19 +25,28 @@ fn events(session: &mut ClientSession) -> Vec<SessionEvent> {
     std::iter::from_fn(|| session.poll_event()).collect()
 }
 
+/// The roster after each roster event, as names in slot order, kept the way a front end would.
 fn roster_names(events: &[SessionEvent]) -> Vec<Vec<String>> {
-    events
-        .iter()
-        .filter_map(|event| match event {
-            SessionEvent::Roster { participants, .. } => Some(
-                participants
-                    .iter()
-                    .map(|p| p.display_name.clone())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
+    let mut roster = std::collections::BTreeMap::new();
+    let mut seen = Vec::new();
+    for event in events {
+        match event {
+            SessionEvent::Roster { participants, .. } => {
+                roster = participants.iter().map(|p| (p.slot, p.clone())).collect();
+            }
+            SessionEvent::RosterChanged { joined, left, .. } => {
+                for slot in left {
+                    roster.remove(slot);
+                }
+                for participant in joined {
+                    roster.insert(participant.slot, participant.clone());
+                }
+            }
+            _ => continue,
+        }
+        seen.push(roster.values().map(|p| p.display_name.clone()).collect());
+    }
+    seen
 }
 
 fn connected_session(now: Instant) -> ClientSession {
