@@ -1,0 +1,161 @@
+//! The call's task: client events into the engine, engine events and statistics out to the
+//! front end, receiver reports both ways. It moves things; the decisions are in [`Feedback`]
+//! and [`Roster`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sotto_media::engine::{EngineClosed, EngineCommand, EngineEvent, Meters};
+use sotto_net::client::{Client, ClientEvent};
+use sotto_net::proto::StreamKind;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CallError, CallEvent, CallStats, SharedEngine, command};
+use crate::feedback::Feedback;
+use crate::roster::Roster;
+
+/// Everything the pump owns.
+pub(super) struct Pump {
+    pub(super) events: mpsc::Receiver<ClientEvent>,
+    pub(super) out: mpsc::Sender<CallEvent>,
+    pub(super) client: Client,
+    pub(super) engine: SharedEngine,
+    pub(super) own_slot: u16,
+    pub(super) interval: Duration,
+    pub(super) bytes_sent: Arc<AtomicU64>,
+    pub(super) engine_closed: Arc<Mutex<Option<EngineClosed>>>,
+    pub(super) stop: oneshot::Receiver<()>,
+}
+
+/// The pump's working state.
+struct State {
+    started: Instant,
+    feedback: Feedback,
+    roster: Roster,
+    roster_changed: bool,
+    meters: Meters,
+    ended: bool,
+}
+
+/// Runs until told to stop; hands the client's events back.
+pub(super) async fn run(mut pump: Pump) -> mpsc::Receiver<ClientEvent> {
+    let mut state = State {
+        started: Instant::now(),
+        feedback: Feedback::new(pump.own_slot),
+        roster: Roster::new(),
+        roster_changed: false,
+        meters: Meters::default(),
+        ended: false,
+    };
+    let mut tick = tokio::time::interval(pump.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut pump.stop => break,
+            event = pump.events.recv() => match event {
+                Some(event) => on_client_event(&pump, &mut state, event),
+                None => {
+                    // The client is gone: nothing more will arrive.
+                    end(&pump, &mut state, CallError::Client(sotto_net::client::ClientError::Stopped));
+                    let _ = (&mut pump.stop).await;
+                    break;
+                }
+            },
+            _ = tick.tick() => on_tick(&pump, &mut state),
+        }
+    }
+    pump.events
+}
+
+fn emit(pump: &Pump, event: CallEvent) {
+    // Statistics are replaced by the next ones if the front end is behind; never block here.
+    let _ = pump.out.try_send(event);
+}
+
+fn end(pump: &Pump, state: &mut State, error: CallError) {
+    if !state.ended {
+        state.ended = true;
+        emit(pump, CallEvent::Ended(Arc::new(error)));
+    }
+}
+
+fn on_client_event(pump: &Pump, state: &mut State, event: ClientEvent) {
+    if let Some(departed) = state.roster.apply(&event) {
+        for slot in departed {
+            command(&pump.engine, EngineCommand::RemoveSpeaker(slot));
+            state.feedback.forget(slot);
+        }
+        state.roster_changed = true;
+        return;
+    }
+    match event {
+        ClientEvent::Media(frame) => match frame.stream {
+            StreamKind::Voice => {
+                if let Some(engine) = pump.engine.load().as_ref() {
+                    engine.push_incoming(frame.sender_slot, frame.counter, frame.payload);
+                }
+            }
+            StreamKind::Feedback => state.feedback.on_report(frame.sender_slot, &frame.payload),
+            _ => {}
+        },
+        ClientEvent::VoiceJoined { slot, .. } => {
+            state.feedback.set_own_slot(slot);
+            emit(pump, CallEvent::Rejoined { slot });
+        }
+        ClientEvent::Disconnected { reason, retry_in } => {
+            state.roster.clear();
+            state.roster_changed = true;
+            emit(pump, CallEvent::Reconnecting { reason, retry_in });
+        }
+        ClientEvent::RequestFailed { code, message } => {
+            emit(pump, CallEvent::RequestFailed { code, message });
+        }
+        ClientEvent::Stopped(error) => end(pump, state, CallError::ClientStopped(error)),
+        _ => {}
+    }
+}
+
+fn on_tick(pump: &Pump, state: &mut State) {
+    if let Some(engine) = pump.engine.load().as_ref() {
+        while let Some(event) = engine.try_event() {
+            match event {
+                EngineEvent::Meters(meters) => state.meters = meters,
+                EngineEvent::Device(device) => emit(pump, CallEvent::Device(device)),
+                EngineEvent::SourceEnded => emit(pump, CallEvent::SourceEnded),
+                _ => {}
+            }
+        }
+    }
+    let closed = pump
+        .engine_closed
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
+    match closed {
+        // A file that ended was already reported by the engine's own event.
+        Some(EngineClosed::SourceEnded) | None => {}
+        Some(reason) => end(pump, state, CallError::EngineClosed(reason)),
+    }
+    if let Some(report) = state.feedback.due_report(&state.meters) {
+        let _ = pump.client.send_media(StreamKind::Feedback, &report);
+    }
+    if let Some(percent) = state.feedback.changed_expectation() {
+        command(&pump.engine, EngineCommand::SetExpectedLoss(percent));
+    }
+    if std::mem::take(&mut state.roster_changed) {
+        emit(
+            pump,
+            CallEvent::Participants(state.roster.participants().cloned().collect()),
+        );
+    }
+    emit(
+        pump,
+        CallEvent::Stats(CallStats {
+            elapsed: state.started.elapsed(),
+            meters: state.meters.clone(),
+            connection: pump.client.stats(),
+            bytes_sent: pump.bytes_sent.load(Ordering::Relaxed),
+        }),
+    );
+}

@@ -1,0 +1,17 @@
+//! Sotto's client core, free of any GUI: what the command line, the desktop app, kiosk mode and
+//! bots share.
+//!
+//! - [`connection::Session`]: a client admitted by its relay, with its server and channels.
+//! - [`call::Call`]: a voice call — the engine and the network glued together once, with
+//!   mute, deafen, push-to-talk, per-person volume, device changes, receiver reports, and
+//!   batched meters and statistics as [`call::CallEvent`]s.
+//! - [`roster::Roster`]: who is in the voice channel, kept from the client's roster events.
+
+pub mod call;
+pub mod connection;
+mod feedback;
+pub mod roster;
+
+pub use call::{Call, CallControls, CallError, CallEvent, CallOptions, CallStats};
+pub use connection::{ConnectError, Session};
+pub use roster::Roster;
