@@ -159,6 +159,17 @@ impl JitterBuffer {
         }
     }
 
+    /// Measures delays in packets of `packet_duration` from now on (a sender that changes or
+    /// mixes packet durations). Buffered packets, counters and the target depth stay; the delay
+    /// history starts afresh, as after a talkspurt, since old delays no longer compare.
+    pub fn set_packet_duration(&mut self, packet_duration: Duration) {
+        let micros = packet_duration.as_micros().max(1) as i64;
+        if micros != self.packet_micros {
+            self.packet_micros = micros;
+            self.relative_delays.clear();
+        }
+    }
+
     /// Counters and state now.
     pub fn stats(&self) -> JitterStats {
         JitterStats {
