@@ -5,11 +5,17 @@
 //! leave through [`Engine::next_outgoing`] and arrive through [`Engine::push_incoming`], so the
 //! network layer stays outside. Settings change between frames through commands. Meters and
 //! statistics are published every [`METER_INTERVAL`], never per frame. All queues are bounded.
+//!
+//! When the processing thread ends on its own (the file source ended, an error, a panic),
+//! [`Engine::next_outgoing`] says so with [`EngineClosed`] and [`Engine::stop`] returns the
+//! error ([`EngineError::Crashed`] for a panic).
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -95,6 +101,11 @@ pub enum EngineCommand {
     RemoveSpeaker(u16),
     /// Packet loss the network reports, percent (tunes Opus FEC).
     SetExpectedLoss(i32),
+    /// Panics on the processing thread with this message: stands in for a bug there, so tests
+    /// can check that a crash reaches the caller. Only with the `test-support` feature.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    Crash(String),
 }
 
 /// One encoded frame for the network.
@@ -154,6 +165,46 @@ pub enum EngineError {
     /// The codec failed.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// The processing thread panicked (a bug); the panic's message.
+    #[error("the audio engine crashed: {0}")]
+    Crashed(String),
+}
+
+/// Why [`Engine::next_outgoing`] has nothing more to hand out: the processing thread ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineClosed {
+    /// The file source ended; every frame it made has been handed out.
+    #[error("the audio source ended")]
+    SourceEnded,
+    /// The processing thread failed with this error (its message); [`Engine::stop`] returns
+    /// the error itself.
+    #[error("the audio engine failed: {0}")]
+    Failed(String),
+    /// The processing thread panicked with this message; [`Engine::stop`] returns
+    /// [`EngineError::Crashed`].
+    #[error("the audio engine crashed: {0}")]
+    Crashed(String),
+}
+
+impl EngineClosed {
+    /// How a processing thread that returned `outcome` ended.
+    fn from_outcome(outcome: &Result<(), EngineError>) -> Self {
+        match outcome {
+            Ok(()) => Self::SourceEnded,
+            Err(EngineError::Crashed(message)) => Self::Crashed(message.clone()),
+            Err(error) => Self::Failed(error.to_string()),
+        }
+    }
+}
+
+/// The message a panic carried.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// A running engine. Dropping it stops the thread.
@@ -167,43 +218,68 @@ pub struct Engine {
     events: Mutex<Receiver<EngineEvent>>,
     stop: SyncSender<()>,
     thread: Option<JoinHandle<Result<(), EngineError>>>,
+    /// Set by the processing thread as it ends, before the outgoing queue closes.
+    closed: Arc<OnceLock<EngineClosed>>,
     clock_origin: Instant,
 }
 
+/// The processing thread's ends of the engine's queues.
+struct WorkerQueues {
+    commands: Receiver<EngineCommand>,
+    incoming: Receiver<(u16, u32, Bytes)>,
+    outgoing: SyncSender<OutgoingFrame>,
+    events: SyncSender<EngineEvent>,
+    stop: Receiver<()>,
+}
+
 impl Engine {
-    /// Opens the source and sink and starts the processing thread.
+    /// Opens the source and sink (on the calling thread) and starts the processing thread.
     pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        let input = Input::open(&config.source)?;
+        let output = Output::open(&config.sink)?;
         let (commands, command_rx) = sync_channel(64);
         let (incoming, incoming_rx) = sync_channel(INCOMING_QUEUE);
         let (outgoing_tx, outgoing) = sync_channel(OUTGOING_QUEUE);
         let (events_tx, events) = sync_channel(256);
         let (stop, stop_rx) = sync_channel(1);
         let (ready_tx, ready) = sync_channel(1);
-        // Devices are opened on the audio thread itself: device streams need not be `Send`.
+        let closed = Arc::new(OnceLock::new());
+        let queues = WorkerQueues {
+            commands: command_rx,
+            incoming: incoming_rx,
+            outgoing: outgoing_tx,
+            events: events_tx,
+            stop: stop_rx,
+        };
+        let thread_closed = closed.clone();
         let thread = std::thread::Builder::new()
             .name("sotto-audio".into())
             .spawn(move || {
-                let mut worker = match Worker::new(
-                    &config,
-                    command_rx,
-                    incoming_rx,
-                    outgoing_tx,
-                    events_tx,
-                    stop_rx,
-                ) {
-                    Ok(worker) => {
-                        let _ = ready_tx.send(Ok(worker.started));
-                        worker
-                    }
-                    Err(error) => {
-                        let _ = ready_tx.send(Err(error));
-                        return Ok(());
-                    }
-                };
-                worker.run()
+                // Keeps the outgoing queue open until the reason is recorded, so whoever sees
+                // it closed finds the reason.
+                let hold_open = queues.outgoing.clone();
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    Worker::start_and_run(&config, input, output, queues, ready_tx)
+                }))
+                .unwrap_or_else(|panic| Err(EngineError::Crashed(panic_message(&*panic))));
+                let _ = thread_closed.set(EngineClosed::from_outcome(&outcome));
+                drop(hold_open);
+                outcome
             })
             .expect("spawning the audio thread");
-        let clock_origin = ready.recv().unwrap_or_else(|_| Ok(Instant::now()))?;
+        let clock_origin = match ready.recv() {
+            Ok(Ok(origin)) => origin,
+            Ok(Err(error)) => {
+                let _ = thread.join();
+                return Err(error);
+            }
+            // The thread ended without a word: it panicked while starting.
+            Err(_) => {
+                return Err(join(thread).err().unwrap_or_else(|| {
+                    EngineError::Crashed("the audio thread ended while starting".into())
+                }));
+            }
+        };
         Ok(Self {
             clock_origin,
             commands,
@@ -212,6 +288,7 @@ impl Engine {
             events: Mutex::new(events),
             stop,
             thread: Some(thread),
+            closed,
         })
     }
 
@@ -232,23 +309,28 @@ impl Engine {
         let _ = self.incoming.try_send((speaker, seq, payload));
     }
 
-    /// The next encoded frame to send, waiting up to `timeout`.
-    pub fn next_outgoing(&self, timeout: Duration) -> Option<OutgoingFrame> {
+    /// The next encoded frame to send, waiting up to `timeout`: `Ok(None)` when none came in
+    /// time. Once the processing thread has ended and every frame it made has been handed out,
+    /// `Err` says why (a send loop should end); [`Self::stop`] then returns any error.
+    pub fn next_outgoing(&self, timeout: Duration) -> Result<Option<OutgoingFrame>, EngineClosed> {
         let received = self
             .outgoing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .recv_timeout(timeout);
         match received {
-            Ok(frame) => Some(frame),
-            Err(RecvTimeoutError::Timeout) => None,
-            // The audio thread has ended: wait out the timeout all the same, so a caller's
-            // polling loop does not spin.
-            Err(RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(timeout);
-                None
-            }
+            Ok(frame) => Ok(Some(frame)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(self.closed().unwrap_or_else(|| {
+                // Not reached: the thread records its reason before the queue closes.
+                EngineClosed::Crashed("the audio thread ended without a reason".into())
+            })),
         }
+    }
+
+    /// Why the processing thread ended, once it has.
+    pub fn closed(&self) -> Option<EngineClosed> {
+        self.closed.get().cloned()
     }
 
     /// The next event, if any.
@@ -260,18 +342,23 @@ impl Engine {
             .ok()
     }
 
-    /// Stops the thread (writing the output file, if any) and reports how it ended.
+    /// Stops the thread (writing the output file, if any) and reports how it ended: the
+    /// error that ended it early, or [`EngineError::Crashed`] with a panic's message.
     pub fn stop(mut self) -> Result<(), EngineError> {
         self.finish()
     }
 
     fn finish(&mut self) -> Result<(), EngineError> {
         let _ = self.stop.try_send(());
-        match self.thread.take() {
-            Some(thread) => thread.join().unwrap_or(Ok(())),
-            None => Ok(()),
-        }
+        self.thread.take().map_or(Ok(()), join)
     }
+}
+
+/// Waits for the processing thread; a panic that escaped it becomes [`EngineError::Crashed`].
+fn join(thread: JoinHandle<Result<(), EngineError>>) -> Result<(), EngineError> {
+    thread
+        .join()
+        .unwrap_or_else(|panic| Err(EngineError::Crashed(panic_message(&*panic))))
 }
 
 impl Drop for Engine {
@@ -289,10 +376,38 @@ enum Input {
     },
 }
 
+impl Input {
+    fn open(source: &AudioSource) -> Result<Self, EngineError> {
+        Ok(match source {
+            AudioSource::Device(selector) => {
+                Self::Device(ResilientCapture::open(selector.clone())?)
+            }
+            AudioSource::File { path, paced } => Self::File {
+                samples: crate::wav::read_mono(path)?,
+                position: 0,
+                paced: *paced,
+            },
+        })
+    }
+}
+
 enum Output {
     Device(ResilientPlayback),
     File { path: PathBuf, samples: Vec<f32> },
     Discard,
+}
+
+impl Output {
+    fn open(sink: &AudioSink) -> Result<Self, EngineError> {
+        Ok(match sink {
+            AudioSink::Device(selector) => Self::Device(ResilientPlayback::open(selector.clone())?),
+            AudioSink::File(path) => Self::File {
+                path: path.clone(),
+                samples: Vec::new(),
+            },
+            AudioSink::Discard => Self::Discard,
+        })
+    }
 }
 
 struct Worker {
@@ -315,34 +430,33 @@ struct Worker {
 }
 
 impl Worker {
+    /// Builds the worker, reports its clock origin (or why it could not start) on `ready`,
+    /// and runs it until it stops.
+    fn start_and_run(
+        config: &EngineConfig,
+        input: Input,
+        output: Output,
+        queues: WorkerQueues,
+        ready: SyncSender<Result<Instant, EngineError>>,
+    ) -> Result<(), EngineError> {
+        match Self::new(config, input, output, queues) {
+            Ok(mut worker) => {
+                let _ = ready.send(Ok(worker.started));
+                worker.run()
+            }
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                Ok(())
+            }
+        }
+    }
+
     fn new(
         config: &EngineConfig,
-        commands: Receiver<EngineCommand>,
-        incoming: Receiver<(u16, u32, Bytes)>,
-        outgoing: SyncSender<OutgoingFrame>,
-        events: SyncSender<EngineEvent>,
-        stop: Receiver<()>,
+        input: Input,
+        output: Output,
+        queues: WorkerQueues,
     ) -> Result<Self, EngineError> {
-        let input = match &config.source {
-            AudioSource::Device(selector) => {
-                Input::Device(ResilientCapture::open(selector.clone())?)
-            }
-            AudioSource::File { path, paced } => Input::File {
-                samples: crate::wav::read_mono(path)?,
-                position: 0,
-                paced: *paced,
-            },
-        };
-        let output = match &config.sink {
-            AudioSink::Device(selector) => {
-                Output::Device(ResilientPlayback::open(selector.clone())?)
-            }
-            AudioSink::File(path) => Output::File {
-                path: path.clone(),
-                samples: Vec::new(),
-            },
-            AudioSink::Discard => Output::Discard,
-        };
         let mut chain = SendChain::new(config.profile);
         chain.gate_mut().set_mode(config.gate);
         let encoder = VoiceEncoder::new(config.encoder)?;
@@ -351,6 +465,13 @@ impl Worker {
             expected_loss_percent: config.encoder.expected_loss_percent,
             ..Meters::default()
         };
+        let WorkerQueues {
+            commands,
+            incoming,
+            outgoing,
+            events,
+            stop,
+        } = queues;
         Ok(Self {
             input,
             output,
@@ -426,6 +547,8 @@ impl Worker {
                     self.meters.expected_loss_percent =
                         self.encoder.settings().expected_loss_percent;
                 }
+                #[cfg(feature = "test-support")]
+                EngineCommand::Crash(message) => panic!("{message}"),
             }
         }
     }
