@@ -132,6 +132,10 @@ pub struct Meters {
     pub overruns: u64,
     /// Samples the playback device had no room for (it fell behind the engine's clock).
     pub playback_dropped: u64,
+    /// The longest the playback device played between two frames handed to it since the last
+    /// meters, in samples of its own clock at 48 kHz: 480 (one frame) when the processing thread
+    /// keeps time; more when it was held up. Zero without a playback device.
+    pub playback_gap_samples: u64,
     /// Frames processed so far.
     pub frames: u64,
     /// Whether our packets carry in-band FEC now (the adaptive codec turned it on for loss).
@@ -427,6 +431,10 @@ struct Worker {
     stop: Receiver<()>,
     meters: Meters,
     started: Instant,
+    /// Keeps time while the capture device is away.
+    stand_in_clock: StandInClock,
+    /// Samples the playback device had played when the last frame was handed to it.
+    last_played: Option<u64>,
 }
 
 impl Worker {
@@ -489,6 +497,8 @@ impl Worker {
             stop,
             meters,
             started: Instant::now(),
+            stand_in_clock: StandInClock::default(),
+            last_played: None,
         })
     }
 
@@ -581,17 +591,21 @@ impl Worker {
                 if let Some(event) = capture.poll() {
                     let _ = self.events.try_send(EngineEvent::Device(event));
                 }
+                if !capture.is_open() {
+                    // The device is being reopened (on its opener thread): keep time with
+                    // silence on a clock of our own, so playback goes on.
+                    *frame = SILENCE;
+                    return Ok(self.stand_in_clock.tick(&self.stop).then_some(()));
+                }
+                self.stand_in_clock.reset();
                 let deadline = Instant::now() + Duration::from_millis(20);
                 loop {
                     if capture.read_frame(frame) {
                         return Ok(Some(()));
                     }
-                    if Instant::now() >= deadline || !capture.is_open() {
-                        // No audio in time (or no device): keep time with silence.
+                    if Instant::now() >= deadline {
+                        // No audio in time: keep time with silence.
                         *frame = SILENCE;
-                        if !capture.is_open() {
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
                         return Ok(Some(()));
                     }
                     match self.stop.recv_timeout(Duration::from_millis(2)) {
@@ -642,6 +656,8 @@ impl Worker {
                     let _ = self.events.try_send(EngineEvent::Device(event));
                 }
                 playback.write_frame(heard);
+                let gap = playback_gap(playback, &mut self.last_played);
+                self.meters.playback_gap_samples = self.meters.playback_gap_samples.max(gap);
             }
         }
     }
@@ -684,6 +700,50 @@ impl Worker {
         let _ = self
             .events
             .try_send(EngineEvent::Meters(self.meters.clone()));
+        self.meters.playback_gap_samples = 0;
+    }
+}
+
+/// How much the playback device played (in samples at 48 kHz) since the frame handed over
+/// before this one, whose position `last` holds. A processing thread that keeps time hands a
+/// frame over every 480 samples.
+fn playback_gap(playback: &ResilientPlayback, last: &mut Option<u64>) -> u64 {
+    let position = playback.stats().samples;
+    let rate = playback
+        .stream()
+        .map_or(crate::SAMPLE_RATE, |stream| stream.device_rate())
+        .max(1);
+    last.replace(position).map_or(0, |previous| {
+        position.saturating_sub(previous) * u64::from(crate::SAMPLE_RATE) / u64::from(rate)
+    })
+}
+
+/// Keeps frame time while no capture device sets the pace (it is being reopened).
+#[derive(Debug, Default)]
+struct StandInClock {
+    next_due: Option<Instant>,
+}
+
+impl StandInClock {
+    /// One frame's time.
+    const FRAME: Duration = Duration::from_millis(10);
+
+    /// Waits until the next frame is due; `false` when told to stop meanwhile.
+    fn tick(&mut self, stop: &Receiver<()>) -> bool {
+        let now = Instant::now();
+        // Starting, or more than a frame behind: count from now rather than rush to catch up.
+        let due = self
+            .next_due
+            .filter(|due| now.saturating_duration_since(*due) < Self::FRAME)
+            .unwrap_or(now);
+        self.next_due = Some(due + Self::FRAME);
+        let wait = due.saturating_duration_since(now);
+        wait.is_zero() || matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout))
+    }
+
+    /// The device sets the pace again.
+    fn reset(&mut self) {
+        self.next_due = None;
     }
 }
 
