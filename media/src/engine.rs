@@ -259,14 +259,11 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("sotto-audio".into())
             .spawn(move || {
-                // Keeps the outgoing queue open until the reason is recorded, so whoever sees
-                // it closed finds the reason.
+                // Keeps the outgoing queue open until the end is recorded, so whoever finds the
+                // queue closed finds the reason too.
                 let hold_open = queues.outgoing.clone();
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    Worker::start_and_run(&config, input, output, queues, ready_tx)
-                }))
-                .unwrap_or_else(|panic| Err(EngineError::Crashed(panic_message(&*panic))));
-                let _ = thread_closed.set(EngineClosed::from_outcome(&outcome));
+                let worker = || Worker::start_and_run(&config, input, output, queues, ready_tx);
+                let outcome = run_recording_the_end(worker, &thread_closed);
                 drop(hold_open);
                 outcome
             })
@@ -356,6 +353,18 @@ impl Engine {
         let _ = self.stop.try_send(());
         self.thread.take().map_or(Ok(()), join)
     }
+}
+
+/// Runs the processing thread's `work`, turning a panic into [`EngineError::Crashed`], and
+/// records in `closed` how it ended.
+fn run_recording_the_end(
+    work: impl FnOnce() -> Result<(), EngineError>,
+    closed: &OnceLock<EngineClosed>,
+) -> Result<(), EngineError> {
+    let outcome = catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|panic| Err(EngineError::Crashed(panic_message(&*panic))));
+    let _ = closed.set(EngineClosed::from_outcome(&outcome));
+    outcome
 }
 
 /// Waits for the processing thread; a panic that escaped it becomes [`EngineError::Crashed`].

@@ -475,3 +475,109 @@ impl ResilientPlayback {
         self.0.stats()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc::Sender;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A fake capture device whose opens wait until the test hands them the stream's failure
+    /// flag: a driver that takes as long to open as the test says.
+    struct FakeStream {
+        failed: Arc<AtomicBool>,
+    }
+
+    static OPENS: Mutex<Option<Receiver<Arc<AtomicBool>>>> = Mutex::new(None);
+    static OPENED_ON: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    impl Reopen for FakeStream {
+        const DIRECTION: Direction = Direction::Input;
+        fn open_stream(_: &DeviceSelector) -> Result<Self, DeviceError> {
+            let thread = std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_owned();
+            OPENED_ON.lock().unwrap().push(thread);
+            let opens = OPENS.lock().unwrap();
+            let failed = opens
+                .as_ref()
+                .and_then(|opens| opens.recv_timeout(Duration::from_secs(10)).ok())
+                .ok_or(DeviceError::NoDefault("fake"))?;
+            Ok(Self { failed })
+        }
+        fn device_name(&self) -> &str {
+            "fake"
+        }
+        fn failed(&self) -> bool {
+            self.failed.load(std::sync::atomic::Ordering::Relaxed)
+        }
+        fn io_stats(&self) -> IoStats {
+            IoStats::default()
+        }
+    }
+
+    fn open_fake() -> (
+        Resilient<FakeStream>,
+        Sender<Arc<AtomicBool>>,
+        Arc<AtomicBool>,
+    ) {
+        let (streams, opens) = std::sync::mpsc::channel();
+        *OPENS.lock().unwrap() = Some(opens);
+        let first = Arc::new(AtomicBool::new(false));
+        streams.send(first.clone()).unwrap();
+        let resilient = Resilient::open(DeviceSelector::Named("fake".into())).unwrap();
+        (resilient, streams, first)
+    }
+
+    #[test]
+    fn poll_never_waits_for_a_reopen() {
+        let (mut resilient, streams, first) = open_fake();
+        first.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            resilient.poll(),
+            Some(DeviceEvent::Lost {
+                direction: Direction::Input
+            })
+        );
+        // The opener is now stuck in an open that cannot finish until the test lets it: every
+        // poll returns at once all the same (one that opened itself would wait here for 10 s
+        // and then fail the assertions below).
+        std::thread::sleep(RETRY_EVERY * 2);
+        for _ in 0..100 {
+            assert_eq!(resilient.poll(), None);
+        }
+        assert!(resilient.stream.is_none(), "no stream while reopening");
+        streams.send(Arc::new(AtomicBool::new(false))).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let recovered = loop {
+            if let Some(event) = resilient.poll() {
+                break event;
+            }
+            assert!(Instant::now() < deadline, "the reopened stream never came");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(
+            recovered,
+            DeviceEvent::Recovered {
+                direction: Direction::Input,
+                name: "fake".into()
+            }
+        );
+        let threads = OPENED_ON.lock().unwrap().clone();
+        let test_thread = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        // The first open is the caller's; every reopen is the opener thread's.
+        assert_eq!(threads[0], test_thread);
+        assert!(
+            threads[1..]
+                .iter()
+                .all(|thread| thread == "sotto-input-opener"),
+            "{threads:?}"
+        );
+    }
+}
