@@ -261,7 +261,11 @@ async fn demo(args: &DemoArgs) -> Result<()> {
         let (engine, done, ada) = (ada_engine.clone(), done.clone(), ada.clone());
         tokio::task::spawn_blocking(move || {
             while !done.load(Ordering::Relaxed) {
-                if let Some(frame) = engine.next_outgoing(Duration::from_millis(20)) {
+                // Ada's file has ended (or her engine failed): nothing more to send.
+                let Ok(sent) = engine.next_outgoing(Duration::from_millis(20)) else {
+                    break;
+                };
+                if let Some(frame) = sent {
                     let _ = ada.send_media(StreamKind::Voice, &frame.payload);
                 }
             }

@@ -225,7 +225,15 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
         );
         tokio::task::spawn_blocking(move || {
             while !done.load(Ordering::Relaxed) {
-                if let Some(frame) = engine.next_outgoing(Duration::from_millis(20))
+                let frame = match engine.next_outgoing(Duration::from_millis(20)) {
+                    Ok(frame) => frame,
+                    // `engine.stop()` at the end reports an error.
+                    Err(closed) => {
+                        println!("voice    audio engine stopped: {closed}");
+                        break;
+                    }
+                };
+                if let Some(frame) = frame
                     && client.send_media(StreamKind::Voice, &frame.payload).is_ok()
                 {
                     bytes_sent.fetch_add(frame.payload.len() as u64 + 24, Ordering::Relaxed);

@@ -244,6 +244,12 @@ impl VoiceDecoder {
         })
     }
 
+    /// Expects packets of `packet` duration from now on. An Opus decoder follows any packet
+    /// duration by itself: a sender that changes duration keeps this decoder and its state.
+    pub fn set_packet(&mut self, packet: PacketDuration) {
+        self.packet = packet;
+    }
+
     fn check(&self, got: usize) -> Result<(), CodecError> {
         let expected = self.packet.samples();
         if got == expected {

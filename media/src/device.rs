@@ -21,6 +21,8 @@ use cpal::traits::{DeviceTrait, HostTrait};
 
 pub use capture::CaptureStream;
 pub use playback::PlaybackStream;
+#[cfg(feature = "test-support")]
+pub(crate) use resilient::test_hooks;
 pub use resilient::{DeviceEvent, ResilientCapture, ResilientPlayback};
 
 /// Which device to open.
@@ -84,6 +86,9 @@ pub enum DeviceError {
     /// cpal refused.
     #[error("audio device error: {0}")]
     Backend(#[from] cpal::Error),
+    /// The thread that reopens the device and follows the default could not be started.
+    #[error("could not start the audio device's opener thread: {0}")]
+    Opener(#[source] std::io::Error),
     /// The device's format cannot be converted.
     #[error("cannot convert between the device's {rate} Hz and 48000 Hz: {reason}")]
     Resampler {

@@ -5,11 +5,17 @@
 //! leave through [`Engine::next_outgoing`] and arrive through [`Engine::push_incoming`], so the
 //! network layer stays outside. Settings change between frames through commands. Meters and
 //! statistics are published every [`METER_INTERVAL`], never per frame. All queues are bounded.
+//!
+//! When the processing thread ends on its own (the file source ended, an error, a panic),
+//! [`Engine::next_outgoing`] says so with [`EngineClosed`] and [`Engine::stop`] returns the
+//! error ([`EngineError::Crashed`] for a panic).
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -95,6 +101,11 @@ pub enum EngineCommand {
     RemoveSpeaker(u16),
     /// Packet loss the network reports, percent (tunes Opus FEC).
     SetExpectedLoss(i32),
+    /// Panics on the processing thread with this message: stands in for a bug there, so tests
+    /// can check that a crash reaches the caller. Only with the `test-support` feature.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
+    Crash(String),
 }
 
 /// One encoded frame for the network.
@@ -121,6 +132,10 @@ pub struct Meters {
     pub overruns: u64,
     /// Samples the playback device had no room for (it fell behind the engine's clock).
     pub playback_dropped: u64,
+    /// The longest the playback device played between two frames handed to it since the last
+    /// meters, in samples of its own clock at 48 kHz: 480 (one frame) when the processing thread
+    /// keeps time; more when it was held up. Zero without a playback device.
+    pub playback_gap_samples: u64,
     /// Frames processed so far.
     pub frames: u64,
     /// Whether our packets carry in-band FEC now (the adaptive codec turned it on for loss).
@@ -154,6 +169,46 @@ pub enum EngineError {
     /// The codec failed.
     #[error(transparent)]
     Codec(#[from] CodecError),
+    /// The processing thread panicked (a bug); the panic's message.
+    #[error("the audio engine crashed: {0}")]
+    Crashed(String),
+}
+
+/// Why [`Engine::next_outgoing`] has nothing more to hand out: the processing thread ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineClosed {
+    /// The file source ended; every frame it made has been handed out.
+    #[error("the audio source ended")]
+    SourceEnded,
+    /// The processing thread failed with this error (its message); [`Engine::stop`] returns
+    /// the error itself.
+    #[error("the audio engine failed: {0}")]
+    Failed(String),
+    /// The processing thread panicked with this message; [`Engine::stop`] returns
+    /// [`EngineError::Crashed`].
+    #[error("the audio engine crashed: {0}")]
+    Crashed(String),
+}
+
+impl EngineClosed {
+    /// How a processing thread that returned `outcome` ended.
+    fn from_outcome(outcome: &Result<(), EngineError>) -> Self {
+        match outcome {
+            Ok(()) => Self::SourceEnded,
+            Err(EngineError::Crashed(message)) => Self::Crashed(message.clone()),
+            Err(error) => Self::Failed(error.to_string()),
+        }
+    }
+}
+
+/// The message a panic carried.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|message| (*message).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// A running engine. Dropping it stops the thread.
@@ -167,43 +222,65 @@ pub struct Engine {
     events: Mutex<Receiver<EngineEvent>>,
     stop: SyncSender<()>,
     thread: Option<JoinHandle<Result<(), EngineError>>>,
+    /// Set by the processing thread as it ends, before the outgoing queue closes.
+    closed: Arc<OnceLock<EngineClosed>>,
     clock_origin: Instant,
 }
 
+/// The processing thread's ends of the engine's queues.
+struct WorkerQueues {
+    commands: Receiver<EngineCommand>,
+    incoming: Receiver<(u16, u32, Bytes)>,
+    outgoing: SyncSender<OutgoingFrame>,
+    events: SyncSender<EngineEvent>,
+    stop: Receiver<()>,
+}
+
 impl Engine {
-    /// Opens the source and sink and starts the processing thread.
+    /// Opens the source and sink (on the calling thread) and starts the processing thread.
     pub fn start(config: EngineConfig) -> Result<Self, EngineError> {
+        let input = Input::open(&config.source)?;
+        let output = Output::open(&config.sink)?;
         let (commands, command_rx) = sync_channel(64);
         let (incoming, incoming_rx) = sync_channel(INCOMING_QUEUE);
         let (outgoing_tx, outgoing) = sync_channel(OUTGOING_QUEUE);
         let (events_tx, events) = sync_channel(256);
         let (stop, stop_rx) = sync_channel(1);
         let (ready_tx, ready) = sync_channel(1);
-        // Devices are opened on the audio thread itself: device streams need not be `Send`.
+        let closed = Arc::new(OnceLock::new());
+        let queues = WorkerQueues {
+            commands: command_rx,
+            incoming: incoming_rx,
+            outgoing: outgoing_tx,
+            events: events_tx,
+            stop: stop_rx,
+        };
+        let thread_closed = closed.clone();
         let thread = std::thread::Builder::new()
             .name("sotto-audio".into())
             .spawn(move || {
-                let mut worker = match Worker::new(
-                    &config,
-                    command_rx,
-                    incoming_rx,
-                    outgoing_tx,
-                    events_tx,
-                    stop_rx,
-                ) {
-                    Ok(worker) => {
-                        let _ = ready_tx.send(Ok(worker.started));
-                        worker
-                    }
-                    Err(error) => {
-                        let _ = ready_tx.send(Err(error));
-                        return Ok(());
-                    }
-                };
-                worker.run()
+                // Keeps the outgoing queue open until the end is recorded, so whoever finds the
+                // queue closed finds the reason too.
+                let hold_open = queues.outgoing.clone();
+                let worker = || Worker::start_and_run(&config, input, output, queues, ready_tx);
+                let outcome = run_recording_the_end(worker, &thread_closed);
+                drop(hold_open);
+                outcome
             })
             .expect("spawning the audio thread");
-        let clock_origin = ready.recv().unwrap_or_else(|_| Ok(Instant::now()))?;
+        let clock_origin = match ready.recv() {
+            Ok(Ok(origin)) => origin,
+            Ok(Err(error)) => {
+                let _ = thread.join();
+                return Err(error);
+            }
+            // The thread ended without a word: it panicked while starting.
+            Err(_) => {
+                return Err(join(thread).err().unwrap_or_else(|| {
+                    EngineError::Crashed("the audio thread ended while starting".into())
+                }));
+            }
+        };
         Ok(Self {
             clock_origin,
             commands,
@@ -212,6 +289,7 @@ impl Engine {
             events: Mutex::new(events),
             stop,
             thread: Some(thread),
+            closed,
         })
     }
 
@@ -232,23 +310,28 @@ impl Engine {
         let _ = self.incoming.try_send((speaker, seq, payload));
     }
 
-    /// The next encoded frame to send, waiting up to `timeout`.
-    pub fn next_outgoing(&self, timeout: Duration) -> Option<OutgoingFrame> {
+    /// The next encoded frame to send, waiting up to `timeout`: `Ok(None)` when none came in
+    /// time. Once the processing thread has ended and every frame it made has been handed out,
+    /// `Err` says why (a send loop should end); [`Self::stop`] then returns any error.
+    pub fn next_outgoing(&self, timeout: Duration) -> Result<Option<OutgoingFrame>, EngineClosed> {
         let received = self
             .outgoing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .recv_timeout(timeout);
         match received {
-            Ok(frame) => Some(frame),
-            Err(RecvTimeoutError::Timeout) => None,
-            // The audio thread has ended: wait out the timeout all the same, so a caller's
-            // polling loop does not spin.
-            Err(RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(timeout);
-                None
-            }
+            Ok(frame) => Ok(Some(frame)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(self.closed().unwrap_or_else(|| {
+                // Not reached: the thread records its reason before the queue closes.
+                EngineClosed::Crashed("the audio thread ended without a reason".into())
+            })),
         }
+    }
+
+    /// Why the processing thread ended, once it has.
+    pub fn closed(&self) -> Option<EngineClosed> {
+        self.closed.get().cloned()
     }
 
     /// The next event, if any.
@@ -260,18 +343,35 @@ impl Engine {
             .ok()
     }
 
-    /// Stops the thread (writing the output file, if any) and reports how it ended.
+    /// Stops the thread (writing the output file, if any) and reports how it ended: the
+    /// error that ended it early, or [`EngineError::Crashed`] with a panic's message.
     pub fn stop(mut self) -> Result<(), EngineError> {
         self.finish()
     }
 
     fn finish(&mut self) -> Result<(), EngineError> {
         let _ = self.stop.try_send(());
-        match self.thread.take() {
-            Some(thread) => thread.join().unwrap_or(Ok(())),
-            None => Ok(()),
-        }
+        self.thread.take().map_or(Ok(()), join)
     }
+}
+
+/// Runs the processing thread's `work`, turning a panic into [`EngineError::Crashed`], and
+/// records in `closed` how it ended.
+fn run_recording_the_end(
+    work: impl FnOnce() -> Result<(), EngineError>,
+    closed: &OnceLock<EngineClosed>,
+) -> Result<(), EngineError> {
+    let outcome = catch_unwind(AssertUnwindSafe(work))
+        .unwrap_or_else(|panic| Err(EngineError::Crashed(panic_message(&*panic))));
+    let _ = closed.set(EngineClosed::from_outcome(&outcome));
+    outcome
+}
+
+/// Waits for the processing thread; a panic that escaped it becomes [`EngineError::Crashed`].
+fn join(thread: JoinHandle<Result<(), EngineError>>) -> Result<(), EngineError> {
+    thread
+        .join()
+        .unwrap_or_else(|panic| Err(EngineError::Crashed(panic_message(&*panic))))
 }
 
 impl Drop for Engine {
@@ -289,10 +389,38 @@ enum Input {
     },
 }
 
+impl Input {
+    fn open(source: &AudioSource) -> Result<Self, EngineError> {
+        Ok(match source {
+            AudioSource::Device(selector) => {
+                Self::Device(ResilientCapture::open(selector.clone())?)
+            }
+            AudioSource::File { path, paced } => Self::File {
+                samples: crate::wav::read_mono(path)?,
+                position: 0,
+                paced: *paced,
+            },
+        })
+    }
+}
+
 enum Output {
     Device(ResilientPlayback),
     File { path: PathBuf, samples: Vec<f32> },
     Discard,
+}
+
+impl Output {
+    fn open(sink: &AudioSink) -> Result<Self, EngineError> {
+        Ok(match sink {
+            AudioSink::Device(selector) => Self::Device(ResilientPlayback::open(selector.clone())?),
+            AudioSink::File(path) => Self::File {
+                path: path.clone(),
+                samples: Vec::new(),
+            },
+            AudioSink::Discard => Self::Discard,
+        })
+    }
 }
 
 struct Worker {
@@ -312,37 +440,40 @@ struct Worker {
     stop: Receiver<()>,
     meters: Meters,
     started: Instant,
+    /// Keeps time while the capture device is away.
+    stand_in_clock: StandInClock,
+    /// Samples the playback device had played when the last frame was handed to it.
+    last_played: Option<u64>,
 }
 
 impl Worker {
+    /// Builds the worker, reports its clock origin (or why it could not start) on `ready`,
+    /// and runs it until it stops.
+    fn start_and_run(
+        config: &EngineConfig,
+        input: Input,
+        output: Output,
+        queues: WorkerQueues,
+        ready: SyncSender<Result<Instant, EngineError>>,
+    ) -> Result<(), EngineError> {
+        match Self::new(config, input, output, queues) {
+            Ok(mut worker) => {
+                let _ = ready.send(Ok(worker.started));
+                worker.run()
+            }
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                Ok(())
+            }
+        }
+    }
+
     fn new(
         config: &EngineConfig,
-        commands: Receiver<EngineCommand>,
-        incoming: Receiver<(u16, u32, Bytes)>,
-        outgoing: SyncSender<OutgoingFrame>,
-        events: SyncSender<EngineEvent>,
-        stop: Receiver<()>,
+        input: Input,
+        output: Output,
+        queues: WorkerQueues,
     ) -> Result<Self, EngineError> {
-        let input = match &config.source {
-            AudioSource::Device(selector) => {
-                Input::Device(ResilientCapture::open(selector.clone())?)
-            }
-            AudioSource::File { path, paced } => Input::File {
-                samples: crate::wav::read_mono(path)?,
-                position: 0,
-                paced: *paced,
-            },
-        };
-        let output = match &config.sink {
-            AudioSink::Device(selector) => {
-                Output::Device(ResilientPlayback::open(selector.clone())?)
-            }
-            AudioSink::File(path) => Output::File {
-                path: path.clone(),
-                samples: Vec::new(),
-            },
-            AudioSink::Discard => Output::Discard,
-        };
         let mut chain = SendChain::new(config.profile);
         chain.gate_mut().set_mode(config.gate);
         let encoder = VoiceEncoder::new(config.encoder)?;
@@ -351,6 +482,13 @@ impl Worker {
             expected_loss_percent: config.encoder.expected_loss_percent,
             ..Meters::default()
         };
+        let WorkerQueues {
+            commands,
+            incoming,
+            outgoing,
+            events,
+            stop,
+        } = queues;
         Ok(Self {
             input,
             output,
@@ -368,6 +506,8 @@ impl Worker {
             stop,
             meters,
             started: Instant::now(),
+            stand_in_clock: StandInClock::default(),
+            last_played: None,
         })
     }
 
@@ -426,6 +566,8 @@ impl Worker {
                     self.meters.expected_loss_percent =
                         self.encoder.settings().expected_loss_percent;
                 }
+                #[cfg(feature = "test-support")]
+                EngineCommand::Crash(message) => panic!("{message}"),
             }
         }
     }
@@ -458,17 +600,21 @@ impl Worker {
                 if let Some(event) = capture.poll() {
                     let _ = self.events.try_send(EngineEvent::Device(event));
                 }
+                if !capture.is_open() {
+                    // The device is being reopened (on its opener thread): keep time with
+                    // silence on a clock of our own, so playback goes on.
+                    *frame = SILENCE;
+                    return Ok(self.stand_in_clock.tick(&self.stop).then_some(()));
+                }
+                self.stand_in_clock.reset();
                 let deadline = Instant::now() + Duration::from_millis(20);
                 loop {
                     if capture.read_frame(frame) {
                         return Ok(Some(()));
                     }
-                    if Instant::now() >= deadline || !capture.is_open() {
-                        // No audio in time (or no device): keep time with silence.
+                    if Instant::now() >= deadline {
+                        // No audio in time: keep time with silence.
                         *frame = SILENCE;
-                        if !capture.is_open() {
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
                         return Ok(Some(()));
                     }
                     match self.stop.recv_timeout(Duration::from_millis(2)) {
@@ -519,6 +665,8 @@ impl Worker {
                     let _ = self.events.try_send(EngineEvent::Device(event));
                 }
                 playback.write_frame(heard);
+                let gap = playback_gap(playback, &mut self.last_played);
+                self.meters.playback_gap_samples = self.meters.playback_gap_samples.max(gap);
             }
         }
     }
@@ -561,6 +709,50 @@ impl Worker {
         let _ = self
             .events
             .try_send(EngineEvent::Meters(self.meters.clone()));
+        self.meters.playback_gap_samples = 0;
+    }
+}
+
+/// How much the playback device played (in samples at 48 kHz) since the frame handed over
+/// before this one, whose position `last` holds. A processing thread that keeps time hands a
+/// frame over every 480 samples.
+fn playback_gap(playback: &ResilientPlayback, last: &mut Option<u64>) -> u64 {
+    let position = playback.stats().samples;
+    let rate = playback
+        .stream()
+        .map_or(crate::SAMPLE_RATE, |stream| stream.device_rate())
+        .max(1);
+    last.replace(position).map_or(0, |previous| {
+        position.saturating_sub(previous) * u64::from(crate::SAMPLE_RATE) / u64::from(rate)
+    })
+}
+
+/// Keeps frame time while no capture device sets the pace (it is being reopened).
+#[derive(Debug, Default)]
+struct StandInClock {
+    next_due: Option<Instant>,
+}
+
+impl StandInClock {
+    /// One frame's time.
+    const FRAME: Duration = Duration::from_millis(10);
+
+    /// Waits until the next frame is due; `false` when told to stop meanwhile.
+    fn tick(&mut self, stop: &Receiver<()>) -> bool {
+        let now = Instant::now();
+        // Starting, or more than a frame behind: count from now rather than rush to catch up.
+        let due = self
+            .next_due
+            .filter(|due| now.saturating_duration_since(*due) < Self::FRAME)
+            .unwrap_or(now);
+        self.next_due = Some(due + Self::FRAME);
+        let wait = due.saturating_duration_since(now);
+        wait.is_zero() || matches!(stop.recv_timeout(wait), Err(RecvTimeoutError::Timeout))
+    }
+
+    /// The device sets the pace again.
+    fn reset(&mut self) {
+        self.next_due = None;
     }
 }
 

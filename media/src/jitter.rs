@@ -20,6 +20,10 @@
 //!   turn are dropped and counted.
 //! - **Talkspurts**: after [`MAX_STRETCH`] stretched frames in a row the talker has stopped
 //!   (voice gate, DTX): the buffer returns to waiting and re-buffers the next talkspurt.
+//! - **Counter wrap**: the sender's 32-bit counter wraps after `u32::MAX`. Counters are
+//!   extended to 64 bits against the highest one seen (the nearest of the candidates, as RTP
+//!   receivers do), so ordering holds across the wrap; [`Playout`] reports the sender's own
+//!   32-bit counters.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -38,6 +42,14 @@ pub const MAX_PACKETS: usize = 64;
 const FRESH_SAMPLES: usize = 10;
 /// Largest target depth, packets.
 pub const MAX_TARGET: usize = 30;
+/// Where the first counter lands in the extended (64-bit) counter space: far enough from zero
+/// that a packet up to 2³¹ counters older than the first still extends without underflow.
+const FIRST_EXTENDED: u64 = 1 << 32;
+
+/// The sender's 32-bit counter of an extended counter (its low 32 bits).
+fn wire_seq(extended: u64) -> u32 {
+    (extended & u64::from(u32::MAX)) as u32
+}
 
 /// What to play for the next packet duration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,15 +115,18 @@ pub struct JitterStats {
 #[derive(Debug, Clone)]
 pub struct JitterBuffer {
     packet_micros: i64,
-    packets: BTreeMap<u32, (Bytes, Duration)>,
-    next_seq: Option<u32>,
-    /// Counters below this have had their turn.
-    floor: Option<u32>,
+    /// Buffered packets by extended counter.
+    packets: BTreeMap<u64, (Bytes, Duration)>,
+    next_seq: Option<u64>,
+    /// Extended counters below this have had their turn.
+    floor: Option<u64>,
+    /// The highest extended counter seen: the reference new counters are extended against.
+    highest: Option<u64>,
     relative_delays: VecDeque<i64>,
     /// Scratch for the percentile of `relative_delays`.
     spreads: Vec<i64>,
     /// Recently received counters, for the loss estimate.
-    recent: std::collections::BTreeSet<u32>,
+    recent: std::collections::BTreeSet<u64>,
     /// Whether at least 1 % of recent packets went missing.
     lossy: bool,
     above_target: u32,
@@ -129,6 +144,7 @@ impl JitterBuffer {
             packets: BTreeMap::new(),
             next_seq: None,
             floor: None,
+            highest: None,
             relative_delays: VecDeque::with_capacity(WINDOW),
             spreads: Vec::with_capacity(WINDOW),
             recent: std::collections::BTreeSet::new(),
@@ -143,6 +159,17 @@ impl JitterBuffer {
         }
     }
 
+    /// Measures delays in packets of `packet_duration` from now on (a sender that changes or
+    /// mixes packet durations). Buffered packets, counters and the target depth stay; the delay
+    /// history starts afresh, as after a talkspurt, since old delays no longer compare.
+    pub fn set_packet_duration(&mut self, packet_duration: Duration) {
+        let micros = packet_duration.as_micros().max(1) as i64;
+        if micros != self.packet_micros {
+            self.packet_micros = micros;
+            self.relative_delays.clear();
+        }
+    }
+
     /// Counters and state now.
     pub fn stats(&self) -> JitterStats {
         JitterStats {
@@ -151,8 +178,9 @@ impl JitterBuffer {
         }
     }
 
-    /// Accepts a packet that arrived at `now`.
+    /// Accepts a packet that arrived at `now`. `seq` may wrap past `u32::MAX`.
     pub fn push(&mut self, seq: u32, payload: Bytes, now: Duration) {
+        let seq = self.extend(seq);
         if self.floor.is_some_and(|floor| seq < floor) {
             self.stats.late += 1;
             return;
@@ -170,8 +198,25 @@ impl JitterBuffer {
         self.observe_delay(seq, now);
     }
 
+    /// `seq` as an extended counter: the one nearest the highest counter seen, so a counter
+    /// that wrapped past `u32::MAX` lands after the ones before the wrap.
+    fn extend(&mut self, seq: u32) -> u64 {
+        let extended = match self.highest {
+            None => FIRST_EXTENDED + u64::from(seq),
+            Some(highest) => {
+                let delta = seq.wrapping_sub(wire_seq(highest)) as i32;
+                highest.saturating_add_signed(i64::from(delta))
+            }
+        };
+        self.highest = Some(
+            self.highest
+                .map_or(extended, |highest| highest.max(extended)),
+        );
+        extended
+    }
+
     /// Tracks which recent counters arrived, to estimate loss.
-    fn observe_loss(&mut self, seq: u32) {
+    fn observe_loss(&mut self, seq: u64) {
         if self.recent.len() == WINDOW {
             self.recent.pop_first();
         }
@@ -184,8 +229,13 @@ impl JitterBuffer {
             expected > self.recent.len() && (expected - self.recent.len()) * 100 >= expected;
     }
 
-    fn observe_delay(&mut self, seq: u32, now: Duration) {
-        let relative = now.as_micros() as i64 - i64::from(seq) * self.packet_micros;
+    fn observe_delay(&mut self, seq: u64, now: Duration) {
+        // Only differences between packets count, so the offset of the extended counters
+        // cancels out; saturation only guards against counters no sender reaches.
+        let sent = i64::try_from(seq)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.packet_micros);
+        let relative = (now.as_micros() as i64).saturating_sub(sent);
         if self.relative_delays.len() == WINDOW {
             self.relative_delays.pop_front();
         }
@@ -244,11 +294,11 @@ impl JitterBuffer {
             if let Some(skipped_seq) = skipped {
                 self.packets.remove(&skipped_seq);
             }
-            self.set_next(next + 1 + u32::from(skipped.is_some()));
+            self.set_next(next + 1 + u64::from(skipped.is_some()));
             return Playout::Packet {
-                seq: next,
+                seq: wire_seq(next),
                 payload,
-                skipped,
+                skipped: skipped.map(wire_seq),
             };
         }
         if self.packets.is_empty() {
@@ -268,20 +318,22 @@ impl JitterBuffer {
             Some((following, _)) => {
                 self.stats.recovered += 1;
                 Playout::Recover {
-                    seq: next,
+                    seq: wire_seq(next),
                     next: following.clone(),
                 }
             }
             None => {
                 self.stats.concealed += 1;
-                Playout::Conceal { seq: next }
+                Playout::Conceal {
+                    seq: wire_seq(next),
+                }
             }
         }
     }
 
     /// The talker stopped: wait for the next talkspurt, and measure its delays afresh (the
     /// counter did not advance during the silence, so old delays no longer compare).
-    fn end_talkspurt(&mut self, next: u32) {
+    fn end_talkspurt(&mut self, next: u64) {
         // The stretched frames just before this were the talker stopping, not lateness.
         let run = u64::from(self.stretch_run.min(MAX_STRETCH));
         self.stats.stretched = self.stats.stretched.saturating_sub(run);
@@ -294,13 +346,13 @@ impl JitterBuffer {
         self.relative_delays.clear();
     }
 
-    fn set_next(&mut self, next: u32) {
+    fn set_next(&mut self, next: u64) {
         self.next_seq = Some(next);
         self.floor = Some(next);
     }
 
     /// Starts a talkspurt once enough is buffered, or the oldest packet has waited long enough.
-    fn try_start(&mut self, now: Duration) -> Option<u32> {
+    fn try_start(&mut self, now: Duration) -> Option<u64> {
         let (&first, (_, arrived)) = self.packets.first_key_value()?;
         let waited = now.saturating_sub(*arrived).as_micros() as i64;
         let target = self.stats.target;
@@ -314,8 +366,8 @@ impl JitterBuffer {
     }
 
     /// After `played` leaves the buffer: skip the following packet if the buffer has been too
-    /// deep for long enough. Returns the skipped packet's counter.
-    fn maybe_shrink(&mut self, played: u32, quiet: bool) -> Option<u32> {
+    /// deep for long enough. Returns the skipped packet's extended counter.
+    fn maybe_shrink(&mut self, played: u64, quiet: bool) -> Option<u64> {
         let ahead = self.packets.len();
         if ahead > self.stats.target + 1 {
             self.above_target += 1;

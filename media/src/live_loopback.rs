@@ -83,8 +83,13 @@ pub fn run_live(config: LiveLoopback, stop: &AtomicBool) -> Result<LiveOutcome, 
                 due.saturating_duration_since(Instant::now())
             })
             .min(Duration::from_millis(5));
-        if let Some(frame) = engine.next_outgoing(wait) {
-            let seq = u32::try_from(outcome.packets_sent).unwrap_or(u32::MAX);
+        // The engine ended on its own: `stop` below reports why.
+        let Ok(sent) = engine.next_outgoing(wait) else {
+            break;
+        };
+        if let Some(frame) = sent {
+            // The sender's counter wraps, as a real sender's does.
+            let seq = outcome.packets_sent as u32;
             outcome.packets_sent += 1;
             if draw.unit() * 100.0 < network.loss_percent {
                 outcome.packets_lost += 1;

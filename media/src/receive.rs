@@ -15,13 +15,71 @@ const QUIET_DBFS: f64 = -50.0;
 /// Output above this level counts as speaking, for the speaking indicator.
 const SPEAKING_DBFS: f64 = -45.0;
 
-/// One remote speaker: its jitter buffer, decoder and volume.
+/// The longest packet a speaker may send, in samples.
+const MAX_PACKET_SAMPLES: usize = 2 * FRAME_SAMPLES;
+
+/// A speaker's recent packet durations: the jitter buffer's unit of time. A sender may change
+/// its packet duration, or mix 10 and 20 ms packets; the buffer then measures delays in their
+/// average, and changes its unit only when the average moves by a quarter frame or settles.
+#[derive(Debug, Clone, Copy)]
+struct Cadence {
+    /// One bit per recent packet, newest lowest: set for a 20 ms packet.
+    long_packets: u16,
+    /// The unit the jitter buffer uses now.
+    unit: Duration,
+}
+
+impl Cadence {
+    /// Packets the average covers (the bits of `long_packets`).
+    const WINDOW: u32 = u16::BITS;
+    /// How far the average moves before the jitter buffer follows.
+    const STEP: Duration = Duration::from_micros(2_500);
+
+    fn new(packet: PacketDuration) -> Self {
+        let long_packets = if packet == PacketDuration::Ms20 {
+            u16::MAX
+        } else {
+            0
+        };
+        let mut cadence = Self {
+            long_packets,
+            unit: Duration::ZERO,
+        };
+        cadence.unit = cadence.average();
+        cadence
+    }
+
+    fn average(&self) -> Duration {
+        let short = Duration::from_millis(10);
+        short + short * self.long_packets.count_ones() / Self::WINDOW
+    }
+
+    /// Records a packet's duration; returns the jitter buffer's new unit when it should change.
+    fn observe(&mut self, packet: PacketDuration) -> Option<Duration> {
+        self.long_packets = (self.long_packets << 1) | u16::from(packet == PacketDuration::Ms20);
+        let average = self.average();
+        let settled = self.long_packets == 0 || self.long_packets == u16::MAX;
+        let moved = average.abs_diff(self.unit) >= Self::STEP;
+        if average != self.unit && (moved || settled) {
+            self.unit = average;
+            return Some(average);
+        }
+        None
+    }
+}
+
+/// One remote speaker: its jitter buffer, decoder and volume. Both live as long as the
+/// speaker: a sender that changes or mixes packet durations keeps them.
 #[derive(Debug)]
 pub struct SpeakerStream {
     jitter: JitterBuffer,
     decoder: VoiceDecoder,
+    /// The last packet's duration: what a lost packet is concealed as.
     packet: PacketDuration,
+    cadence: Cadence,
+    /// Decoded audio of the last packet: `filled` samples, of which `read` are played.
     pcm: Vec<f32>,
+    filled: usize,
     read: usize,
     gain: f32,
     quiet: bool,
@@ -30,15 +88,17 @@ pub struct SpeakerStream {
 }
 
 impl SpeakerStream {
-    /// A stream for packets of `packet` duration.
+    /// A stream expecting packets of `packet` duration (others are followed as they come).
     pub fn new(packet: PacketDuration) -> Result<Self, CodecError> {
-        let samples = packet.samples();
+        let cadence = Cadence::new(packet);
         Ok(Self {
-            jitter: JitterBuffer::new(Duration::from_millis(10 * packet.frames() as u64)),
+            jitter: JitterBuffer::new(cadence.unit),
             decoder: VoiceDecoder::new(packet)?,
             packet,
-            pcm: vec![0.0; samples],
-            read: samples,
+            cadence,
+            pcm: vec![0.0; MAX_PACKET_SAMPLES],
+            filled: 0,
+            read: 0,
             gain: 1.0,
             quiet: true,
             speaking: false,
@@ -61,33 +121,25 @@ impl SpeakerStream {
         self.jitter.stats()
     }
 
-    /// Accepts a packet (its sender counter and Opus payload) that arrived at `now`. The
-    /// speaker's packet duration is learnt from its packets; a change restarts the stream.
-    /// Packets that are not Opus voice of 10 or 20 ms are dropped and counted.
+    /// The duration of `payload` if it is Opus voice of 10 or 20 ms.
+    fn voice_duration(&self, payload: &[u8]) -> Option<PacketDuration> {
+        match self.decoder.packet_samples(payload) {
+            Ok(samples) if samples == PacketDuration::Ms10.samples() => Some(PacketDuration::Ms10),
+            Ok(samples) if samples == PacketDuration::Ms20.samples() => Some(PacketDuration::Ms20),
+            _ => None,
+        }
+    }
+
+    /// Accepts a packet (its sender counter and Opus payload) that arrived at `now`. Packets
+    /// of 10 and 20 ms may come in any mix; anything that is not Opus voice of 10 or 20 ms is
+    /// dropped and counted.
     pub fn push(&mut self, seq: u32, payload: Bytes, now: Duration) {
-        let duration = match self.decoder.packet_samples(&payload) {
-            Ok(samples) if samples == PacketDuration::Ms10.samples() => PacketDuration::Ms10,
-            Ok(samples) if samples == PacketDuration::Ms20.samples() => PacketDuration::Ms20,
-            _ => {
-                self.rejected += 1;
-                return;
-            }
+        let Some(duration) = self.voice_duration(&payload) else {
+            self.rejected += 1;
+            return;
         };
-        if duration != self.packet {
-            match VoiceDecoder::new(duration) {
-                Ok(decoder) => {
-                    self.decoder = decoder;
-                    self.packet = duration;
-                    self.jitter =
-                        JitterBuffer::new(Duration::from_millis(10 * duration.frames() as u64));
-                    self.pcm = vec![0.0; duration.samples()];
-                    self.read = duration.samples();
-                }
-                Err(_) => {
-                    self.rejected += 1;
-                    return;
-                }
-            }
+        if let Some(unit) = self.cadence.observe(duration) {
+            self.jitter.set_packet_duration(unit);
         }
         self.jitter.push(seq, payload, now);
     }
@@ -100,7 +152,7 @@ impl SpeakerStream {
     /// Produces this speaker's next 10 ms at `now`, added into `mix`. Returns whether the
     /// speaker contributed anything.
     pub fn mix_into(&mut self, now: Duration, mix: &mut Frame) -> Result<bool, CodecError> {
-        if self.read >= self.pcm.len() {
+        if self.read >= self.filled {
             let active = self.refill(now)?;
             if !active {
                 self.speaking = false;
@@ -120,9 +172,15 @@ impl SpeakerStream {
     }
 
     fn refill(&mut self, now: Duration) -> Result<bool, CodecError> {
+        let playout = self.jitter.pop(now, self.quiet);
+        if let Playout::Packet { payload, .. } = &playout {
+            // Lengths were checked on arrival; a lost packet is concealed as the last one was.
+            self.packet = self.voice_duration(payload).unwrap_or(self.packet);
+        }
         let samples = self.packet.samples();
+        self.decoder.set_packet(self.packet);
         let pcm = &mut self.pcm[..samples];
-        let decoded = match self.jitter.pop(now, self.quiet) {
+        let decoded = match playout {
             Playout::Packet { payload, .. } => self.decoder.decode(&payload, pcm),
             Playout::Recover { next, .. } => self.decoder.recover(&next, pcm),
             Playout::Conceal { .. } | Playout::Stretch => self.decoder.conceal(pcm),
@@ -136,6 +194,7 @@ impl SpeakerStream {
                 pcm.fill(0.0);
             }
         }
+        self.filled = samples;
         self.read = 0;
         Ok(true)
     }
@@ -229,5 +288,93 @@ mod stream_tests {
         }
         assert!(heard >= 30, "20 ms packets play as 10 ms frames: {heard}");
         assert_eq!(stream.rejected(), 40);
+    }
+
+    /// Opus packets of a steady 400 Hz tone whose durations alternate 10, 20, 10, 20 ms, each
+    /// with the time its audio starts (a sender switching its framing every packet).
+    fn alternating_packets(count: usize) -> Vec<(Duration, Bytes)> {
+        let mut encoder = opus::Encoder::new(
+            crate::SAMPLE_RATE,
+            opus::Channels::Mono,
+            opus::Application::Voip,
+        )
+        .unwrap();
+        let tone = |n: usize| (n as f32 * std::f32::consts::TAU / 120.0).sin() * 0.3;
+        let (mut sample, mut packets) = (0usize, Vec::new());
+        let mut out = vec![0u8; crate::codec::MAX_PACKET_LEN];
+        for index in 0..count {
+            let length = if index % 2 == 0 { 480 } else { 960 };
+            let pcm: Vec<f32> = (sample..sample + length).map(tone).collect();
+            let len = encoder.encode_float(&pcm, &mut out).unwrap();
+            packets.push((
+                Duration::from_micros(sample as u64 * 1_000_000 / 48_000),
+                Bytes::copy_from_slice(&out[..len]),
+            ));
+            sample += length;
+        }
+        packets
+    }
+
+    #[test]
+    fn the_jitter_unit_settles_on_the_average_packet_duration() {
+        let mut cadence = Cadence::new(PacketDuration::Ms10);
+        let changes = (0..64)
+            .filter_map(|i| {
+                cadence.observe(if i % 2 == 0 {
+                    PacketDuration::Ms10
+                } else {
+                    PacketDuration::Ms20
+                })
+            })
+            .count();
+        assert!(
+            changes <= 3,
+            "{changes} unit changes for alternating packets"
+        );
+        assert!(cadence.unit.abs_diff(Duration::from_millis(15)) < Cadence::STEP);
+        // A sender that settles on 20 ms is measured in exactly 20 ms.
+        for _ in 0..Cadence::WINDOW {
+            cadence.observe(PacketDuration::Ms20);
+        }
+        assert_eq!(cadence.unit, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn alternating_packet_durations_keep_one_decoder_and_jitter_buffer() {
+        let packets = alternating_packets(200);
+        let mut stream = SpeakerStream::new(PacketDuration::Ms10).unwrap();
+        let (mut next, mut ticks, mut loud) = (0, 0u32, 0u32);
+        // Each packet arrives 5 ms after its audio starts; playout ticks every 10 ms.
+        for tick in 0..310u64 {
+            let now = Duration::from_millis(10 * tick);
+            while next < packets.len() && packets[next].0 + Duration::from_millis(5) <= now {
+                stream.push(next as u32, packets[next].1.clone(), now);
+                next += 1;
+            }
+            let mut mix = [0.0f32; FRAME_SAMPLES];
+            stream.mix_into(now, &mut mix).unwrap();
+            // Count from 100 ms in (the decoder's start) to the last packet's audio.
+            if (10..295).contains(&tick) {
+                ticks += 1;
+                loud += u32::from(rms_dbfs(&mix) > -20.0);
+            }
+        }
+        let stats = stream.stats();
+        println!(
+            "alternating 10/20 ms: {} of 200 packets played, tone in {loud} of {ticks} frames, {stats:?}",
+            stats.played
+        );
+        // A jitter buffer rebuilt on a duration change starts its counters afresh: one that
+        // lived through the whole run has counted (nearly) every packet.
+        assert!(stats.played >= 195, "{stats:?}");
+        assert_eq!(stream.rejected(), 0);
+        assert!(
+            stats.target <= 2,
+            "the mix of durations inflated the buffer: {stats:?}"
+        );
+        assert!(
+            loud * 100 >= ticks * 97,
+            "tone in only {loud} of {ticks} frames"
+        );
     }
 }

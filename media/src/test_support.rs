@@ -54,6 +54,19 @@ pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
     num / (da.sqrt() * db.sqrt())
 }
 
+/// Makes every device open on an opener thread (reopening after a failure, following a new
+/// default) in `direction` first sleep `delay`: a test double for a slow driver. Zero turns it
+/// off. Opens on the caller's thread (the first one) are not slowed.
+pub fn set_device_reopen_delay(direction: crate::device::Direction, delay: Duration) {
+    crate::device::test_hooks::set_reopen_delay(direction, delay);
+}
+
+/// The names of the threads that slowed-down opens (see [`set_device_reopen_delay`]) ran on,
+/// oldest first.
+pub fn slow_reopen_threads() -> Vec<String> {
+    crate::device::test_hooks::slow_reopen_threads()
+}
+
 /// The null sink every [`SoundServer`] starts with.
 pub const NULL_SINK: &str = "vsink";
 

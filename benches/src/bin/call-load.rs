@@ -119,7 +119,11 @@ fn main() -> Result<()> {
                 (engine.clone(), client.clone(), done.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    if let Some(frame) = sender_engine.next_outgoing(Duration::from_millis(20)) {
+                    // The talker's file has ended (or its engine failed): stop sending.
+                    let Ok(sent) = sender_engine.next_outgoing(Duration::from_millis(20)) else {
+                        break;
+                    };
+                    if let Some(frame) = sent {
                         let _ = sender_client.send_media(StreamKind::Voice, &frame.payload);
                     }
                 }

@@ -291,3 +291,103 @@ fn the_target_grows_under_jitter_and_shrinks_when_the_network_calms() {
         outcome.final_stats
     );
 }
+
+/// Runs packets `first, first+1, …` (wrapping) through a buffer: each `chunk` of packets
+/// arrives at once in the order `shuffles` picks (indices into the chunk), then the buffer is
+/// popped once per packet, and at the end until it has nothing left. Returns every playout.
+fn play_shuffled(first: u32, chunks: &[Vec<usize>]) -> Vec<Playout> {
+    let mut buffer = JitterBuffer::new(PACKET);
+    let mut outputs = Vec::new();
+    let mut offset = 0u32;
+    let mut tick = Duration::ZERO;
+    for order in chunks {
+        for &index in order {
+            let seq = first.wrapping_add(offset + index as u32);
+            buffer.push(seq, payload(seq), tick);
+        }
+        offset += order.len() as u32;
+        for _ in 0..order.len() {
+            outputs.push(buffer.pop(tick, true));
+            tick += PACKET;
+        }
+    }
+    for _ in 0..2 * MAX_PACKETS {
+        outputs.push(buffer.pop(tick, true));
+        tick += PACKET;
+    }
+    outputs
+}
+
+/// Chunks of 1 to 12 packets, each in a shuffled order.
+fn shuffled_chunks() -> impl Strategy<Value = Vec<Vec<usize>>> {
+    prop::collection::vec(
+        (1usize..=12).prop_flat_map(|len| Just((0..len).collect::<Vec<_>>()).prop_shuffle()),
+        1..8,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A sender whose counter passes `u32::MAX` mid-run: whatever the order within the
+    /// buffer's window, every packet is played (or skipped to shrink) once, in sequence order,
+    /// and exactly as a run far from the wrap plays (shifted by the counter offset).
+    #[test]
+    fn ordering_holds_across_the_counter_wrap(
+        before_wrap in 0u32..60,
+        chunks in shuffled_chunks(),
+    ) {
+        let first = u32::MAX - before_wrap;
+        let total: usize = chunks.iter().map(Vec::len).sum();
+        let expected: Vec<u32> = (0..total as u32).map(|i| first.wrapping_add(i)).collect();
+        let outputs = play_shuffled(first, &chunks);
+        prop_assert_eq!(accounted(&outputs), expected);
+        for output in &outputs {
+            if let Playout::Packet { seq, payload: bytes, .. } = output {
+                prop_assert_eq!(bytes, &payload(*seq), "packet {} carries another's payload", seq);
+            }
+        }
+        // The same packets far from the wrap play identically.
+        let shift = 1_000u32.wrapping_sub(first);
+        let reference: Vec<Playout> = play_shuffled(1_000, &chunks);
+        let shifted: Vec<Playout> = outputs.iter().map(|output| shift_playout(output, shift)).collect();
+        prop_assert_eq!(shifted, reference);
+    }
+}
+
+/// `output` with its counters moved by `shift` (wrapping) and payloads re-made to match.
+fn shift_playout(output: &Playout, shift: u32) -> Playout {
+    match output {
+        Playout::Packet { seq, skipped, .. } => Playout::Packet {
+            seq: seq.wrapping_add(shift),
+            payload: payload(seq.wrapping_add(shift)),
+            skipped: skipped.map(|skipped| skipped.wrapping_add(shift)),
+        },
+        Playout::Recover { seq, .. } => Playout::Recover {
+            seq: seq.wrapping_add(shift),
+            next: payload(seq.wrapping_add(shift).wrapping_add(1)),
+        },
+        Playout::Conceal { seq } => Playout::Conceal {
+            seq: seq.wrapping_add(shift),
+        },
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn a_counter_passing_u32_max_plays_on_in_order() {
+    let mut buffer = JitterBuffer::new(PACKET);
+    let mut played = Vec::new();
+    for step in 0..6u32 {
+        let seq = (u32::MAX - 2).wrapping_add(step);
+        let now = Duration::from_millis(10 * u64::from(step));
+        buffer.push(seq, payload(seq), now);
+        if let Playout::Packet { seq, .. } = buffer.pop(now, false) {
+            played.push(seq);
+        }
+    }
+    assert_eq!(played, [u32::MAX - 2, u32::MAX - 1, u32::MAX, 0, 1, 2]);
+    // A packet from before the wrap arriving now is late, not a packet far in the future.
+    buffer.push(u32::MAX, payload(u32::MAX), Duration::from_millis(60));
+    assert_eq!(buffer.stats().late, 1);
+}
