@@ -3,20 +3,17 @@
 //! and a report of what the listener heard and how long it took.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use sotto_client::{Call, CallEvent, CallOptions, CallStats, Session};
 use sotto_media::codec::EncoderSettings;
-use sotto_media::engine::{AudioSink, AudioSource, Engine, EngineConfig, EngineEvent, Meters};
+use sotto_media::engine::{AudioSink, AudioSource, EngineConfig};
 use sotto_media::frame::{FRAME_SAMPLES, SAMPLE_RATE, power};
 use sotto_media::send::{GateMode, Profile};
-use sotto_net::client::{Client, ClientEvent, ClientOptions};
+use sotto_net::client::ClientOptions;
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
-use sotto_net::proto::StreamKind;
-use sotto_net::proto::control::{ChannelInfo, ChannelKind};
 use sotto_relay::{DataDir, InitOptions, RelayConfig, RelayHandle};
 use tokio::sync::mpsc;
 
@@ -66,59 +63,44 @@ fn ada_speech() -> (Vec<f32>, &'static str) {
     )
 }
 
-async fn wait_connected(
-    events: &mut mpsc::Receiver<ClientEvent>,
-    who: &str,
-) -> Result<Vec<ChannelInfo>> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-            Ok(Some(ClientEvent::Connected { channels, .. })) => return Ok(channels),
-            Ok(Some(ClientEvent::Stopped(error))) => bail!("{who} could not connect: {error}"),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => bail!("{who} could not connect to the relay within 10 s"),
-        }
-    }
+/// Connects a member and waits until the relay admits them.
+async fn member(name: &str, link: InviteLink) -> Result<Session> {
+    let options = ClientOptions::from_link(link, Identity::generate(), name)?;
+    Session::connect(options, Duration::from_secs(10), |_| {})
+        .await
+        .with_context(|| format!("{name} could not connect to the relay"))
 }
 
-async fn wait_joined(
-    events: &mut mpsc::Receiver<ClientEvent>,
+/// Joins `channel_id` with a headset-profile engine on files.
+async fn join(
     who: &str,
-    others: usize,
-) -> Result<()> {
-    let mut joined = false;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-            Ok(Some(ClientEvent::VoiceJoined { .. })) => joined = true,
-            Ok(Some(ClientEvent::Roster { participants, .. }))
-                if joined && participants.len() > others =>
-            {
-                return Ok(());
-            }
-            Ok(Some(ClientEvent::Stopped(error))) => bail!("{who} lost the relay: {error}"),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => bail!("{who} could not join the voice channel within 10 s"),
-        }
-    }
-}
-
-fn engine(source: AudioSource, sink: AudioSink) -> Result<Arc<Engine>> {
-    let config = EngineConfig {
+    session: Session,
+    channel_id: u32,
+    source: AudioSource,
+    sink: AudioSink,
+) -> Result<(Call, mpsc::Receiver<CallEvent>)> {
+    let engine = EngineConfig {
         source,
         sink,
         profile: Profile::Headset,
         gate: GateMode::VoiceActivity,
         encoder: EncoderSettings::default(),
     };
-    Ok(Arc::new(Engine::start(config)?))
+    Call::join(session, channel_id, CallOptions::new(engine))
+        .await
+        .map_err(|failure| {
+            anyhow::anyhow!("{who} could not join the voice channel: {}", failure.error)
+        })
 }
 
-/// The newest meters an engine has published.
-fn latest_meters(engine: &Engine, last: &mut Meters) {
-    while let Some(event) = engine.try_event() {
-        if let EngineEvent::Meters(meters) = event {
-            *last = meters;
-        }
+/// Keeps the newest statistics of a call; fails if the call ended.
+fn take_stats(who: &str, event: Option<CallEvent>, latest: &mut CallStats) -> Result<()> {
+    match event {
+        Some(CallEvent::Stats(stats)) => *latest = stats,
+        Some(CallEvent::Ended(error)) => bail!("{who}'s call ended: {error}"),
+        _ => {}
     }
+    Ok(())
 }
 
 /// The delay (samples, 1 ms resolution) that best aligns `heard` with `said`, and the
@@ -196,149 +178,87 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     );
 
     // 2. Ada creates the server's first membership with the owner link, and invites Bob.
-    let (ada, mut ada_events) = Client::start(ClientOptions::from_link(
-        owner_link,
-        Identity::generate(),
-        "Ada",
-    )?)?;
-    let channels = wait_connected(&mut ada_events, "Ada").await?;
+    let ada = member("Ada", owner_link).await?;
     let invite = ada
+        .client
         .create_invite(Some(Duration::from_secs(600)), Some(1))
         .await?;
-    let (bob, mut bob_events) = Client::start(ClientOptions::from_link(
-        invite,
-        Identity::generate(),
-        "Bob",
-    )?)?;
-    wait_connected(&mut bob_events, "Bob").await?;
-    let voice = channels
-        .iter()
-        .find(|c| c.kind == ChannelKind::Voice)
+    let bob = member("Bob", invite).await?;
+    let voice = ada
+        .voice_channels()
+        .next()
         .context("the server has no voice channel")?;
-    ada.join_voice(voice.id).await?;
-    wait_joined(&mut ada_events, "Ada", 0).await?;
-    bob.join_voice(voice.id).await?;
-    wait_joined(&mut bob_events, "Bob", 1).await?;
-    println!(
-        "members  Ada and Bob joined #{} (end-to-end keys derived from the invite link's secret)",
-        voice.name
-    );
+    let (voice_id, voice_name) = (voice.id, voice.name.clone());
 
-    // 3. Ada speaks from a file; Bob's engine plays into a file. Both run at real time.
+    // 3. Ada speaks from a file; Bob's engine plays into a file. Both run at real time. Bob
+    // joins first and listens; Ada starts talking as she joins.
     let (speech, source) = ada_speech();
     let said_path = recordings.join("ada-said.wav");
     let heard_path = recordings.join("bob-heard.wav");
     let quiet_path = scratch.path().join("bob-mic.wav");
     sotto_media::wav::write_mono(&said_path, &speech)?;
     sotto_media::wav::write_mono(&quiet_path, &vec![0.0; speech.len() + SAMPLE_RATE as usize])?;
-    println!(
-        "speech   Ada says {:.1} s of {source}",
-        speech.len() as f64 / f64::from(SAMPLE_RATE)
-    );
-    let ada_engine = engine(
-        AudioSource::File {
-            path: said_path.clone(),
-            paced: true,
-        },
-        AudioSink::Discard,
-    )?;
-    let bob_engine = engine(
+    let (bob_call, mut bob_events) = join(
+        "Bob",
+        bob,
+        voice_id,
         AudioSource::File {
             path: quiet_path,
             paced: true,
         },
         AudioSink::File(heard_path.clone()),
-    )?;
-    let ada_start = ada_engine.clock_origin();
-    // Bob's recording starts this much after Ada's first sample.
-    let start_offset = bob_engine
-        .clock_origin()
-        .saturating_duration_since(ada_start);
-
-    // Ada's encoded frames go out through her client (sealed, sent as QUIC datagrams).
-    let done = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (engine, done, ada) = (ada_engine.clone(), done.clone(), ada.clone());
-        tokio::task::spawn_blocking(move || {
-            while !done.load(Ordering::Relaxed) {
-                // Ada's file has ended (or her engine failed): nothing more to send.
-                let Ok(sent) = engine.next_outgoing(Duration::from_millis(20)) else {
-                    break;
-                };
-                if let Some(frame) = sent {
-                    let _ = ada.send_media(StreamKind::Voice, &frame.payload);
-                }
-            }
-        })
-    };
-    // Bob's client opens them and hands them to his engine's jitter buffer.
-    let receiver = {
-        let engine = bob_engine.clone();
-        tokio::spawn(async move {
-            while let Some(event) = bob_events.recv().await {
-                if let ClientEvent::Media(frame) = event
-                    && frame.stream == StreamKind::Voice
-                {
-                    engine.push_incoming(frame.sender_slot, frame.counter, frame.payload);
-                }
-            }
-        })
-    };
+    )
+    .await?;
+    let (ada_call, mut ada_events) = join(
+        "Ada",
+        ada,
+        voice_id,
+        AudioSource::File {
+            path: said_path.clone(),
+            paced: true,
+        },
+        AudioSink::Discard,
+    )
+    .await?;
+    println!(
+        "members  Ada and Bob joined #{voice_name} (end-to-end keys derived from the invite link's secret)"
+    );
+    println!(
+        "speech   Ada says {:.1} s of {source}",
+        speech.len() as f64 / f64::from(SAMPLE_RATE)
+    );
+    let ada_start = ada_call.clock_origin();
+    // Bob's recording started this many samples before Ada's first one.
+    let lead = (ada_start
+        .saturating_duration_since(bob_call.clock_origin())
+        .as_secs_f64()
+        * f64::from(SAMPLE_RATE)) as usize;
 
     // 4. A live status line twice a second.
     let run_for = Duration::from_secs_f64(speech.len() as f64 / f64::from(SAMPLE_RATE))
         + Duration::from_millis(600);
-    let (mut ada_meters, mut bob_meters) = (Meters::default(), Meters::default());
+    let (mut ada_stats, mut bob_stats) = (CallStats::default(), CallStats::default());
+    let mut status = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_millis(500),
+        Duration::from_millis(500),
+    );
     while ada_start.elapsed() < run_for {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        latest_meters(&ada_engine, &mut ada_meters);
-        latest_meters(&bob_engine, &mut bob_meters);
-        let stats = bob.stats();
-        let jitter = bob_meters
-            .jitter
-            .values()
-            .next()
-            .copied()
-            .unwrap_or_default();
-        println!(
-            "live     {:>4.1} s | Ada {} input {:>6.1} dBFS | Bob hears Ada: {} | RTT {:.1} ms | buffer {} (target {}) | FEC {} concealed {} | received {}",
-            ada_start.elapsed().as_secs_f64(),
-            if ada_meters.voice {
-                "speaking"
-            } else {
-                "quiet   "
-            },
-            ada_meters.input_dbfs,
-            if bob_meters.speaking.values().any(|s| *s) {
-                "yes"
-            } else {
-                "no "
-            },
-            stats.rtt.as_secs_f64() * 1000.0,
-            jitter.depth,
-            jitter.target,
-            jitter.recovered,
-            jitter.concealed + jitter.stretched,
-            stats.datagrams_received,
-        );
+        tokio::select! {
+            event = ada_events.recv() => take_stats("Ada", event, &mut ada_stats)?,
+            event = bob_events.recv() => take_stats("Bob", event, &mut bob_stats)?,
+            _ = status.tick() => print_live(ada_start, &ada_stats, &bob_stats),
+        }
     }
 
     // 5. Stop, and compare what Bob heard with what Ada said.
-    done.store(true, Ordering::Relaxed);
-    let _ = sender.await;
-    receiver.abort();
-    // Wait for the cancelled task to let go of Bob's engine.
-    let _ = receiver.await;
-    drop(ada_engine);
-    Arc::try_unwrap(bob_engine)
-        .map_err(|_| anyhow::anyhow!("Bob's engine is still in use"))?
-        .stop()?;
+    let (_, ada_stopped) = ada_call.stop().await;
+    let (_, bob_stopped) = bob_call.stop().await;
+    ada_stopped.context("Ada's audio failed")?;
+    bob_stopped.context("Bob's audio failed")?;
     relay.shutdown().await;
-    // Put Bob's recording on Ada's clock: it started `start_offset` after her first sample.
-    let offset = (start_offset.as_secs_f64() * f64::from(SAMPLE_RATE)) as usize;
-    let heard: Vec<f32> = std::iter::repeat_n(0.0, offset)
-        .chain(sotto_media::wav::read_mono(&heard_path)?)
-        .collect();
+    // Put Bob's recording on Ada's clock.
+    let recording = sotto_media::wav::read_mono(&heard_path)?;
+    let heard: Vec<f32> = recording.get(lead..).unwrap_or_default().to_vec();
     let (lag, correlation) = align(&speech, &heard);
     // A paced file hands over each 10 ms frame at its start; a microphone completes it 10 ms
     // later. Count that accumulation, as a real call would.
@@ -360,4 +280,35 @@ async fn demo(args: &DemoArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn print_live(ada_start: std::time::Instant, ada: &CallStats, bob: &CallStats) {
+    let jitter = bob
+        .meters
+        .jitter
+        .values()
+        .next()
+        .copied()
+        .unwrap_or_default();
+    println!(
+        "live     {:>4.1} s | Ada {} input {:>6.1} dBFS | Bob hears Ada: {} | RTT {:.1} ms | buffer {} (target {}) | FEC {} concealed {} | received {}",
+        ada_start.elapsed().as_secs_f64(),
+        if ada.meters.voice {
+            "speaking"
+        } else {
+            "quiet   "
+        },
+        ada.meters.input_dbfs,
+        if bob.meters.speaking.values().any(|s| *s) {
+            "yes"
+        } else {
+            "no "
+        },
+        bob.connection.rtt.as_secs_f64() * 1000.0,
+        jitter.depth,
+        jitter.target,
+        jitter.recovered,
+        jitter.concealed + jitter.stretched,
+        bob.connection.datagrams_received,
+    );
 }

@@ -2,7 +2,6 @@
 //! relay, or watch the whole system work with `sotto demo`.
 
 mod demo;
-mod feedback;
 mod keychain;
 mod profile;
 mod ptt;

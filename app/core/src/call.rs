@@ -15,15 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use sotto_media::device::DeviceEvent;
-use sotto_media::engine::{
-    Engine, EngineClosed, EngineCommand, EngineConfig, EngineError, Meters,
-};
+use sotto_media::engine::{Engine, EngineClosed, EngineCommand, EngineConfig, EngineError, Meters};
 use sotto_media::send::StageToggles;
 use sotto_net::client::{ClientError, ClientEvent, ConnectionStats};
 use sotto_net::proto::StreamKind;
 use sotto_net::proto::control::{ErrorCode, Participant};
-use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::Session;
@@ -79,9 +77,7 @@ pub enum CallError {
     #[error(transparent)]
     ClientStopped(Arc<ClientError>),
     /// The media engine could not start, or failed.
-    #[error(
-        "audio failed: {0}; `sotto devices` lists the sound devices, and files can stand in for them"
-    )]
+    #[error("audio failed: {0}")]
     Engine(#[from] EngineError),
     /// The media engine stopped while the call ran.
     #[error(transparent)]
@@ -207,7 +203,6 @@ pub struct Call {
     engine_closed: Arc<Mutex<Option<EngineClosed>>>,
     pump: tokio::task::JoinHandle<mpsc::Receiver<ClientEvent>>,
     stop_pump: Option<oneshot::Sender<()>>,
-    call_events: mpsc::Sender<CallEvent>,
 }
 
 /// The session minus its events, which the call's pump holds while it runs.
@@ -261,6 +256,22 @@ impl Call {
             channels,
         } = session;
         let (call_events, call_events_rx) = mpsc::channel(EVENT_QUEUE);
+        let clock_origin = engine.clock_origin();
+        let engine: SharedEngine = Arc::new(ArcSwapOption::from_pointee(engine));
+        let bytes_sent = Arc::new(AtomicU64::new(0));
+        let engine_closed = Arc::new(Mutex::new(None));
+        let (stop_pump, stopped) = oneshot::channel();
+        let pump = tokio::spawn(pump::run(pump::Pump {
+            events,
+            out: call_events,
+            client: client.clone(),
+            engine: engine.clone(),
+            own_slot,
+            interval: options.stats_interval,
+            bytes_sent: bytes_sent.clone(),
+            engine_closed: engine_closed.clone(),
+            stop: stopped,
+        }));
         let mut call = Self {
             session: SessionParts {
                 client,
@@ -271,18 +282,16 @@ impl Call {
             channel_id,
             own_slot,
             options,
-            clock_origin: engine.clock_origin(),
-            engine: Arc::new(ArcSwapOption::from_pointee(engine)),
+            engine,
+            clock_origin,
             sender: None,
             done: Arc::new(AtomicBool::new(false)),
-            bytes_sent: Arc::new(AtomicU64::new(0)),
-            engine_closed: Arc::new(Mutex::new(None)),
-            pump: tokio::spawn(async { unreachable_events() }),
-            stop_pump: None,
-            call_events,
+            bytes_sent,
+            engine_closed,
+            pump,
+            stop_pump: Some(stop_pump),
         };
         call.start_sender();
-        call.start_pump(events);
         Ok((call, call_events_rx))
     }
 
@@ -299,6 +308,11 @@ impl Call {
     /// When the engine's clock started (the first sample it captured or read).
     pub fn clock_origin(&self) -> Instant {
         self.clock_origin
+    }
+
+    /// The connection's statistics now.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.session.client.stats()
     }
 
     /// The server the call is on.
@@ -351,22 +365,6 @@ impl Call {
         }
     }
 
-    fn start_pump(&mut self, events: mpsc::Receiver<ClientEvent>) {
-        let (stop, stopped) = oneshot::channel();
-        self.stop_pump = Some(stop);
-        self.pump = tokio::spawn(pump::run(pump::Pump {
-            events,
-            out: self.call_events.clone(),
-            client: self.session.client.clone(),
-            engine: self.engine.clone(),
-            own_slot: self.own_slot,
-            interval: self.options.stats_interval,
-            bytes_sent: self.bytes_sent.clone(),
-            engine_closed: self.engine_closed.clone(),
-            stop: stopped,
-        }));
-    }
-
     /// Leaves the channel, stops the engine, and hands the session back. The result says
     /// whether the engine ran to the end without failing.
     pub async fn stop(mut self) -> (Session, Result<(), CallError>) {
@@ -404,10 +402,6 @@ impl Call {
         };
         (session, result)
     }
-}
-
-fn unreachable_events() -> mpsc::Receiver<ClientEvent> {
-    mpsc::channel(1).1
 }
 
 /// Stops an engine taken out of the call, once the send thread and the pump have let go of it
@@ -469,7 +463,9 @@ fn send_voice(
             }
             Ok(None) => {}
             Err(reason) => {
-                *closed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason);
+                *closed
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason);
                 return;
             }
         }

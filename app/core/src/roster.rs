@@ -115,7 +115,10 @@ mod tests {
             left: vec![2, 9],
         };
         assert_eq!(roster.apply(&change), Some(vec![2]));
-        let names: Vec<_> = roster.participants().map(|p| p.display_name.as_str()).collect();
+        let names: Vec<_> = roster
+            .participants()
+            .map(|p| p.display_name.as_str())
+            .collect();
         assert_eq!(names, ["ada", "me"]);
         // A whole roster after a rejoin drops those no longer there.
         let whole = ClientEvent::Roster {
@@ -124,9 +127,12 @@ mod tests {
         };
         assert_eq!(roster.apply(&whole), Some(vec![0]));
         assert_eq!(roster.len(), 1);
-        assert_eq!(roster.apply(&ClientEvent::RequestFailed {
-            code: sotto_net::proto::control::ErrorCode::Internal,
-            message: String::new(),
-        }), None);
+        assert_eq!(
+            roster.apply(&ClientEvent::RequestFailed {
+                code: sotto_net::proto::control::ErrorCode::Internal,
+                message: String::new(),
+            }),
+            None
+        );
     }
 }

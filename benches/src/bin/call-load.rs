@@ -1,27 +1,24 @@
 //! `call-load`: CPU per participant in an N-person voice call on one machine.
 //!
 //! A relay runs on its own runtime (threads named `relay`); N clients (network threads named
-//! `client`) each drive a media engine (audio threads `sotto-audio`) speaking recorded speech
+//! `client`, plus each call's `sotto-send` thread) each drive a media engine (audio threads `sotto-audio`) speaking recorded speech
 //! from alsa-utils with an open mic — everyone talks at once, the worst case — while every
 //! engine decodes and mixes everyone else. CPU time per thread group comes from /proc.
 //!
 //! Run: `cargo run --release -p sotto-benches --bin call-load -- [--people 10] [--seconds 10]`
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sotto_benches::cpu::thread_cpu_seconds;
+use sotto_client::{Call, CallOptions, Session};
 use sotto_media::codec::EncoderSettings;
-use sotto_media::engine::{AudioSink, AudioSource, Engine, EngineConfig};
+use sotto_media::engine::{AudioSink, AudioSource, EngineConfig};
 use sotto_media::send::{GateMode, Profile};
 use sotto_media::test_support::{ALSA_SPEECH_CLIPS, alsa_clip};
-use sotto_net::client::{Client, ClientEvent, ClientOptions};
+use sotto_net::client::ClientOptions;
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
-use sotto_net::proto::StreamKind;
-use sotto_net::proto::control::ChannelKind;
 use sotto_relay::{DataDir, InitOptions, RelayConfig, RelayHandle};
 
 fn arg(name: &str, default: u64) -> Result<u64> {
@@ -30,6 +27,12 @@ fn arg(name: &str, default: u64) -> Result<u64> {
         Some(i) => Ok(args.get(i + 1).context("missing value")?.parse()?),
         None => Ok(default),
     }
+}
+
+/// Connects participant `index` and waits until the relay admits it.
+async fn member(link: InviteLink, index: usize) -> Result<Session> {
+    let options = ClientOptions::from_link(link, Identity::generate(), format!("p{index}"))?;
+    Ok(Session::connect(options, Duration::from_secs(15), |_| {}).await?)
 }
 
 fn main() -> Result<()> {
@@ -74,38 +77,17 @@ fn main() -> Result<()> {
     let talk = dir.path().join("talk.wav");
     sotto_media::wav::write_mono(&talk, &looped)?;
 
-    let done = Arc::new(AtomicBool::new(false));
-    let mut engines = Vec::new();
+    let mut calls = Vec::new();
     client_runtime.block_on(async {
-        let (first, mut first_events) = Client::start(ClientOptions::from_link(
-            owner.clone(),
-            Identity::generate(),
-            "p0",
-        )?)?;
-        let channels = loop {
-            if let Some(ClientEvent::Connected { channels, .. }) = first_events.recv().await {
-                break channels;
-            }
-        };
-        let voice = channels
-            .iter()
-            .find(|c| c.kind == ChannelKind::Voice)
-            .context("voice channel")?
-            .id;
-        let invite = first.create_invite(None, None).await?;
-        let mut clients = vec![(first, first_events)];
+        let first = member(owner.clone(), 0).await?;
+        let voice = first.voice_channels().next().context("voice channel")?.id;
+        let invite = first.client.create_invite(None, None).await?;
+        let mut sessions = vec![first];
         for index in 1..people {
-            let (client, mut events) = Client::start(ClientOptions::from_link(
-                invite.clone(),
-                Identity::generate(),
-                format!("p{index}"),
-            )?)?;
-            while !matches!(events.recv().await, Some(ClientEvent::Connected { .. })) {}
-            clients.push((client, events));
+            sessions.push(member(invite.clone(), index).await?);
         }
-        for (client, events) in clients {
-            client.join_voice(voice).await?;
-            let engine = Arc::new(Engine::start(EngineConfig {
+        for session in sessions {
+            let engine = EngineConfig {
                 source: AudioSource::File {
                     path: talk.clone(),
                     paced: true,
@@ -114,55 +96,32 @@ fn main() -> Result<()> {
                 profile: Profile::Speakers,
                 gate: GateMode::Open,
                 encoder: EncoderSettings::default(),
-            })?);
-            let (sender_engine, sender_client, stop) =
-                (engine.clone(), client.clone(), done.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    // The talker's file has ended (or its engine failed): stop sending.
-                    let Ok(sent) = sender_engine.next_outgoing(Duration::from_millis(20)) else {
-                        break;
-                    };
-                    if let Some(frame) = sent {
-                        let _ = sender_client.send_media(StreamKind::Voice, &frame.payload);
-                    }
-                }
-            });
-            let receiver_engine = engine.clone();
-            tokio::spawn(async move {
-                let mut events = events;
-                while let Some(event) = events.recv().await {
-                    if let ClientEvent::Media(frame) = event {
-                        receiver_engine.push_incoming(
-                            frame.sender_slot,
-                            frame.counter,
-                            frame.payload,
-                        );
-                    }
-                }
-            });
-            engines.push((engine, client));
+            };
+            let (call, events) = Call::join(session, voice, CallOptions::new(engine))
+                .await
+                .map_err(|failure| anyhow::anyhow!("joining: {}", failure.error))?;
+            calls.push((call, events));
         }
         anyhow::Ok(())
     })?;
 
     // Warm up, then measure.
     std::thread::sleep(Duration::from_secs(1));
-    let before = [
-        thread_cpu_seconds("relay"),
-        thread_cpu_seconds("client"),
-        thread_cpu_seconds("sotto-audio"),
-    ];
+    // The client's network work: its runtime's threads and each call's send thread.
+    let sample = || {
+        [
+            thread_cpu_seconds("relay"),
+            thread_cpu_seconds("client") + thread_cpu_seconds("sotto-send"),
+            thread_cpu_seconds("sotto-audio"),
+        ]
+    };
+    let before = sample();
     std::thread::sleep(Duration::from_secs(seconds));
-    let after = [
-        thread_cpu_seconds("relay"),
-        thread_cpu_seconds("client"),
-        thread_cpu_seconds("sotto-audio"),
-    ];
+    let after = sample();
     let per = |i: usize| (after[i] - before[i]) / seconds as f64 * 100.0;
-    let received: u64 = engines
+    let received: u64 = calls
         .iter()
-        .map(|(_, client)| client.stats().datagrams_received)
+        .map(|(call, _)| call.connection_stats().datagrams_received)
         .sum();
     println!("{people} people all talking for {seconds} s (open mic, AEC + NS + AGC + Opus each):");
     println!(
@@ -181,8 +140,11 @@ fn main() -> Result<()> {
         per(2) / people as f64
     );
     println!("  datagrams received by clients: {received}");
-    done.store(true, Ordering::Relaxed);
-    drop(engines);
+    client_runtime.block_on(async {
+        for (call, _) in calls {
+            let _ = call.stop().await;
+        }
+    });
     relay_runtime.block_on(relay.shutdown());
     Ok(())
 }

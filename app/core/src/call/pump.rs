@@ -68,9 +68,15 @@ pub(super) async fn run(mut pump: Pump) -> mpsc::Receiver<ClientEvent> {
     pump.events
 }
 
-fn emit(pump: &Pump, event: CallEvent) {
-    // Statistics are replaced by the next ones if the front end is behind; never block here.
-    let _ = pump.out.try_send(event);
+/// Queues an event without ever blocking the call; false if it was not queued. Statistics and
+/// participant lists wait while the front end is behind (newer ones supersede them), so rarer
+/// events always find room.
+fn emit(pump: &Pump, event: CallEvent) -> bool {
+    let superseded = matches!(event, CallEvent::Stats(_) | CallEvent::Participants(_));
+    if superseded && pump.out.capacity() <= pump.out.max_capacity() / 2 {
+        return false;
+    }
+    pump.out.try_send(event).is_ok()
 }
 
 fn end(pump: &Pump, state: &mut State, error: CallError) {
@@ -121,8 +127,12 @@ fn on_tick(pump: &Pump, state: &mut State) {
         while let Some(event) = engine.try_event() {
             match event {
                 EngineEvent::Meters(meters) => state.meters = meters,
-                EngineEvent::Device(device) => emit(pump, CallEvent::Device(device)),
-                EngineEvent::SourceEnded => emit(pump, CallEvent::SourceEnded),
+                EngineEvent::Device(device) => {
+                    emit(pump, CallEvent::Device(device));
+                }
+                EngineEvent::SourceEnded => {
+                    emit(pump, CallEvent::SourceEnded);
+                }
                 _ => {}
             }
         }
@@ -143,11 +153,10 @@ fn on_tick(pump: &Pump, state: &mut State) {
     if let Some(percent) = state.feedback.changed_expectation() {
         command(&pump.engine, EngineCommand::SetExpectedLoss(percent));
     }
-    if std::mem::take(&mut state.roster_changed) {
-        emit(
-            pump,
-            CallEvent::Participants(state.roster.participants().cloned().collect()),
-        );
+    if state.roster_changed {
+        // Not sent while the front end is behind: tried again at the next tick.
+        let participants = state.roster.participants().cloned().collect();
+        state.roster_changed = !emit(pump, CallEvent::Participants(participants));
     }
     emit(
         pump,
