@@ -2,8 +2,6 @@
 //! relay, or watch the whole system work with `sotto demo`.
 
 mod demo;
-mod keychain;
-mod profile;
 mod ptt;
 mod session;
 mod voice;
@@ -17,7 +15,7 @@ use clap::{Parser, Subcommand};
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::ChannelKind;
 
-use crate::profile::{Profile, SavedServer};
+use sotto_client::{Profile, SavedServer};
 
 /// Sotto: end-to-end encrypted voice through a relay that cannot hear you.
 #[derive(Debug, Parser)]

@@ -12,9 +12,9 @@ use sotto_media::device::DeviceSelector;
 use sotto_media::engine::{AudioSink, AudioSource, EngineConfig};
 use sotto_media::send::{GateMode, Profile as StageProfile, StageToggles};
 
-use crate::profile::Profile;
 use crate::ptt::KeyWatcher;
 use crate::session::connect;
+use sotto_client::Profile;
 
 /// Options of `sotto voice`.
 #[derive(Debug, clap::Args)]

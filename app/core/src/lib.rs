@@ -1,6 +1,8 @@
 //! Sotto's client core, free of any GUI: what the command line, the desktop app, kiosk mode and
 //! bots share.
 //!
+//! - [`profile::Profile`]: the identity key (in the OS keychain, or a private file where none
+//!   runs) and the servers joined, in `client.db`.
 //! - [`connection::Session`]: a client admitted by its relay, with its server and channels.
 //! - [`call::Call`]: a voice call — the engine and the network glued together once, with
 //!   mute, deafen, push-to-talk, per-person volume, device changes, receiver reports, and
@@ -10,8 +12,11 @@
 pub mod call;
 pub mod connection;
 mod feedback;
+mod keychain;
+pub mod profile;
 pub mod roster;
 
 pub use call::{Call, CallControls, CallError, CallEvent, CallOptions, CallStats};
 pub use connection::{ConnectError, Session};
+pub use profile::{IdentityNotice, Profile, ProfileError, SavedServer};
 pub use roster::Roster;

@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
 use sotto_net::identity::Identity;
+
+use crate::profile::ProfileError;
 
 /// The keychain service name entries are filed under.
 const SERVICE: &str = "sotto";
@@ -55,27 +56,18 @@ pub(crate) fn store_new(data_dir: &Path, identity: &Identity) -> keyring::Result
 }
 
 /// The identity kept in the keychain for the profile in `data_dir`.
-pub(crate) fn load(data_dir: &Path) -> Result<Identity> {
+pub(crate) fn load(data_dir: &Path) -> Result<Identity, ProfileError> {
     let secret = entry(data_dir)
         .and_then(|entry| entry.get_secret())
         .map_err(|error| match error {
-            keyring::Error::NoEntry => anyhow::anyhow!(
-                "your identity key is missing from the OS keychain (entry \"{SERVICE}\" for {}); \
-                 it was deleted there, so this profile cannot sign in any more: remove {} and \
-                 join again with a new invite link",
-                data_dir.display(),
-                data_dir.display()
-            ),
-            other => anyhow::anyhow!(
-                "cannot reach the OS keychain that holds your identity key ({other}); unlock it \
-                 or start your desktop session's keyring, then try again"
-            ),
+            keyring::Error::NoEntry => ProfileError::KeychainEntryMissing {
+                service: SERVICE,
+                data_dir: data_dir.to_owned(),
+            },
+            other => ProfileError::KeychainUnreachable(other.to_string()),
         })?;
-    Identity::from_secret_bytes(&secret).with_context(|| {
-        format!(
-            "the identity key in the OS keychain for {} is damaged",
-            data_dir.display()
-        )
+    Identity::from_secret_bytes(&secret).map_err(|_| ProfileError::KeychainKeyDamaged {
+        data_dir: data_dir.to_owned(),
     })
 }
 
@@ -90,13 +82,10 @@ pub(crate) fn describe(error: &keyring::Error) -> String {
 }
 
 /// Fails when a key store name in the profile is unknown (a newer client wrote it).
-pub(crate) fn parse_stored(text: &str) -> Result<KeyStore> {
+pub(crate) fn parse_stored(text: &str) -> Result<KeyStore, ProfileError> {
     match text {
         "keychain" => Ok(KeyStore::Keychain),
         "file" => Ok(KeyStore::File),
-        _ => bail!(
-            "this profile keeps its identity in \"{text}\", which this version of Sotto does not \
-             know; update Sotto"
-        ),
+        _ => Err(ProfileError::UnknownKeyStore(text.to_owned())),
     }
 }
