@@ -8,6 +8,7 @@
 //! shows — meters, statistics, who is here — as batched [`CallEvent`]s, never per audio frame.
 //! [`Call::stop`] hands the session back.
 
+mod controls;
 mod pump;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use sotto_media::device::DeviceEvent;
-use sotto_media::engine::{Engine, EngineClosed, EngineCommand, EngineConfig, EngineError, Meters};
-use sotto_media::send::StageToggles;
+use sotto_media::engine::{Engine, EngineClosed, EngineConfig, EngineError, Meters};
 use sotto_net::client::{ClientError, ClientEvent, ConnectionStats};
 use sotto_net::proto::StreamKind;
 use sotto_net::proto::control::{ErrorCode, Participant};
 use tokio::sync::{mpsc, oneshot};
+
+pub use controls::CallControls;
+use controls::{ControlState, SharedEngine};
 
 use crate::connection::Session;
 
@@ -139,55 +142,6 @@ pub enum CallEvent {
     Ended(Arc<CallError>),
 }
 
-/// The call's engine, swapped when devices change and taken out when the call stops.
-pub(crate) type SharedEngine = Arc<ArcSwapOption<Engine>>;
-
-/// Sends `command` to the engine, if the call still has one.
-fn command(engine: &SharedEngine, command: EngineCommand) {
-    if let Some(engine) = engine.load().as_ref() {
-        engine.command(command);
-    }
-}
-
-/// Controls of a running call that any thread may hold (a push-to-talk watcher, a UI).
-#[derive(Debug, Clone)]
-pub struct CallControls {
-    engine: SharedEngine,
-}
-
-impl CallControls {
-    /// Stop or resume sending our voice.
-    pub fn set_muted(&self, muted: bool) {
-        command(&self.engine, EngineCommand::SetMuted(muted));
-    }
-
-    /// Stop or resume hearing others (deafened also mutes, as people expect).
-    pub fn set_deafened(&self, deafened: bool) {
-        command(&self.engine, EngineCommand::SetDeafened(deafened));
-    }
-
-    /// Press or release push-to-talk.
-    pub fn push_to_talk(&self, pressed: bool) {
-        command(&self.engine, EngineCommand::PushToTalk(pressed));
-    }
-
-    /// Volume of one participant, linear (1 = unchanged, 0 = silent).
-    pub fn set_volume(&self, slot: u16, gain: f32) {
-        command(
-            &self.engine,
-            EngineCommand::SetSpeakerGain {
-                speaker: slot,
-                gain,
-            },
-        );
-    }
-
-    /// Switch processing stages (noise suppression, echo cancellation, ...).
-    pub fn set_toggles(&self, toggles: StageToggles) {
-        command(&self.engine, EngineCommand::SetToggles(toggles));
-    }
-}
-
 /// A running voice call. Stop it with [`Call::stop`] to get the session back.
 #[derive(Debug)]
 pub struct Call {
@@ -196,6 +150,7 @@ pub struct Call {
     own_slot: u16,
     options: CallOptions,
     engine: SharedEngine,
+    controls: CallControls,
     clock_origin: Instant,
     sender: Option<JoinHandle<()>>,
     done: Arc<AtomicBool>,
@@ -206,7 +161,7 @@ pub struct Call {
 }
 
 /// The session minus its events, which the call's pump holds while it runs.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SessionParts {
     client: sotto_net::client::Client,
     member_id: u32,
@@ -241,7 +196,12 @@ impl Call {
                 return Err(fail(error, session));
             }
         };
-        let engine = match Engine::start(options.engine.clone()) {
+        let config = options.engine.clone();
+        // Opening devices can take a while: not on the async runtime's threads.
+        let started = tokio::task::spawn_blocking(move || Engine::start(config))
+            .await
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        let engine = match started {
             Ok(engine) => engine,
             Err(error) => {
                 let _ = session.client.leave_voice().await;
@@ -258,6 +218,10 @@ impl Call {
         let (call_events, call_events_rx) = mpsc::channel(EVENT_QUEUE);
         let clock_origin = engine.clock_origin();
         let engine: SharedEngine = Arc::new(ArcSwapOption::from_pointee(engine));
+        let controls = CallControls::new(
+            engine.clone(),
+            Arc::new(Mutex::new(ControlState::default())),
+        );
         let bytes_sent = Arc::new(AtomicU64::new(0));
         let engine_closed = Arc::new(Mutex::new(None));
         let (stop_pump, stopped) = oneshot::channel();
@@ -266,6 +230,7 @@ impl Call {
             out: call_events,
             client: client.clone(),
             engine: engine.clone(),
+            controls: controls.clone(),
             own_slot,
             interval: options.stats_interval,
             bytes_sent: bytes_sent.clone(),
@@ -283,6 +248,7 @@ impl Call {
             own_slot,
             options,
             engine,
+            controls,
             clock_origin,
             sender: None,
             done: Arc::new(AtomicBool::new(false)),
@@ -322,16 +288,18 @@ impl Call {
 
     /// Mute, deafen, push-to-talk, volumes, stages: a handle any thread may keep.
     pub fn controls(&self) -> CallControls {
-        CallControls {
-            engine: self.engine.clone(),
-        }
+        self.controls.clone()
     }
 
     /// Switches devices (or files): the engine restarts with `engine` while the call stays
-    /// in the channel. Others hear a gap of about the time the new devices take to open.
-    /// Blocking: call it from a blocking context in async code.
+    /// in the channel, keeping mute, deafen, push-to-talk, volumes and stages. Others hear a gap
+    /// of about the time the new devices take to open. Blocking: call it from a blocking
+    /// context in async code.
     pub fn change_devices(&mut self, engine: EngineConfig) -> Result<(), CallError> {
         let new_engine = Engine::start(engine.clone())?;
+        for command in self.controls.state_commands() {
+            new_engine.command(command);
+        }
         self.stop_sender();
         let old = self.engine.swap(Some(Arc::new(new_engine)));
         self.options.engine = engine;
@@ -392,7 +360,7 @@ impl Call {
             member_id,
             server,
             channels,
-        } = self.session;
+        } = self.session.clone();
         let session = Session {
             client,
             events,
@@ -401,6 +369,17 @@ impl Call {
             channels,
         };
         (session, result)
+    }
+}
+
+impl Drop for Call {
+    /// A call dropped without [`Call::stop`] still ends its send thread and its task; the
+    /// engine stops with its last reference.
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(stop) = self.stop_pump.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

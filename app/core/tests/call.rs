@@ -290,12 +290,27 @@ async fn devices_change_during_a_call_without_leaving_it() {
         source: file(&dir.path().join("said.wav")),
         ..engine(file(&dir.path().join("quiet.wav")), AudioSink::Discard).engine
     };
+    // Muted before the switch, and still muted after it: the new engine keeps the settings.
+    ada_call.controls().set_muted(true);
     tokio::task::block_in_place(|| ada_call.change_devices(speaking)).unwrap();
     assert_eq!(
         ada_call.own_slot(),
         ada_slot,
         "still in the channel, same slot"
     );
+    for _ in 0..10 {
+        let stats = wait_for(&mut bob_events, "Bob's stats", |event| match event {
+            CallEvent::Stats(stats) => Some(stats.clone()),
+            _ => None,
+        })
+        .await;
+        assert_ne!(
+            stats.meters.speaking.get(&ada_slot),
+            Some(&true),
+            "a muted Ada is not heard"
+        );
+    }
+    ada_call.controls().set_muted(false);
     wait_for(
         &mut bob_events,
         "Ada speaking after the switch",

@@ -11,7 +11,8 @@ use sotto_net::client::{Client, ClientEvent};
 use sotto_net::proto::StreamKind;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CallError, CallEvent, CallStats, SharedEngine, command};
+use super::controls::{SharedEngine, command};
+use super::{CallControls, CallError, CallEvent, CallStats};
 use crate::feedback::Feedback;
 use crate::roster::Roster;
 
@@ -21,6 +22,7 @@ pub(super) struct Pump {
     pub(super) out: mpsc::Sender<CallEvent>,
     pub(super) client: Client,
     pub(super) engine: SharedEngine,
+    pub(super) controls: CallControls,
     pub(super) own_slot: u16,
     pub(super) interval: Duration,
     pub(super) bytes_sent: Arc<AtomicU64>,
@@ -89,7 +91,7 @@ fn end(pump: &Pump, state: &mut State, error: CallError) {
 fn on_client_event(pump: &Pump, state: &mut State, event: ClientEvent) {
     if let Some(departed) = state.roster.apply(&event) {
         for slot in departed {
-            command(&pump.engine, EngineCommand::RemoveSpeaker(slot));
+            pump.controls.forget(slot);
             state.feedback.forget(slot);
         }
         state.roster_changed = true;
