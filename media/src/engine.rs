@@ -38,6 +38,14 @@ const OUTGOING_QUEUE: usize = 64;
 /// Incoming frames queued from the network.
 const INCOMING_QUEUE: usize = 512;
 
+/// A packet from the network: speaker, sender counter, Opus payload, and when it arrived.
+type Incoming = (u16, u32, Bytes, Instant);
+
+/// When a packet that `arrived` came, on the frame clock that reads `now` at `taken_at`.
+fn arrival_on_frame_clock(now: Duration, taken_at: Instant, arrived: Instant) -> Duration {
+    now.saturating_sub(taken_at.saturating_duration_since(arrived))
+}
+
 /// Where audio comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AudioSource {
@@ -215,7 +223,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 #[derive(Debug)]
 pub struct Engine {
     commands: SyncSender<EngineCommand>,
-    incoming: SyncSender<(u16, u32, Bytes)>,
+    incoming: SyncSender<Incoming>,
     // Receivers are not `Sync`; the locks are taken only by the network side, never by the
     // audio thread, so the handle can be shared between tasks.
     outgoing: Mutex<Receiver<OutgoingFrame>>,
@@ -230,7 +238,7 @@ pub struct Engine {
 /// The processing thread's ends of the engine's queues.
 struct WorkerQueues {
     commands: Receiver<EngineCommand>,
-    incoming: Receiver<(u16, u32, Bytes)>,
+    incoming: Receiver<Incoming>,
     outgoing: SyncSender<OutgoingFrame>,
     events: SyncSender<EngineEvent>,
     stop: Receiver<()>,
@@ -305,9 +313,12 @@ impl Engine {
     }
 
     /// Hands over an Opus packet from remote `speaker` with its sender counter. Never blocks;
-    /// a full queue drops it (the jitter buffer conceals it).
+    /// a full queue drops it (the jitter buffer conceals it). The arrival time is noted here,
+    /// so the jitter buffer sees when the packet really came, not the next 10 ms tick.
     pub fn push_incoming(&self, speaker: u16, seq: u32, payload: Bytes) {
-        let _ = self.incoming.try_send((speaker, seq, payload));
+        let _ = self
+            .incoming
+            .try_send((speaker, seq, payload, Instant::now()));
     }
 
     /// The next encoded frame to send, waiting up to `timeout`: `Ok(None)` when none came in
@@ -434,7 +445,7 @@ struct Worker {
     muted: bool,
     deafened: bool,
     commands: Receiver<EngineCommand>,
-    incoming: Receiver<(u16, u32, Bytes)>,
+    incoming: Receiver<Incoming>,
     outgoing: SyncSender<OutgoingFrame>,
     events: SyncSender<EngineEvent>,
     stop: Receiver<()>,
@@ -626,8 +637,14 @@ impl Worker {
         }
     }
 
+    /// Hands queued packets to their speakers' jitter buffers, each stamped with when it
+    /// arrived on the frame clock (`now` minus how long it waited in the queue). Stamping them
+    /// all `now` would round arrivals to 10 ms ticks: a sender whose packets land near a tick
+    /// boundary would look 10 ms jittery and cost every listener a packet of extra delay.
     fn take_incoming(&mut self, now: Duration) {
-        while let Ok((speaker, seq, payload)) = self.incoming.try_recv() {
+        let taken_at = Instant::now();
+        while let Ok((speaker, seq, payload, arrived)) = self.incoming.try_recv() {
+            let arrival = arrival_on_frame_clock(now, taken_at, arrived);
             let stream = match self.speakers.entry(speaker) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => {
@@ -640,7 +657,7 @@ impl Worker {
                     }
                 }
             };
-            stream.push(seq, payload, now);
+            stream.push(seq, payload, arrival);
         }
     }
 
@@ -761,3 +778,29 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Engine>();
 };
+
+#[cfg(test)]
+mod arrival_tests {
+    use super::*;
+
+    #[test]
+    fn arrivals_keep_their_time_within_a_tick() {
+        let taken_at = Instant::now();
+        let now = Duration::from_millis(500);
+        // Two packets 10 ms apart that straddle a tick: without their own times they would
+        // read as 0 and 10 ms late (one packet of jitter); with them, 0.5 ms apart from the
+        // 10 ms cadence.
+        let early = arrival_on_frame_clock(now, taken_at, taken_at - Duration::from_micros(9_800));
+        let late = arrival_on_frame_clock(now, taken_at, taken_at - Duration::from_micros(300));
+        assert_eq!(late - early, Duration::from_micros(9_500));
+        // A packet from before the clock started, or stamped after the tick, stays in range.
+        assert_eq!(
+            arrival_on_frame_clock(Duration::ZERO, taken_at, taken_at - Duration::from_secs(1)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            arrival_on_frame_clock(now, taken_at, taken_at + Duration::from_millis(1)),
+            now
+        );
+    }
+}
