@@ -86,7 +86,10 @@ async fn join(
         gate: GateMode::VoiceActivity,
         encoder: EncoderSettings::default(),
     };
-    Call::join(session, channel_id, CallOptions::new(engine))
+    let mut options = CallOptions::new(engine);
+    // Fresh numbers for the status line printed twice a second.
+    options.stats_interval = Duration::from_millis(100);
+    Call::join(session, channel_id, options)
         .await
         .map_err(|failure| {
             anyhow::anyhow!("{who} could not join the voice channel: {}", failure.error)

@@ -50,7 +50,9 @@ pub(super) async fn run(mut pump: Pump) -> mpsc::Receiver<ClientEvent> {
         meters: Meters::default(),
         ended: false,
     };
-    let mut tick = tokio::time::interval(pump.interval);
+    // The first statistics come after one interval, when there are meters to show.
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + pump.interval, pump.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
