@@ -148,3 +148,36 @@ async fn handshake(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::session::Failure;
+
+    fn closed(code: u32, reason: &'static str) -> quinn::ConnectionError {
+        quinn::ConnectionError::ApplicationClosed(quinn::ApplicationClose {
+            error_code: code.into(),
+            reason: bytes::Bytes::from_static(reason.as_bytes()),
+        })
+    }
+
+    #[test]
+    fn a_refusal_seen_only_in_the_close_reason_is_final() {
+        let error = connection_error(closed(close_code::REFUSED, "the invite has expired"));
+        assert_eq!(error.failure(), Failure::Permanent);
+        assert!(
+            error.to_string().contains("the invite has expired"),
+            "the relay's reason reaches the person: {error}"
+        );
+        let error = connection_error(closed(close_code::REPLACED, "signed in elsewhere"));
+        assert!(matches!(error, ClientError::Replaced));
+        assert_eq!(error.failure(), Failure::Permanent);
+        // A protocol violation is retried a few times; a relay shutting down, always.
+        let error = connection_error(closed(close_code::PROTOCOL_VIOLATION, "malformed"));
+        assert_eq!(error.failure(), Failure::Suspect);
+        let error = connection_error(closed(close_code::SHUTTING_DOWN, "bye"));
+        assert_eq!(error.failure(), Failure::Transient);
+        let error = connection_error(quinn::ConnectionError::TimedOut);
+        assert_eq!(error.failure(), Failure::Transient);
+    }
+}
