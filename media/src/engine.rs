@@ -446,6 +446,8 @@ struct Worker {
     deafened: bool,
     commands: Receiver<EngineCommand>,
     incoming: Receiver<Incoming>,
+    /// The frame clock at the previous hand-over: no later packet is stamped before it.
+    last_take: Duration,
     outgoing: SyncSender<OutgoingFrame>,
     events: SyncSender<EngineEvent>,
     stop: Receiver<()>,
@@ -512,6 +514,7 @@ impl Worker {
             deafened: false,
             commands,
             incoming,
+            last_take: Duration::ZERO,
             outgoing,
             events,
             stop,
@@ -644,7 +647,9 @@ impl Worker {
     fn take_incoming(&mut self, now: Duration) {
         let taken_at = Instant::now();
         while let Ok((speaker, seq, payload, arrived)) = self.incoming.try_recv() {
-            let arrival = arrival_on_frame_clock(now, taken_at, arrived);
+            // After a stall the frame clock lags the wall clock; never stamp a packet before
+            // those already handed over.
+            let arrival = arrival_on_frame_clock(now, taken_at, arrived).max(self.last_take);
             let stream = match self.speakers.entry(speaker) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => {
@@ -659,6 +664,7 @@ impl Worker {
             };
             stream.push(seq, payload, arrival);
         }
+        self.last_take = now;
     }
 
     fn mix(&mut self, now: Duration) -> Result<Frame, EngineError> {

@@ -403,7 +403,6 @@ impl Session {
                 "that is a text channel",
             ));
         }
-        self.leave_voice();
         let joiner = Joiner {
             member_id: self.member.id,
             public_key: self.member.public_key,
@@ -412,7 +411,13 @@ impl Session {
             connection: self.connection.clone(),
             outbox: self.outbox.clone(),
         };
-        match self.shared.rooms.join(channel_id, joiner) {
+        // A refused join leaves the member in the room it is in.
+        let current = self.voice.load_full();
+        match self
+            .shared
+            .rooms
+            .join(channel_id, joiner, current.as_deref())
+        {
             Ok(mut membership) => {
                 let slot = membership.slot;
                 let participants = std::mem::take(&mut membership.roster);

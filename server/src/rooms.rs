@@ -145,7 +145,15 @@ impl VoiceRooms {
     }
 
     /// Seats `joiner` in `channel_id` with the lowest free slot and tells the others.
-    pub fn join(&self, channel_id: u32, joiner: Joiner) -> Result<Membership, JoinError> {
+    ///
+    /// A member already in a room passes its membership as `leaving`: it moves only if the
+    /// join succeeds, so a refused join leaves it where it was.
+    pub fn join(
+        &self,
+        channel_id: u32,
+        joiner: Joiner,
+        leaving: Option<&Membership>,
+    ) -> Result<Membership, JoinError> {
         let room = {
             let mut rooms = self
                 .rooms
@@ -160,8 +168,16 @@ impl VoiceRooms {
         let full = JoinError::Full {
             limit: self.max_participants,
         };
-        if seats.len() >= self.max_participants {
+        // Rejoining the same room frees our own seat first.
+        let same_room = leaving.filter(|old| Arc::ptr_eq(&old.room, &room));
+        let own_seat = same_room.is_some_and(|old| seats.contains_key(&old.slot));
+        if seats.len() - usize::from(own_seat) >= self.max_participants {
             return Err(full);
+        }
+        if let Some(old) = same_room
+            && seats.remove(&old.slot).is_some()
+        {
+            Room::announce(&seats, channel_id, old.slot, None);
         }
         let slot = (0..=u16::MAX)
             .find(|slot| !seats.contains_key(slot))
@@ -190,6 +206,9 @@ impl VoiceRooms {
             .collect();
         room.publish(&seats);
         drop(seats);
+        if let Some(old) = leaving.filter(|old| !Arc::ptr_eq(&old.room, &room)) {
+            self.leave(old);
+        }
         Ok(Membership { room, slot, roster })
     }
 
@@ -198,7 +217,7 @@ impl VoiceRooms {
         let room = &membership.room;
         let mut seats = room.lock();
         if let Some(seat) = seats.remove(&membership.slot) {
-            seat.outbox.reset(None);
+            seat.outbox.leave(room.channel_id);
             Room::announce(&seats, room.channel_id, membership.slot, None);
             room.publish(&seats);
         }

@@ -47,6 +47,15 @@ impl RosterOutbox {
         pending.changes.clear();
     }
 
+    /// The member left `channel_id`; if that is still the room it is in, nothing more is sent.
+    pub fn leave(&self, channel_id: u32) {
+        let mut pending = self.lock();
+        if pending.channel_id == Some(channel_id) {
+            pending.channel_id = None;
+            pending.changes.clear();
+        }
+    }
+
     /// Someone took `slot` of `channel_id` (or it emptied, with none).
     pub fn record(&self, channel_id: u32, slot: u16, holder: Option<Arc<Participant>>) {
         let mut pending = self.lock();

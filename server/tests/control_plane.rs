@@ -11,7 +11,7 @@ use common::*;
 use sotto_net::client::{ClientError, ClientEvent};
 use sotto_net::identity::Identity;
 use sotto_net::proto::StreamKind;
-use sotto_net::proto::control::{ControlFrame, ErrorCode};
+use sotto_net::proto::control::{ChannelKind, ControlFrame, ErrorCode};
 use sotto_net::transport::{StreamError, close_code};
 use sotto_relay::RelayConfig;
 
@@ -325,5 +325,86 @@ async fn a_full_voice_channel_refuses_the_next_joiner_and_nobody_inside_notices(
     bob.client.leave_voice().await.unwrap();
     ada.wait_roster(1).await;
     assert!(carol.join_voice().await < 2);
+    relay.handle.shutdown().await;
+}
+
+/// The answer to a join: the channel we were seated in, or the refusal's code.
+async fn refusal(client: &mut TestClient) -> Result<u32, ErrorCode> {
+    client
+        .wait_for("a refusal or a seat", |event| match event {
+            ClientEvent::RequestFailed { code, .. } => Some(Err(*code)),
+            ClientEvent::VoiceJoined { channel_id, .. } => Some(Ok(*channel_id)),
+            _ => None,
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_switch_leaves_the_member_where_it_was() {
+    // Two voice channels of one seat each.
+    let (_dir, data, mut owner_link) = init_data_dir();
+    {
+        let opened = data.open().unwrap();
+        let server = opened.store.default_server().unwrap();
+        opened
+            .store
+            .create_channel(server.id, "second", ChannelKind::Voice, "")
+            .unwrap();
+    }
+    let handle = sotto_relay::RelayHandle::spawn(
+        &data,
+        RelayConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_voice_participants: 1,
+            ..RelayConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    owner_link.port = handle.local_addr().port();
+    let relay = TestRelay {
+        dir: _dir,
+        data,
+        handle,
+        owner_link,
+    };
+    let mut ada = connect(&relay.owner_link, "ada").await;
+    let mut bob = connect(&relay.member_link(None, None), "bob").await;
+    let mut carol = connect(&relay.member_link(None, None), "carol").await;
+    let voice: Vec<u32> = ada
+        .channels
+        .iter()
+        .filter(|c| c.kind == ChannelKind::Voice)
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(voice.len(), 2);
+    ada.client.join_voice(voice[0]).await.unwrap();
+    assert_eq!(refusal(&mut ada).await, Ok(voice[0]));
+    bob.client.join_voice(voice[1]).await.unwrap();
+    assert_eq!(refusal(&mut bob).await, Ok(voice[1]));
+    // Ada tries to move to Bob's full channel: refused, and she keeps her seat, which Carol
+    // then cannot take.
+    ada.client.join_voice(voice[1]).await.unwrap();
+    assert_eq!(refusal(&mut ada).await, Err(ErrorCode::ChannelFull));
+    carol.client.join_voice(voice[0]).await.unwrap();
+    assert_eq!(refusal(&mut carol).await, Err(ErrorCode::ChannelFull));
+    // Rejoining her own channel when it is full (of herself) works.
+    ada.client.join_voice(voice[0]).await.unwrap();
+    assert_eq!(refusal(&mut ada).await, Ok(voice[0]));
+    // Once Ada moves out, Carol gets in.
+    bob.client.leave_voice().await.unwrap();
+    // Bob's leave has no answer: Ada retries until the relay has carried it out.
+    let mut moved = Err(ErrorCode::ChannelFull);
+    for _ in 0..100 {
+        ada.client.join_voice(voice[1]).await.unwrap();
+        moved = refusal(&mut ada).await;
+        if moved.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(moved, Ok(voice[1]));
+    carol.client.join_voice(voice[0]).await.unwrap();
+    assert_eq!(refusal(&mut carol).await, Ok(voice[0]));
     relay.handle.shutdown().await;
 }

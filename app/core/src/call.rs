@@ -296,18 +296,26 @@ impl Call {
     /// of about the time the new devices take to open. Blocking: call it from a blocking
     /// context in async code.
     pub fn change_devices(&mut self, engine: EngineConfig) -> Result<(), CallError> {
-        let new_engine = Engine::start(engine.clone())?;
-        for command in self.controls.state_commands() {
-            new_engine.command(command);
-        }
+        let new_engine = Arc::new(Engine::start(engine.clone())?);
+        self.controls.apply_to(&new_engine);
         self.stop_sender();
-        let old = self.engine.swap(Some(Arc::new(new_engine)));
+        let old = self.engine.swap(Some(new_engine.clone()));
+        // A setting changed while we swapped reached only the old engine: apply them again.
+        self.controls.apply_to(&new_engine);
+        drop(new_engine);
         self.options.engine = engine;
+        *self
+            .engine_closed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
         self.start_sender();
-        match old {
-            Some(old) => stop_engine(old),
-            None => Ok(()),
+        if let Some(old) = old
+            && let Err(error) = stop_engine(old)
+        {
+            // The switch worked; the old devices' trouble no longer matters to the call.
+            tracing::warn!("the previous audio devices failed while closing: {error}");
         }
+        Ok(())
     }
 
     fn start_sender(&mut self) {
@@ -337,6 +345,8 @@ impl Call {
     /// whether the engine ran to the end without failing.
     pub async fn stop(mut self) -> (Session, Result<(), CallError>) {
         self.stop_sender();
+        // Leave first, while the pump still drains what the relay sends until then.
+        let _ = self.session.client.leave_voice().await;
         if let Some(stop) = self.stop_pump.take() {
             let _ = stop.send(());
         }
@@ -348,7 +358,6 @@ impl Call {
                 events
             }
         };
-        let _ = self.session.client.leave_voice().await;
         let result = match self.engine.swap(None) {
             Some(engine) => tokio::task::spawn_blocking(move || stop_engine(engine))
                 .await

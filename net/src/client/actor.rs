@@ -24,6 +24,9 @@ use crate::transport::{ControlStream, StreamError, close_code};
 /// How long one connection attempt may take before the next one starts.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long to wait for the relay's close after it ended the control stream.
+const STREAM_END_GRACE: Duration = Duration::from_secs(3);
+
 /// Why a session ended.
 enum Ended {
     /// The handle was dropped.
@@ -85,6 +88,15 @@ pub(crate) async fn run(
         }
     }
     endpoint.close(close_code::NORMAL.into(), b"client stopped");
+}
+
+/// The relay finished the control stream: it closes the connection next, with its reason
+/// (after an `Error` frame, as a relay does when it cuts off a member).
+async fn stream_ended(connection: &quinn::Connection) -> ClientError {
+    match tokio::time::timeout(STREAM_END_GRACE, connection.closed()).await {
+        Ok(error) => connection_error(error),
+        Err(_) => ClientError::Protocol("the relay ended the control stream".into()),
+    }
 }
 
 struct Actor {
@@ -205,11 +217,7 @@ impl Actor {
                             return Ended::Lost(error.into());
                         }
                     }
-                    Ok(None) => {
-                        return Ended::Lost(ClientError::Protocol(
-                            "the relay ended the control stream".into(),
-                        ));
-                    }
+                    Ok(None) => return Ended::Lost(stream_ended(connection).await),
                     Err(StreamError::Read(quinn::ReadError::ConnectionLost(error))) => {
                         return Ended::Lost(connection_error(error));
                     }

@@ -138,6 +138,8 @@ enum Pending {
     Join {
         channel_id: u32,
         session_salt: SessionSalt,
+        /// We left before the answer came: the answer is consumed and ignored.
+        cancelled: bool,
     },
     Invite(RequestId),
 }
@@ -209,6 +211,11 @@ impl ClientSession {
     pub fn leave_voice(&mut self) {
         self.wanted_voice = None;
         self.voice = None;
+        for pending in &mut self.pending {
+            if let Pending::Join { cancelled, .. } = pending {
+                *cancelled = true;
+            }
+        }
         if self.is_connected() {
             self.transmit.push_back(ControlFrame::LeaveVoice);
         }
@@ -237,6 +244,7 @@ impl ClientSession {
         self.pending.push_back(Pending::Join {
             channel_id,
             session_salt,
+            cancelled: false,
         });
         self.transmit.push_back(ControlFrame::JoinVoice {
             channel_id,
@@ -297,6 +305,7 @@ impl ClientSession {
         let Some(Pending::Join {
             channel_id: asked,
             session_salt,
+            cancelled,
         }) = self.pending.pop_front()
         else {
             return Err(SessionError::Unsolicited("VoiceJoined"));
@@ -306,6 +315,10 @@ impl ClientSession {
                 asked,
                 got: channel_id,
             });
+        }
+        if cancelled {
+            // Our LeaveVoice, sent after, takes us out again: nothing to set up.
+            return Ok(());
         }
         self.voice = Some(channel_id);
         self.events.push_back(SessionEvent::VoiceJoined {
@@ -319,13 +332,24 @@ impl ClientSession {
     fn on_error(&mut self, code: ErrorCode, message: String) {
         let request = match self.pending.pop_front() {
             Some(Pending::Invite(request)) => Some(request),
+            // A join we gave up on: its refusal changes nothing.
+            Some(Pending::Join {
+                cancelled: true, ..
+            }) => return,
             Some(Pending::Join { channel_id, .. }) => {
-                let rejoin_pending = self
-                    .pending
-                    .iter()
-                    .any(|p| matches!(p, Pending::Join { .. }));
-                if self.wanted_voice == Some(channel_id) && !rejoin_pending {
-                    self.wanted_voice = None;
+                let another_join_pending = self.pending.iter().any(|p| {
+                    matches!(
+                        p,
+                        Pending::Join {
+                            cancelled: false,
+                            ..
+                        }
+                    )
+                });
+                // The relay leaves us where we were: want that after a reconnect, not the
+                // channel that refused us.
+                if self.wanted_voice == Some(channel_id) && !another_join_pending {
+                    self.wanted_voice = self.voice;
                 }
                 None
             }

@@ -125,6 +125,13 @@ impl CallControls {
             .unwrap_or_else(|p| p.into_inner())
             .commands()
     }
+
+    /// Brings `engine` to the current settings.
+    pub(crate) fn apply_to(&self, engine: &Engine) {
+        for command in self.state_commands() {
+            engine.command(command);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,10 @@ struct State {
     roster: Roster,
     roster_changed: bool,
     meters: Meters,
-    ended: bool,
+    /// Why the call cannot go on, once it cannot.
+    ended: Option<Arc<CallError>>,
+    /// Whether the front end has been told.
+    end_told: bool,
 }
 
 /// Runs until told to stop; hands the client's events back.
@@ -48,7 +51,8 @@ pub(super) async fn run(mut pump: Pump) -> mpsc::Receiver<ClientEvent> {
         roster: Roster::new(),
         roster_changed: false,
         meters: Meters::default(),
-        ended: false,
+        ended: None,
+        end_told: false,
     };
     // The first statistics come after one interval, when there are meters to show.
     let mut tick =
@@ -83,10 +87,14 @@ fn emit(pump: &Pump, event: CallEvent) -> bool {
     pump.out.try_send(event).is_ok()
 }
 
+/// Tells the front end the call cannot go on: once, retried each tick until it is queued.
 fn end(pump: &Pump, state: &mut State, error: CallError) {
-    if !state.ended {
-        state.ended = true;
-        emit(pump, CallEvent::Ended(Arc::new(error)));
+    if state.ended.is_none() {
+        state.ended = Some(Arc::new(error));
+        state.end_told = emit(
+            pump,
+            CallEvent::Ended(state.ended.clone().expect("just set")),
+        );
     }
 }
 
@@ -114,6 +122,12 @@ fn on_client_event(pump: &Pump, state: &mut State, event: ClientEvent) {
             emit(pump, CallEvent::Rejoined { slot });
         }
         ClientEvent::Disconnected { reason, retry_in } => {
+            // Everyone rejoins with fresh keys and counters: forget them all, so their streams
+            // start afresh and no volume passes to whoever holds their slot next.
+            for slot in state.roster.participants().map(|p| p.slot) {
+                pump.controls.forget(slot);
+                state.feedback.forget(slot);
+            }
             state.roster.clear();
             state.roster_changed = true;
             emit(pump, CallEvent::Reconnecting { reason, retry_in });
@@ -127,6 +141,9 @@ fn on_client_event(pump: &Pump, state: &mut State, event: ClientEvent) {
 }
 
 fn on_tick(pump: &Pump, state: &mut State) {
+    if let Some(error) = state.ended.clone().filter(|_| !state.end_told) {
+        state.end_told = emit(pump, CallEvent::Ended(error));
+    }
     if let Some(engine) = pump.engine.load().as_ref() {
         while let Some(event) = engine.try_event() {
             match event {

@@ -371,3 +371,87 @@ fn permanent_failures_stop_at_once_and_suspect_ones_after_a_few_tries() {
         ));
     }
 }
+
+#[test]
+fn leaving_before_the_answer_makes_the_late_answer_change_nothing() {
+    let mut session = connected_session(Instant::now());
+    session.join_voice(VOICE, [1; 16]);
+    session.join_voice(OTHER_VOICE, [2; 16]);
+    session.leave_voice();
+    session.join_voice(VOICE, [3; 16]);
+    sent(&mut session);
+    // The first join is granted, the second refused, both after we left: nothing happens.
+    session
+        .handle_frame(ControlFrame::VoiceJoined {
+            channel_id: VOICE,
+            slot: 0,
+        })
+        .unwrap();
+    session
+        .handle_frame(ControlFrame::Roster {
+            channel_id: VOICE,
+            participants: vec![participant(0, "me")],
+        })
+        .unwrap();
+    session
+        .handle_frame(ControlFrame::Error {
+            code: ErrorCode::ChannelFull,
+            message: "full".into(),
+        })
+        .unwrap();
+    assert!(events(&mut session).is_empty());
+    // The join made after leaving is answered as usual.
+    session
+        .handle_frame(ControlFrame::VoiceJoined {
+            channel_id: VOICE,
+            slot: 2,
+        })
+        .unwrap();
+    assert_eq!(
+        events(&mut session),
+        vec![SessionEvent::VoiceJoined {
+            channel_id: VOICE,
+            slot: 2,
+            session_salt: [3; 16]
+        }]
+    );
+}
+
+#[test]
+fn a_refused_switch_keeps_us_in_the_channel_we_were_in() {
+    let now = Instant::now();
+    let mut session = connected_session(now);
+    session.join_voice(VOICE, [1; 16]);
+    session
+        .handle_frame(ControlFrame::VoiceJoined {
+            channel_id: VOICE,
+            slot: 0,
+        })
+        .unwrap();
+    session.join_voice(OTHER_VOICE, [2; 16]);
+    session
+        .handle_frame(ControlFrame::Error {
+            code: ErrorCode::ChannelFull,
+            message: "full".into(),
+        })
+        .unwrap();
+    assert_eq!(session.wanted_voice(), Some(VOICE));
+    // Rosters of the channel we are still in keep coming through.
+    session
+        .handle_frame(ControlFrame::RosterChanged {
+            channel_id: VOICE,
+            joined: vec![participant(1, "bob")],
+            left: vec![],
+        })
+        .unwrap();
+    assert_eq!(roster_names(&events(&mut session)), vec![vec!["bob"]]);
+    session.lost(now, Failure::Transient);
+    session.connected(now, [9; 16]);
+    assert_eq!(
+        sent(&mut session).last(),
+        Some(&ControlFrame::JoinVoice {
+            channel_id: VOICE,
+            session_salt: [9; 16]
+        })
+    );
+}
