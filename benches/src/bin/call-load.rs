@@ -113,6 +113,7 @@ fn main() -> Result<()> {
             thread_cpu_seconds("relay"),
             thread_cpu_seconds("client") + thread_cpu_seconds("sotto-send"),
             thread_cpu_seconds("sotto-audio"),
+            thread_cpu_seconds("sotto-send"),
         ]
     };
     let before = sample();
@@ -130,9 +131,10 @@ fn main() -> Result<()> {
         per(0) / people as f64
     );
     println!(
-        "  client network:    {:>5.1}% in all = {:.2}% per participant",
+        "  client network:    {:>5.1}% in all = {:.2}% per participant (of which the send threads {:.2}%)",
         per(1),
-        per(1) / people as f64
+        per(1) / people as f64,
+        per(3) / people as f64
     );
     println!(
         "  client audio:      {:>5.1}% in all = {:.2}% per participant",
