@@ -84,8 +84,10 @@ fn default_name() -> String {
 
 async fn join(link: &str, name: Option<String>) -> Result<()> {
     let link = InviteLink::parse(link)?;
-    let profile = Profile::open()?;
     let display_name = name.unwrap_or_else(default_name);
+    // Refuse a name the relay would refuse before anything is created or sent.
+    sotto_net::client::check_display_name(&display_name)?;
+    let profile = Profile::open()?;
     let probe = SavedServer {
         name: String::new(),
         link: link.clone(),
