@@ -309,9 +309,12 @@ impl Session {
                 }
                 () = &mut batch, if roster_due => {
                     roster_due = false;
-                    last_roster = tokio::time::Instant::now();
                     match self.outbox.take() {
-                        Some(frame) => control.send(&frame).await.map_err(SessionError::from),
+                        Some(frame) => {
+                            last_roster = tokio::time::Instant::now();
+                            control.send(&frame).await.map_err(SessionError::from)
+                        }
+                        // A stale wake-up: the next change may still go out at once.
                         None => Ok(()),
                     }
                 }
