@@ -342,9 +342,16 @@ impl Session {
     ) -> Result<(), SessionError> {
         let answer = match frame {
             ControlFrame::LeaveVoice => {
-                // Cheap and idempotent: always carried out, so a client never believes it left
-                // while the relay still forwards to it.
+                // Counted like any request, but always carried out, so a client never believes
+                // it left while the relay still forwards to it. It has no answer, so over the
+                // limit there is no "slow down" either: a flood of it is simply closed.
+                let verdict = self.limiter.check(Instant::now());
                 self.leave_voice();
+                if verdict == Verdict::Close {
+                    return Err(SessionError::Flood(
+                        crate::rate_limit::REFUSALS_BEFORE_CLOSE,
+                    ));
+                }
                 return Ok(());
             }
             ControlFrame::JoinVoice { .. } | ControlFrame::CreateInvite { .. } => {

@@ -408,3 +408,29 @@ async fn a_refused_switch_leaves_the_member_where_it_was() {
     assert_eq!(refusal(&mut carol).await, Ok(voice[0]));
     relay.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_leaves_is_carried_out_then_closed() {
+    let relay = start_relay().await;
+    let (mut ada, mut bob) = two_in_a_call(&relay).await;
+    let (mut raw, _, _) = raw_member(&relay).await;
+    let mut chunk = Vec::new();
+    for _ in 0..1_000 {
+        ControlFrame::LeaveVoice.encode(&mut chunk).unwrap();
+    }
+    let _ = raw.control.send_raw(&chunk).await;
+    // No answers to leaves; the only frame is the Error that comes with the close.
+    let last = tokio::time::timeout(DEADLINE, raw.control.recv())
+        .await
+        .expect("the relay acts");
+    match last {
+        Ok(Some(frame)) => expect_error(frame, ErrorCode::RateLimited),
+        other => panic!("expected the closing Error, got {other:?}"),
+    }
+    assert_eq!(
+        raw.closed_code().await,
+        Some(u64::from(close_code::PROTOCOL_VIOLATION))
+    );
+    still_talking(&mut ada, &mut bob, 0).await;
+    relay.handle.shutdown().await;
+}
