@@ -49,6 +49,13 @@ fn roster_names(events: &[SessionEvent]) -> Vec<Vec<String>> {
     seen
 }
 
+/// The relay seats us in `channel_id` with `slot`.
+fn granted(session: &mut ClientSession, channel_id: u32, slot: u16) {
+    session
+        .handle_frame(ControlFrame::VoiceJoined { channel_id, slot })
+        .unwrap();
+}
+
 fn connected_session(now: Instant) -> ClientSession {
     let mut session = ClientSession::new(Backoff::default());
     session.connected(now, [0; 16]);
@@ -67,12 +74,7 @@ fn a_join_is_answered_then_the_roster_arrives_whole_then_as_changes() {
             session_salt: [7; 16]
         }]
     );
-    session
-        .handle_frame(ControlFrame::VoiceJoined {
-            channel_id: VOICE,
-            slot: 1,
-        })
-        .unwrap();
+    granted(&mut session, VOICE, 1);
     session
         .handle_frame(ControlFrame::Roster {
             channel_id: VOICE,
@@ -135,12 +137,7 @@ fn answers_are_matched_to_requests_in_order() {
             max_uses: Some(1),
         })
         .unwrap();
-    session
-        .handle_frame(ControlFrame::VoiceJoined {
-            channel_id: OTHER_VOICE,
-            slot: 0,
-        })
-        .unwrap();
+    granted(&mut session, OTHER_VOICE, 0);
     assert_eq!(
         events(&mut session),
         vec![
@@ -210,12 +207,7 @@ fn rosters_of_another_channel_or_after_leaving_are_ignored() {
         })
         .unwrap();
     session.join_voice(VOICE, [1; 16]);
-    session
-        .handle_frame(ControlFrame::VoiceJoined {
-            channel_id: VOICE,
-            slot: 0,
-        })
-        .unwrap();
+    granted(&mut session, VOICE, 0);
     session
         .handle_frame(ControlFrame::RosterChanged {
             channel_id: OTHER_VOICE,
@@ -249,12 +241,7 @@ fn a_refused_join_is_not_retried_on_reconnect_but_a_granted_one_is() {
         .unwrap();
     assert_eq!(session.wanted_voice(), None);
     session.join_voice(VOICE, [2; 16]);
-    session
-        .handle_frame(ControlFrame::VoiceJoined {
-            channel_id: VOICE,
-            slot: 4,
-        })
-        .unwrap();
+    granted(&mut session, VOICE, 4);
     sent(&mut session);
     assert!(matches!(
         session.lost(start + Duration::from_secs(1), Failure::Transient),
@@ -381,12 +368,7 @@ fn leaving_before_the_answer_makes_the_late_answer_change_nothing() {
     session.join_voice(VOICE, [3; 16]);
     sent(&mut session);
     // The first join is granted, the second refused, both after we left: nothing happens.
-    session
-        .handle_frame(ControlFrame::VoiceJoined {
-            channel_id: VOICE,
-            slot: 0,
-        })
-        .unwrap();
+    granted(&mut session, VOICE, 0);
     session
         .handle_frame(ControlFrame::Roster {
             channel_id: VOICE,
@@ -401,12 +383,7 @@ fn leaving_before_the_answer_makes_the_late_answer_change_nothing() {
         .unwrap();
     assert!(events(&mut session).is_empty());
     // The join made after leaving is answered as usual.
-    session
-        .handle_frame(ControlFrame::VoiceJoined {
-            channel_id: VOICE,
-            slot: 2,
-        })
-        .unwrap();
+    granted(&mut session, VOICE, 2);
     assert_eq!(
         events(&mut session),
         vec![SessionEvent::VoiceJoined {
@@ -422,12 +399,7 @@ fn a_refused_switch_keeps_us_in_the_channel_we_were_in() {
     let now = Instant::now();
     let mut session = connected_session(now);
     session.join_voice(VOICE, [1; 16]);
-    session
-        .handle_frame(ControlFrame::VoiceJoined {
-            channel_id: VOICE,
-            slot: 0,
-        })
-        .unwrap();
+    granted(&mut session, VOICE, 0);
     session.join_voice(OTHER_VOICE, [2; 16]);
     session
         .handle_frame(ControlFrame::Error {
