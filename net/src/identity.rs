@@ -57,6 +57,11 @@ impl Identity {
         self.signing.to_bytes()
     }
 
+    /// The signing key, for MLS (crate-internal: nothing outside signs with it directly).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
     /// The public key that names this member.
     pub fn public_key(&self) -> PublicKey {
         self.signing.verifying_key().to_bytes()

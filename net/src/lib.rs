@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod crypto;
+pub mod group;
 pub mod identity;
 pub mod invite;
 pub mod proto;

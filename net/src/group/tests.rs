@@ -1,0 +1,501 @@
+//! Group life cycles between members in memory, with the relay's public view alongside.
+
+use std::time::{Duration, Instant};
+
+use openmls::prelude::tls_codec::Serialize as _;
+
+use super::*;
+use crate::crypto::{KeyProvider, SenderContext, derive_media_key};
+use crate::identity::Identity;
+use crate::proto::control::PublicKey;
+
+const GROUP: &[u8] = b"server:test";
+const NOW: u64 = 1_800_000_000;
+
+/// One member: identity, provider and (once in) the group.
+struct Person {
+    identity: Identity,
+    provider: GroupProvider,
+    group: Option<Group>,
+}
+
+impl Person {
+    fn new() -> Self {
+        Self {
+            identity: Identity::generate(),
+            provider: GroupProvider::new(),
+            group: None,
+        }
+    }
+
+    fn key(&self) -> PublicKey {
+        self.identity.public_key()
+    }
+
+    fn call<R>(&mut self, f: impl FnOnce(&mut Group, &GroupProvider, &Identity) -> R) -> R {
+        f(
+            self.group.as_mut().expect("in the group"),
+            &self.provider,
+            &self.identity,
+        )
+    }
+
+    fn group(&mut self) -> &mut Group {
+        self.group.as_mut().expect("in the group")
+    }
+
+    fn receive(&mut self, message: &[u8]) -> Result<Received, GroupError> {
+        let group = self.group.as_mut().expect("in the group");
+        group.receive(&self.provider, message, NOW)
+    }
+
+    fn media_base(&self, channel: u32) -> [u8; 32] {
+        *self
+            .group
+            .as_ref()
+            .unwrap()
+            .media_base(&self.provider, channel)
+            .unwrap()
+    }
+}
+
+/// The relay's view: checks every commit, one per epoch.
+struct Relay {
+    group: DeliveryGroup,
+}
+
+impl Relay {
+    fn accept(&mut self, commit: &[u8]) -> Result<AcceptedCommit, DeliveryError> {
+        let checked = self.group.check_commit(commit, NOW)?;
+        let summary = checked.summary.clone();
+        self.group.merge(checked)?;
+        Ok(summary)
+    }
+}
+
+fn founder() -> (Person, Relay) {
+    let mut alice = Person::new();
+    alice.group = Some(Group::create(&alice.provider, &alice.identity, GROUP).unwrap());
+    let info = alice.call(|g, p, i| g.group_info(p, i)).unwrap();
+    let relay = Relay {
+        group: DeliveryGroup::from_group_info(&info, &alice.key()).unwrap(),
+    };
+    (alice, relay)
+}
+
+fn invite(inviter: &Person) -> (InviteSecret, InviteGrant) {
+    let secret = InviteSecret::generate();
+    let grant = InviteGrant::sign(&inviter.identity, GROUP, &secret, NOW + 3600).unwrap();
+    (secret, grant)
+}
+
+/// `admitter` admits a new person through an invite made by `inviter`; everyone else in
+/// `others` processes the commit.
+fn admit(
+    admitter: &mut Person,
+    others: &mut [&mut Person],
+    relay: &mut Relay,
+    inviter_grant: (&InviteSecret, &InviteGrant),
+) -> Person {
+    let mut joiner = Person::new();
+    let request = Group::join_request(
+        &joiner.provider,
+        &joiner.identity,
+        inviter_grant.0,
+        inviter_grant.1.clone(),
+    )
+    .unwrap();
+    let outgoing = admitter
+        .group
+        .as_mut()
+        .unwrap()
+        .admit(&admitter.provider, &admitter.identity, &[request], NOW)
+        .unwrap();
+    let accepted = relay.accept(&outgoing.commit).unwrap();
+    assert_eq!(accepted.added, vec![joiner.key()]);
+    admitter.call(|g, p, _| g.merge_pending(p)).unwrap();
+    for other in others.iter_mut() {
+        let received = other.receive(&outgoing.commit).unwrap();
+        assert!(
+            matches!(received, Received::Commit { ref added, .. } if added == &vec![joiner.key()])
+        );
+    }
+    joiner.group = Some(
+        Group::join(
+            &joiner.provider,
+            &joiner.identity,
+            &outgoing.welcome.unwrap(),
+            GROUP,
+        )
+        .unwrap(),
+    );
+    joiner
+}
+
+#[test]
+fn members_admitted_by_invite_share_epoch_keys_and_privacy_codes() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+    // Bob is not an admin, yet may admit someone holding Alice's invite: Alice checks the
+    // proof carried in the commit.
+    let mut carol = admit(&mut bob, &mut [&mut alice], &mut relay, (&secret, &grant));
+
+    let epoch = alice.group().epoch();
+    assert_eq!(epoch, 2);
+    for person in [&mut bob, &mut carol] {
+        assert_eq!(person.group().epoch(), epoch);
+    }
+    let code = alice.group().privacy_code();
+    assert_eq!(bob.group().privacy_code(), code);
+    assert_eq!(carol.group().privacy_code(), code);
+    assert_eq!(alice.media_base(7), bob.media_base(7));
+    assert_eq!(alice.media_base(7), carol.media_base(7));
+    assert_ne!(alice.media_base(7), alice.media_base(8));
+    assert_eq!(relay.group.epoch(), epoch);
+    let mut everyone = vec![alice.key(), bob.key(), carol.key()];
+    everyone.sort_unstable();
+    assert_eq!(relay.group.members(), everyone);
+    let members = alice.group().members();
+    assert_eq!(
+        members.iter().filter(|member| member.is_admin).count(),
+        1,
+        "only the founder is an admin"
+    );
+}
+
+#[test]
+fn a_removed_member_gets_no_key_of_later_epochs() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+    let mut carol = admit(&mut alice, &mut [&mut bob], &mut relay, (&secret, &grant));
+    let base_before = carol.media_base(1);
+
+    let outgoing = alice
+        .call(|g, p, i| g.remove(p, i, &[carol.key()]))
+        .unwrap();
+    assert_eq!(
+        relay.accept(&outgoing.commit).unwrap().removed,
+        vec![carol.key()]
+    );
+    alice.call(|g, p, _| g.merge_pending(p)).unwrap();
+    assert!(matches!(
+        bob.receive(&outgoing.commit).unwrap(),
+        Received::Commit { .. }
+    ));
+    assert_eq!(carol.receive(&outgoing.commit).unwrap(), Received::Removed);
+
+    assert!(!carol.group().is_active());
+    assert!(
+        carol.call(|g, p, _| g.media_base(p, 1)).is_err() || carol.media_base(1) == base_before
+    );
+    let base_after = alice.media_base(1);
+    assert_eq!(base_after, bob.media_base(1));
+    assert_ne!(base_after, base_before);
+    // Carol cannot follow the group any more.
+    let update = bob.call(|g, p, i| g.self_update(p, i)).unwrap();
+    relay.accept(&update.commit).unwrap();
+    assert_eq!(carol.receive(&update.commit), Err(GroupError::Removed));
+}
+
+#[test]
+fn a_non_admin_cannot_remove_and_forged_removals_are_refused_by_members_and_relay() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+    let carol = admit(&mut alice, &mut [&mut bob], &mut relay, (&secret, &grant));
+
+    assert_eq!(
+        bob.call(|g, p, i| g.remove(p, i, &[carol.key()]))
+            .unwrap_err(),
+        GroupError::NotAdmin("remove members")
+    );
+    // A modified client skips its own check and goes to openmls directly.
+    let carol_leaf = bob.group().leaf_of(&carol.key()).unwrap();
+    let (forged, _, _) = {
+        let bob_ref = &mut bob;
+        let signer = signer::IdentitySigner(&bob_ref.identity);
+        bob_ref
+            .group
+            .as_mut()
+            .unwrap()
+            .mls
+            .remove_members(&bob_ref.provider, &signer, &[carol_leaf])
+            .unwrap()
+    };
+    let forged = forged.tls_serialize_detached().unwrap();
+    let epoch = alice.group().epoch();
+    assert_eq!(
+        alice.receive(&forged),
+        Err(GroupError::Refused(
+            policy::PolicyViolation::RemoveByNonAdmin
+        ))
+    );
+    assert_eq!(alice.group().epoch(), epoch, "nothing was merged");
+    assert!(matches!(
+        relay.accept(&forged),
+        Err(DeliveryError::Invalid(reason)) if reason.contains("not an admin")
+    ));
+}
+
+#[test]
+fn adds_without_a_valid_proof_are_refused() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+
+    // Bob (not an admin) adds Mallory, who holds no invite, straight through openmls.
+    let mallory = Person::new();
+    let (key_package, _) = Group::key_package(&mallory.provider, &mallory.identity, false).unwrap();
+    let key_package = member::parse_key_package(&mallory.provider, &key_package).unwrap();
+    let forged = {
+        let bob_ref = &mut bob;
+        let signer = signer::IdentitySigner(&bob_ref.identity);
+        let (commit, _, _) = bob_ref
+            .group
+            .as_mut()
+            .unwrap()
+            .mls
+            .add_members(&bob_ref.provider, &signer, &[key_package])
+            .unwrap();
+        commit.tls_serialize_detached().unwrap()
+    };
+    assert_eq!(
+        alice.receive(&forged),
+        Err(GroupError::Refused(
+            policy::PolicyViolation::AddWithoutProof
+        ))
+    );
+    assert!(relay.accept(&forged).is_err());
+
+    // A proof made with another secret does not verify either.
+    let wrong_secret = InviteSecret::generate();
+    let request = Group::join_request(
+        &mallory.provider,
+        &mallory.identity,
+        &wrong_secret,
+        grant.clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        alice
+            .call(|g, p, i| g.admit(p, i, &[request], NOW))
+            .unwrap_err(),
+        GroupError::Refused(policy::PolicyViolation::BadProof)
+    );
+    // And an expired invite is refused.
+    let request =
+        Group::join_request(&mallory.provider, &mallory.identity, &secret, grant).unwrap();
+    assert_eq!(
+        alice
+            .call(|g, p, i| g.admit(p, i, &[request], NOW + 7200))
+            .unwrap_err(),
+        GroupError::Refused(policy::PolicyViolation::InviteExpired)
+    );
+}
+
+#[test]
+fn a_member_who_leaves_is_removed_by_the_next_commit_even_from_a_non_admin() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+    let mut carol = admit(&mut alice, &mut [&mut bob], &mut relay, (&secret, &grant));
+
+    let proposal = carol.call(|g, p, i| g.propose_leave(p, i)).unwrap();
+    assert_eq!(relay.group.check_proposal(&proposal).unwrap(), carol.key());
+    assert_eq!(alice.receive(&proposal).unwrap(), Received::Proposal);
+    assert_eq!(bob.receive(&proposal).unwrap(), Received::Proposal);
+    assert!(bob.group().has_pending_proposals());
+
+    let outgoing = bob.call(|g, p, i| g.commit_proposals(p, i)).unwrap();
+    assert_eq!(
+        relay.accept(&outgoing.commit).unwrap().removed,
+        vec![carol.key()]
+    );
+    bob.call(|g, p, _| g.merge_pending(p)).unwrap();
+    assert!(
+        matches!(alice.receive(&outgoing.commit).unwrap(), Received::Commit { ref removed, .. } if removed == &vec![carol.key()])
+    );
+    assert_eq!(carol.receive(&outgoing.commit).unwrap(), Received::Removed);
+    assert_eq!(alice.group().members().len(), 2);
+}
+
+#[test]
+fn two_commits_in_one_epoch_one_wins_and_the_loser_recovers() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+
+    let from_alice = alice.call(|g, p, i| g.self_update(p, i)).unwrap();
+    let from_bob = bob.call(|g, p, i| g.self_update(p, i)).unwrap();
+    assert_eq!(from_alice.epoch, from_bob.epoch);
+    relay.accept(&from_alice.commit).unwrap();
+    assert!(matches!(
+        relay.accept(&from_bob.commit),
+        Err(DeliveryError::WrongEpoch { current: 2, got: 1 })
+    ));
+    alice.call(|g, p, _| g.merge_pending(p)).unwrap();
+    // Bob is told his commit lost: he drops it, takes Alice's, and tries again.
+    bob.call(|g, p, _| g.discard_pending(p)).unwrap();
+    assert!(matches!(
+        bob.receive(&from_alice.commit).unwrap(),
+        Received::Commit { epoch: 2, .. }
+    ));
+    let retry = bob.call(|g, p, i| g.self_update(p, i)).unwrap();
+    relay.accept(&retry.commit).unwrap();
+    bob.call(|g, p, _| g.merge_pending(p)).unwrap();
+    alice.receive(&retry.commit).unwrap();
+    assert_eq!(alice.group().privacy_code(), bob.group().privacy_code());
+    assert_eq!(alice.media_base(3), bob.media_base(3));
+}
+
+#[test]
+fn group_state_survives_a_restart_from_the_flushed_store() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+
+    let mut disk: std::collections::HashMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>> =
+        std::collections::HashMap::new();
+    let mut flush = |provider: &mut GroupProvider| {
+        let delta = provider.take_delta();
+        for key in delta.deletes {
+            disk.remove(&key);
+        }
+        for (key, value) in delta.upserts {
+            disk.insert(key, value);
+        }
+        disk.clone()
+    };
+    let saved = flush(&mut bob.provider);
+    assert!(
+        bob.provider.take_delta().is_empty(),
+        "a second flush has nothing new"
+    );
+    let base = bob.media_base(5);
+
+    // Bob's process dies; a new one loads the store.
+    let provider = GroupProvider::restore(saved);
+    let mut restarted = Person {
+        identity: bob.identity.clone(),
+        group: Some(
+            Group::load(&provider, &bob.identity, GROUP)
+                .unwrap()
+                .unwrap(),
+        ),
+        provider,
+    };
+    assert_eq!(restarted.media_base(5), base);
+    let update = alice.call(|g, p, i| g.self_update(p, i)).unwrap();
+    relay.accept(&update.commit).unwrap();
+    alice.call(|g, p, _| g.merge_pending(p)).unwrap();
+    restarted.receive(&update.commit).unwrap();
+    assert_eq!(restarted.media_base(5), alice.media_base(5));
+    assert_eq!(relay.group.epoch(), restarted.group().epoch());
+
+    // The relay's view also survives through its snapshot.
+    let restored = DeliveryGroup::restore(&relay.group.snapshot(), GROUP).unwrap();
+    assert_eq!(restored.epoch(), relay.group.epoch());
+    assert_eq!(restored.members(), relay.group.members());
+}
+
+#[test]
+fn media_keys_follow_epochs_and_the_previous_epoch_expires() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+    let sender = SenderContext {
+        channel_id: 4,
+        public_key: alice.key(),
+        session_salt: [9; 16],
+    };
+    let start = Instant::now();
+    let ring = MediaKeyRing::new(4);
+    assert!(
+        ring.media_key(&sender, 0).is_err(),
+        "no key before an epoch is installed"
+    );
+    ring.install(
+        alice.group().epoch(),
+        alice.call(|g, p, _| g.media_base(p, 4)).unwrap(),
+        start,
+    );
+    let old_id = ring.current_key_id();
+    assert_eq!(old_id, 1);
+    let old_key = ring.media_key(&sender, old_id).unwrap();
+    assert_eq!(
+        old_key.as_bytes(),
+        derive_media_key(&bob.media_base(4), &sender, old_id).as_bytes()
+    );
+
+    let update = bob.call(|g, p, i| g.self_update(p, i)).unwrap();
+    relay.accept(&update.commit).unwrap();
+    bob.call(|g, p, _| g.merge_pending(p)).unwrap();
+    alice.receive(&update.commit).unwrap();
+    ring.install(
+        alice.group().epoch(),
+        alice.call(|g, p, _| g.media_base(p, 4)).unwrap(),
+        start + Duration::from_secs(1),
+    );
+    assert_eq!(ring.current_key_id(), 2);
+    assert_ne!(
+        ring.media_key(&sender, 2).unwrap().as_bytes(),
+        old_key.as_bytes()
+    );
+    ring.expire(start + Duration::from_secs(10));
+    assert_eq!(
+        ring.media_key(&sender, old_id).unwrap().as_bytes(),
+        old_key.as_bytes(),
+        "still within the grace time"
+    );
+    ring.expire(start + Duration::from_secs(11));
+    assert!(
+        ring.media_key(&sender, old_id).is_err(),
+        "wiped after the grace time"
+    );
+    assert_eq!(ring.epochs(), (Some(2), None));
+    let other_channel = SenderContext {
+        channel_id: 5,
+        ..sender
+    };
+    assert!(ring.media_key(&other_channel, 2).is_err());
+}
+
+#[test]
+fn application_messages_reach_members_only() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+    let sealed = alice
+        .call(|g, p, i| g.seal_application(p, i, b"canary-3141"))
+        .unwrap();
+    assert!(!sealed.windows(11).any(|window| window == b"canary-3141"));
+    assert!(matches!(
+        relay.group.check_commit(&sealed, NOW),
+        Err(DeliveryError::Unsupported(_))
+    ));
+    match bob.receive(&sealed).unwrap() {
+        Received::Application { sender, data } => {
+            assert_eq!(sender, alice.key());
+            assert_eq!(&data[..], b"canary-3141");
+        }
+        other => panic!("expected an application message, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_relay_takes_key_packages_only_from_their_owner() {
+    let person = Person::new();
+    let (key_package, reference) =
+        Group::key_package(&person.provider, &person.identity, true).unwrap();
+    let info = check_key_package(&key_package, &person.key()).unwrap();
+    assert!(info.last_resort);
+    assert_eq!(info.reference, reference);
+    assert_eq!(
+        check_key_package(&key_package, &[7; 32]),
+        Err(DeliveryError::WrongIdentity)
+    );
+    assert!(check_key_package(&key_package[..key_package.len() - 1], &person.key()).is_err());
+    assert!(check_key_package(b"", &person.key()).is_err());
+}
