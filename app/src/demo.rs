@@ -184,7 +184,7 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     let ada = member("Ada", owner_link).await?;
     let invite = ada
         .client
-        .create_invite(Some(Duration::from_secs(600)), Some(1))
+        .create_invite(Some(Duration::from_secs(600)), Some(1), None)
         .await?;
     let bob = member("Bob", invite).await?;
     let voice = ada

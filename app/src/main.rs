@@ -127,7 +127,10 @@ async fn invite(
     let profile = Profile::open()?;
     let saved = profile.server(server)?;
     let session = session::connect(&profile, &saved).await?;
-    let link = session.client.create_invite(expires, max_uses).await?;
+    let link = session
+        .client
+        .create_invite(expires, max_uses, None)
+        .await?;
     println!("{link}");
     Ok(())
 }

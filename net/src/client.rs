@@ -98,6 +98,8 @@ pub enum ClientEvent {
     },
     /// The client gave up for good (refused, wrong certificate, replaced); see the error.
     Stopped(Arc<ClientError>),
+    /// A group frame from the relay (MLS delivery), for the client's group logic.
+    Group(crate::proto::ControlFrame),
 }
 
 /// One decrypted media frame.
@@ -135,8 +137,11 @@ enum Command {
     CreateInvite {
         expires_in: Option<Duration>,
         max_uses: Option<u32>,
+        grant: Option<Vec<u8>>,
         reply: oneshot::Sender<Result<InviteLink, ClientError>>,
     },
+    Group(crate::proto::ControlFrame),
+    RekeyMedia,
 }
 
 /// Events buffered before the oldest media frames are dropped.
@@ -191,22 +196,41 @@ impl Client {
             .map_err(|_| ClientError::Stopped)
     }
 
-    /// Asks the relay for a new invite and returns the link, carrying our group secret.
+    /// Asks the relay for a new invite and returns the link (without a secret: the caller adds
+    /// the invite secret whose grant it passes here).
     pub async fn create_invite(
         &self,
         expires_in: Option<Duration>,
         max_uses: Option<u32>,
+        grant: Option<Vec<u8>>,
     ) -> Result<InviteLink, ClientError> {
         let (reply, response) = oneshot::channel();
         self.commands
             .send(Command::CreateInvite {
                 expires_in,
                 max_uses,
+                grant,
                 reply,
             })
             .await
             .map_err(|_| ClientError::Stopped)?;
         response.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// Sends a group frame (MLS delivery) to the relay; dropped while disconnected.
+    pub async fn send_group(&self, frame: crate::proto::ControlFrame) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::Group(frame))
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Re-keys our outgoing media with the key provider's current key (after a new epoch).
+    pub async fn rekey_media(&self) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::RekeyMedia)
+            .await
+            .map_err(|_| ClientError::Stopped)
     }
 
     /// Encrypts `payload` and sends it to everyone else in our voice channel. Never blocks:

@@ -78,6 +78,18 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
 
     /// The media key of `sender` under `key_id`.
     fn media_key(&self, sender: &SenderContext, key_id: u8) -> Result<MediaKey, KeyError>;
+
+    /// A number that changes whenever keys are added or retired; receivers re-check the keys
+    /// they cached when it does.
+    fn generation(&self) -> u64 {
+        0
+    }
+
+    /// Whether keys under `key_id` may still be used.
+    fn holds(&self, key_id: u8) -> bool {
+        let _ = key_id;
+        true
+    }
 }
 
 /// The interim group secret: 32 random bytes shared through the invite link's fragment.

@@ -70,3 +70,8 @@ pub const TEXT_EXPORTER_LABEL: &str = "sotto text v1";
 
 /// Longest group id accepted, in bytes.
 pub const MAX_GROUP_ID_LEN: usize = 64;
+
+/// The id of the MLS group that holds all members of server `server_id`.
+pub fn server_group_id(server_id: u32) -> Vec<u8> {
+    format!("sotto/server/{server_id}").into_bytes()
+}

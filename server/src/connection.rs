@@ -10,8 +10,11 @@ use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
 use sotto_net::transport::{ControlStream, StreamError, close_code};
 use tracing::{debug, info, warn};
 
+use sotto_net::group::{InviteGrant, server_group_id};
+
 use crate::data_dir::unix_now;
 use crate::db::{AdmissionError, InviteLimits, InviteTerms, Member, Role, StoreError};
+use crate::groups::GroupCursor;
 use crate::metrics::DropReason;
 use crate::rate_limit::{RequestLimiter, TokenBucket, Verdict};
 use crate::rooms::{JoinError, Joiner, Membership};
@@ -165,6 +168,8 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
             shared.config.request_burst,
             Instant::now(),
         ),
+        group: None,
+        group_changes: shared.groups.subscribe(),
         member,
     };
     let result = session.run(&mut control).await;
@@ -276,6 +281,9 @@ struct Session {
     voice: Arc<ArcSwapOption<Membership>>,
     outbox: Arc<RosterOutbox>,
     limiter: RequestLimiter,
+    /// What of its group the member has had, once it asked with `GroupSync`.
+    group: Option<GroupCursor>,
+    group_changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Session {
@@ -307,6 +315,10 @@ impl Session {
                     batch.as_mut().reset(last_roster + ROSTER_BATCH);
                     Ok(())
                 }
+                changed = self.group_changes.changed(), if self.group.is_some() => match changed {
+                    Ok(()) => self.push_group_updates(control).await,
+                    Err(_) => Ok(()),
+                },
                 () = &mut batch, if roster_due => {
                     roster_due = false;
                     match self.outbox.take() {
@@ -383,6 +395,13 @@ impl Session {
                     }
                 }
             }
+            group @ (ControlFrame::GroupSync { .. }
+            | ControlFrame::GroupCreate { .. }
+            | ControlFrame::GroupCommit { .. }
+            | ControlFrame::GroupProposal { .. }
+            | ControlFrame::JoinGroup { .. }) => {
+                return self.handle_group_frame(group, control).await;
+            }
             other => return Err(SessionError::Unexpected(other.name())),
         };
         control.send(&answer).await?;
@@ -457,11 +476,21 @@ impl Session {
         let ControlFrame::CreateInvite {
             expires_in_secs,
             max_uses,
+            ref grant,
         } = *request
         else {
             unreachable!("called for CreateInvite only")
         };
         let now = unix_now();
+        if let Some(grant) = grant
+            && let Err(reason) = self.check_grant(grant, now)
+        {
+            return Ok(error_frame(
+                ErrorCode::Forbidden,
+                format!("the invite's grant is not valid: {reason}"),
+            ));
+        }
+        let grant = grant.clone();
         let terms = InviteTerms {
             expires_at: expires_in_secs.map(|secs| now + u64::from(secs)),
             max_uses,
@@ -474,7 +503,7 @@ impl Session {
         let store = self.shared.store.clone();
         let (server_id, member_id) = (self.shared.server.id, self.member.id);
         let decision = tokio::task::spawn_blocking(move || {
-            store.create_member_invite(server_id, member_id, terms, limits, now)
+            store.create_member_invite(server_id, member_id, terms, limits, grant.as_deref(), now)
         })
         .await
         .expect("invite creation does not panic")?;
@@ -486,6 +515,184 @@ impl Session {
             },
             Err(limit) => error_frame(ErrorCode::InviteLimit, limit.to_string()),
         })
+    }
+
+    /// A grant must be this member's, for this server's group, and not expired.
+    fn check_grant(&self, grant: &[u8], now_unix: u64) -> Result<(), String> {
+        let grant = InviteGrant::decode(grant).map_err(|error| error.to_string())?;
+        if grant.inviter != self.member.public_key {
+            return Err("it was signed by someone else".into());
+        }
+        grant
+            .verify(&server_group_id(self.shared.server.id), now_unix)
+            .map_err(|error| error.to_string())
+    }
+
+    /// Handles a group frame (MLS delivery) within the member's request budget.
+    async fn handle_group_frame(
+        &mut self,
+        frame: ControlFrame,
+        control: &mut ControlStream,
+    ) -> Result<(), SessionError> {
+        let group_id = match &frame {
+            ControlFrame::GroupSync { group_id, .. }
+            | ControlFrame::GroupCreate { group_id, .. }
+            | ControlFrame::GroupCommit { group_id, .. }
+            | ControlFrame::GroupProposal { group_id, .. }
+            | ControlFrame::JoinGroup { group_id, .. } => group_id.clone(),
+            other => return Err(SessionError::Unexpected(other.name())),
+        };
+        match self.limiter.check(Instant::now()) {
+            Verdict::Allow => {}
+            Verdict::Refuse => {
+                self.shared
+                    .metrics
+                    .requests_rate_limited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let answer = ControlFrame::GroupRefused {
+                    group_id,
+                    epoch: 0,
+                    current_epoch: 0,
+                    reason: "too many requests; slow down".into(),
+                };
+                control.send(&answer).await?;
+                return Ok(());
+            }
+            Verdict::Close => {
+                return Err(SessionError::Flood(
+                    crate::rate_limit::REFUSALS_BEFORE_CLOSE,
+                ));
+            }
+        }
+        if group_id != server_group_id(self.shared.server.id) {
+            let answer = ControlFrame::GroupRefused {
+                group_id,
+                epoch: 0,
+                current_epoch: 0,
+                reason: "this relay has no such group".into(),
+            };
+            control.send(&answer).await?;
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let member = self.member.clone();
+        let members_online =
+            u32::try_from(shared.online_count().saturating_sub(1)).unwrap_or(u32::MAX);
+        let now = unix_now();
+        let is_sync = matches!(frame, ControlFrame::GroupSync { .. });
+        let (answer, sync, removed) = tokio::task::spawn_blocking(move || {
+            let store = &shared.store;
+            let groups = &shared.groups;
+            let server_id = shared.server.id;
+            Ok::<_, StoreError>(match frame {
+                ControlFrame::GroupSync { group_id, epoch } => {
+                    let (status, in_group) = groups.status(store, server_id, &member, &group_id)?;
+                    if in_group && epoch.is_some() {
+                        store.forget_welcome(&group_id, &member.public_key)?;
+                    }
+                    (
+                        Some(status),
+                        Some((in_group && epoch.is_some(), epoch)),
+                        Vec::new(),
+                    )
+                }
+                ControlFrame::GroupCreate {
+                    group_id,
+                    group_info,
+                } => (
+                    Some(groups.create(store, server_id, &member, &group_id, &group_info, now)?),
+                    None,
+                    Vec::new(),
+                ),
+                ControlFrame::GroupCommit {
+                    group_id,
+                    epoch,
+                    commit,
+                    welcome,
+                } => {
+                    let done = groups.commit(
+                        store,
+                        &member,
+                        &group_id,
+                        epoch,
+                        &commit,
+                        welcome.as_deref(),
+                        now,
+                    )?;
+                    (Some(done.answer), None, done.removed_members)
+                }
+                ControlFrame::GroupProposal { group_id, proposal } => (
+                    groups.propose(store, &member, &group_id, &proposal)?,
+                    None,
+                    Vec::new(),
+                ),
+                ControlFrame::JoinGroup { group_id, request } => (
+                    Some(groups.join(store, &member, &group_id, &request, members_online, now)?),
+                    None,
+                    Vec::new(),
+                ),
+                _ => unreachable!("only group frames get here"),
+            })
+        })
+        .await
+        .expect("group handling does not panic")?;
+        if let Some((in_group, epoch)) = sync {
+            self.group = Some(GroupCursor {
+                group_id: group_id.clone(),
+                in_group,
+                next_epoch: epoch.unwrap_or(0),
+                proposals_sent: None,
+                requests_sent: Default::default(),
+                welcome_sent: false,
+            });
+        }
+        if let (Some(ControlFrame::CommitAccepted { epoch, .. }), Some(cursor)) =
+            (&answer, self.group.as_mut())
+        {
+            // Our own commit is not sent back to us.
+            if cursor.next_epoch == *epoch {
+                cursor.next_epoch = epoch + 1;
+                cursor.proposals_sent = None;
+            }
+        }
+        if let Some(answer) = answer {
+            control.send(&answer).await?;
+        }
+        for member_id in removed {
+            info!(member = member_id, "removed from the server by a commit");
+            self.shared.disconnect(
+                member_id,
+                close_code::REFUSED,
+                "you were removed from this server",
+            );
+        }
+        if is_sync {
+            self.push_group_updates(control).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the member what it has not had yet of its group.
+    async fn push_group_updates(
+        &mut self,
+        control: &mut ControlStream,
+    ) -> Result<(), SessionError> {
+        let Some(mut cursor) = self.group.take() else {
+            return Ok(());
+        };
+        let shared = self.shared.clone();
+        let key = self.member.public_key;
+        let (cursor, frames) = tokio::task::spawn_blocking(move || {
+            let frames = cursor.pending(&shared.store, &key);
+            (cursor, frames)
+        })
+        .await
+        .expect("reading group updates does not panic");
+        self.group = Some(cursor);
+        for frame in frames? {
+            control.send(&frame).await?;
+        }
+        Ok(())
     }
 
     fn leave_voice(&self) {

@@ -4,7 +4,10 @@
 //! acknowledges to a client is committed before the acknowledgement is sent, so a `kill -9`
 //! (or a power cut) never loses it. Invite tokens are stored only as SHA-256 hashes.
 
+mod groups;
 mod migrations;
+
+pub use groups::{AcceptCommit, CommitOutcome, StoredGroup};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -149,11 +152,12 @@ fn insert_invite(
     server_id: u32,
     created_by: Option<u32>,
     terms: InviteTerms,
+    grant: Option<&[u8]>,
     now_unix: u64,
 ) -> Result<(), StoreError> {
     connection.execute(
-        "INSERT INTO invites (token_hash, server_id, created_by, created_at, expires_at, max_uses, uses, role)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
+        "INSERT INTO invites (token_hash, server_id, created_by, created_at, expires_at, max_uses, uses, role, grant)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
         params![
             token_hash(token).as_slice(),
             server_id,
@@ -161,7 +165,8 @@ fn insert_invite(
             now_unix as i64,
             terms.expires_at.map(|at| at as i64),
             terms.max_uses,
-            terms.role.as_str()
+            terms.role.as_str(),
+            grant
         ],
     )?;
     Ok(())
@@ -387,7 +392,9 @@ impl Store {
     ) -> Result<InviteToken, StoreError> {
         let token: InviteToken = rand::random();
         self.with(|connection| {
-            insert_invite(connection, &token, server_id, created_by, terms, now_unix)?;
+            insert_invite(
+                connection, &token, server_id, created_by, terms, None, now_unix,
+            )?;
             Ok(token)
         })
     }
@@ -401,6 +408,7 @@ impl Store {
         created_by: u32,
         terms: InviteTerms,
         limits: InviteLimits,
+        grant: Option<&[u8]>,
         now_unix: u64,
     ) -> Result<Result<InviteToken, InviteLimitError>, StoreError> {
         let token: InviteToken = rand::random();
@@ -422,7 +430,15 @@ impl Store {
             if last_hour >= i64::from(limits.per_hour) {
                 return Ok(Err(InviteLimitError::TooManyPerHour(limits.per_hour)));
             }
-            insert_invite(&tx, &token, server_id, Some(created_by), terms, now_unix)?;
+            insert_invite(
+                &tx,
+                &token,
+                server_id,
+                Some(created_by),
+                terms,
+                grant,
+                now_unix,
+            )?;
             tx.commit()?;
             Ok(Ok(token))
         })

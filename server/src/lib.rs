@@ -13,6 +13,7 @@ pub mod config;
 mod connection;
 pub mod data_dir;
 pub mod db;
+mod groups;
 pub mod impairment;
 pub mod metrics;
 pub mod rate_limit;

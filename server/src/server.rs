@@ -16,6 +16,7 @@ use crate::config::{ConfigError, RelayConfig};
 use crate::connection;
 use crate::data_dir::{DataDir, DataDirError};
 use crate::db::{Store, StoreError};
+use crate::groups::Groups;
 use crate::metrics::{self, Metrics};
 use crate::rooms::VoiceRooms;
 
@@ -57,6 +58,7 @@ pub(crate) struct Shared {
     pub(crate) rooms: VoiceRooms,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: RelayConfig,
+    pub(crate) groups: Groups,
     online: Mutex<HashMap<u32, quinn::Connection>>,
 }
 
@@ -71,6 +73,26 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(member_id, connection)
+    }
+
+    /// How many members are online.
+    pub(crate) fn online_count(&self) -> usize {
+        self.online
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    /// Closes `member_id`'s connection, if online, saying why.
+    pub(crate) fn disconnect(&self, member_id: u32, code: u32, reason: &str) {
+        if let Some(connection) = self
+            .online
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&member_id)
+        {
+            connection.close(code.into(), reason.as_bytes());
+        }
     }
 
     /// Forgets `member_id`'s connection if it is still `connection`.
@@ -162,6 +184,7 @@ impl Relay {
             rooms: VoiceRooms::new(config.max_voice_participants),
             metrics: Arc::new(Metrics::default()),
             config,
+            groups: Groups::new(),
             online: Mutex::new(HashMap::new()),
         });
         Ok(Self {

@@ -217,7 +217,7 @@ async fn invites_are_capped_per_member_and_the_refusal_says_why() {
     let mut ada = connect(&relay.owner_link, "ada").await;
     let (mut made, mut refusals) = (0, Vec::new());
     for _ in 0..200 {
-        match ada.client.create_invite(None, None).await {
+        match ada.client.create_invite(None, None, None).await {
             Ok(_) => made += 1,
             Err(error) => refusals.push(error),
         }
@@ -248,6 +248,7 @@ async fn an_invite_flood_at_default_settings_is_rate_limited_then_capped() {
         ControlFrame::CreateInvite {
             expires_in_secs: None,
             max_uses: None,
+            grant: None,
         }
         .encode(&mut chunk)
         .unwrap();

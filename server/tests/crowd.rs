@@ -149,7 +149,7 @@ async fn a_thousand_and_one_join_one_room_the_limit_holds_and_nobody_is_dropped(
 
     // The owner makes an unlimited invite for everyone (within the owner's invite limits).
     let (owner, _owner_events, voice) = connect_member(owner_link, 0).await;
-    let link = owner.create_invite(None, None).await.unwrap();
+    let link = owner.create_invite(None, None, None).await.unwrap();
     let idle_rss = relay.resident_bytes();
 
     // Connect everyone first, a few at a time.

@@ -39,7 +39,7 @@ async fn kill_9_mid_call_keeps_state_and_clients_come_back() {
     // An invite acknowledged by the relay must survive the kill.
     let invite: InviteLink = ada
         .client
-        .create_invite(Some(Duration::from_secs(3600)), Some(5))
+        .create_invite(Some(Duration::from_secs(3600)), Some(5), None)
         .await
         .unwrap();
     assert_eq!(
@@ -102,7 +102,7 @@ async fn database_never_holds_the_secret_or_media() {
         ada.client.send_media(StreamKind::Voice, payload).unwrap();
     }
     assert_eq!(&bob.next_media().await.payload[..], payload);
-    ada.client.create_invite(None, None).await.unwrap();
+    ada.client.create_invite(None, None, None).await.unwrap();
     let root = relay.data.root().to_owned();
     relay.handle.shutdown().await;
 

@@ -61,7 +61,7 @@ async fn member(link: &InviteLink, name: &str) -> Session {
 /// Ada (owner) and Bob (member) connected, and the voice channel's id.
 async fn two_members(relay: &Relay) -> (Session, Session, u32) {
     let ada = member(&relay.owner, "Ada").await;
-    let invite = ada.client.create_invite(None, None).await.unwrap();
+    let invite = ada.client.create_invite(None, None, None).await.unwrap();
     let bob = member(&invite, "Bob").await;
     let voice = ada.voice_channels().next().unwrap().id;
     (ada, bob, voice)
@@ -195,7 +195,7 @@ async fn a_call_carries_speech_and_reports_who_is_here_and_how_it_goes() {
     assert!(best > 0.8, "{best}");
 
     // The sessions still work after the call.
-    assert!(ada.client.create_invite(None, Some(1)).await.is_ok());
+    assert!(ada.client.create_invite(None, Some(1), None).await.is_ok());
     assert!(bob.client.stats().connected);
     relay.handle.shutdown().await;
 }

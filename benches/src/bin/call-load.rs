@@ -81,7 +81,7 @@ fn main() -> Result<()> {
     client_runtime.block_on(async {
         let first = member(owner.clone(), 0).await?;
         let voice = first.voice_channels().next().context("voice channel")?.id;
-        let invite = first.client.create_invite(None, None).await?;
+        let invite = first.client.create_invite(None, None, None).await?;
         let mut sessions = vec![first];
         for index in 1..people {
             sessions.push(member(invite.clone(), index).await?);

@@ -51,6 +51,7 @@ pub(crate) async fn run(
         shared,
         events,
         invites: HashMap::new(),
+        seat: None,
     };
     loop {
         let attempt = tokio::time::timeout(
@@ -106,6 +107,8 @@ struct Actor {
     receivers: Receivers,
     session: ClientSession,
     invites: HashMap<RequestId, InviteReply>,
+    /// Our seat in a voice channel (channel, slot, salt), to re-key the sender on a new epoch.
+    seat: Option<(u32, u16, crate::proto::control::SessionSalt)>,
 }
 
 impl Actor {
@@ -133,16 +136,29 @@ impl Actor {
             Command::LeaveVoice => {
                 self.session.leave_voice();
                 self.shared.voice.store(None);
+                self.seat = None;
                 self.receivers.clear();
+            }
+            Command::Group(frame) => {
+                // Dropped while disconnected: the group logic syncs again on reconnecting.
+                self.session.send_group(frame);
+            }
+            Command::RekeyMedia => {
+                if let (Some(connection), Some((channel_id, slot, salt))) =
+                    (self.shared.connection.load_full(), self.seat)
+                {
+                    self.install_sender(&connection, channel_id, slot, salt);
+                }
             }
             Command::CreateInvite {
                 expires_in,
                 max_uses,
+                grant,
                 reply,
             } => {
                 let expires_in_secs =
                     expires_in.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-                match self.session.create_invite(expires_in_secs, max_uses) {
+                match self.session.create_invite(expires_in_secs, max_uses, grant) {
                     Some(request) => {
                         self.invites.insert(request, reply);
                     }
@@ -243,7 +259,9 @@ impl Actor {
                     slot,
                     session_salt,
                 } => {
-                    self.install_sender(connection, channel_id, slot, session_salt)?;
+                    self.seat = Some((channel_id, slot, session_salt));
+                    self.receivers.set_own_slot(channel_id, slot);
+                    self.install_sender(connection, channel_id, slot, session_salt);
                     self.emit(ClientEvent::VoiceJoined { channel_id, slot })
                         .await;
                 }
@@ -315,36 +333,37 @@ impl Actor {
                     let _ = reply.send(Err(ClientError::NotConnected));
                 }
             }
+            SessionEvent::Group(frame) => self.emit(ClientEvent::Group(frame)).await,
             // Only possible while connected; handled by `apply_session_events`.
             SessionEvent::VoiceJoined { .. } => {}
         }
     }
 
-    /// Keys our media for the channel we just joined.
+    /// Keys our media for our seat with the key provider's current key. Without a key (group
+    /// keys not there yet) nothing is sent until a later re-key.
     fn install_sender(
         &mut self,
         connection: &quinn::Connection,
         channel_id: u32,
         slot: u16,
         session_salt: crate::proto::control::SessionSalt,
-    ) -> Result<(), ClientError> {
+    ) {
         let context = SenderContext {
             channel_id,
             public_key: self.options.identity.public_key(),
             session_salt,
         };
         let key_id = self.options.keys.current_key_id();
-        let key = self
-            .options
-            .keys
-            .media_key(&context, key_id)
-            .map_err(|error| ClientError::Protocol(format!("no media key: {error}")))?;
-        self.shared.voice.store(Some(Arc::new(VoiceSender {
-            connection: connection.clone(),
-            sealer: Mutex::new(MediaSealer::new(&key, key_id, slot)),
-        })));
-        self.receivers.set_own_slot(channel_id, slot);
-        Ok(())
+        match self.options.keys.media_key(&context, key_id) {
+            Ok(key) => self.shared.voice.store(Some(Arc::new(VoiceSender {
+                connection: connection.clone(),
+                sealer: Mutex::new(MediaSealer::new(&key, key_id, slot)),
+            }))),
+            Err(error) => {
+                debug!("not sending media yet: {error}");
+                self.shared.voice.store(None);
+            }
+        }
     }
 
     fn handle_datagram(&mut self, datagram: Bytes) {

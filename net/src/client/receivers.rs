@@ -24,6 +24,8 @@ pub(crate) struct Receivers {
     channel_id: u32,
     own_slot: Option<u16>,
     keys: Arc<dyn KeyProvider>,
+    /// The key provider's generation when cached keys were last checked against it.
+    generation: u64,
     senders: HashMap<u16, RemoteSender>,
 }
 
@@ -39,6 +41,7 @@ impl Receivers {
         Self {
             channel_id: 0,
             own_slot: None,
+            generation: keys.generation(),
             keys,
             senders: HashMap::new(),
         }
@@ -118,6 +121,16 @@ impl Receivers {
             sender: header.sender,
             key_id: header.key_id,
         };
+        // Keys the provider retired (an epoch past its grace time) are dropped, so a removed
+        // member's old key opens nothing any more.
+        let generation = self.keys.generation();
+        if generation != self.generation {
+            let keys = &self.keys;
+            for remote in self.senders.values_mut() {
+                remote.openers.retain(|(id, _)| keys.holds(*id));
+            }
+            self.generation = generation;
+        }
         let sender = self.senders.get_mut(&header.sender).ok_or(unknown)?;
         let window_key = (header.key_id, header.stream.code());
         let counter = u64::from(header.counter);
@@ -128,30 +141,31 @@ impl Receivers {
         {
             return Err(OpenError::Replayed(header.counter));
         }
-        if !sender.openers.iter().any(|(id, _)| *id == header.key_id) {
-            let context = SenderContext {
-                channel_id: self.channel_id,
-                public_key: sender.participant.public_key,
-                session_salt: sender.participant.session_salt,
-            };
-            let key = self
-                .keys
-                .media_key(&context, header.key_id)
-                .map_err(|_| unknown)?;
-            if sender.openers.len() == KEYS_PER_SENDER {
-                sender.openers.remove(0);
-            }
-            sender.openers.push((header.key_id, MediaOpener::new(&key)));
-        }
-        let opener = &sender
-            .openers
-            .iter()
-            .find(|(id, _)| *id == header.key_id)
-            .expect("just ensured")
-            .1;
         // Decrypts in place; copies only if the datagram's bytes are shared.
         let mut buffer = BytesMut::from(datagram);
-        let len = opener.open_in_place(&header, &mut buffer)?;
+        let len = match sender.openers.iter().find(|(id, _)| *id == header.key_id) {
+            Some((_, opener)) => opener.open_in_place(&header, &mut buffer)?,
+            None => {
+                let context = SenderContext {
+                    channel_id: self.channel_id,
+                    public_key: sender.participant.public_key,
+                    session_salt: sender.participant.session_salt,
+                };
+                let key = self
+                    .keys
+                    .media_key(&context, header.key_id)
+                    .map_err(|_| unknown)?;
+                let opener = MediaOpener::new(&key);
+                let len = opener.open_in_place(&header, &mut buffer)?;
+                // Cached only once a datagram authenticated under it: forgeries with made-up
+                // key ids never evict a key in use.
+                if sender.openers.len() == KEYS_PER_SENDER {
+                    sender.openers.remove(0);
+                }
+                sender.openers.push((header.key_id, opener));
+                len
+            }
+        };
         if !sender
             .windows
             .entry(window_key)

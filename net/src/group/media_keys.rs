@@ -7,6 +7,7 @@
 //! in flight), then its base key is wiped.
 
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -37,6 +38,7 @@ struct Ring {
 pub struct MediaKeyRing {
     channel_id: u32,
     ring: RwLock<Ring>,
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for MediaKeyRing {
@@ -56,6 +58,7 @@ impl MediaKeyRing {
         Self {
             channel_id,
             ring: RwLock::new(Ring::default()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -73,6 +76,7 @@ impl MediaKeyRing {
         }
         let replaced = ring.current.replace(EpochKey { epoch, base });
         ring.previous = replaced.map(|key| (key, now + PREVIOUS_EPOCH_GRACE));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Wipes the previous epoch's key once its grace time has passed.
@@ -84,12 +88,14 @@ impl MediaKeyRing {
             .is_some_and(|(_, retire_at)| now >= *retire_at)
         {
             ring.previous = None;
+            self.generation.fetch_add(1, Ordering::Release);
         }
     }
 
     /// Forgets every key (we left the group or were removed).
     pub fn clear(&self) {
         *self.ring.write().expect("key ring lock poisoned") = Ring::default();
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The current and the previous epoch still held.
@@ -120,5 +126,17 @@ impl KeyProvider for MediaKeyRing {
             .find(|key| key.key_id() == key_id)
             .ok_or(KeyError::UnknownKeyId(key_id))?;
         Ok(derive_media_key(&epoch_key.base, sender, key_id))
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn holds(&self, key_id: u8) -> bool {
+        let ring = self.ring.read().expect("key ring lock poisoned");
+        ring.current
+            .iter()
+            .chain(ring.previous.iter().map(|(key, _)| key))
+            .any(|key| key.key_id() == key_id)
     }
 }

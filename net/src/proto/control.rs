@@ -7,8 +7,17 @@
 use crate::proto::PROTOCOL_VERSION;
 use crate::proto::wire::{Reader, Writer};
 
-/// Largest allowed value of a frame's length prefix.
+/// Largest allowed value of a frame's length prefix, except for group frames.
 pub const MAX_FRAME_LEN: usize = 256 * 1024;
+/// Largest allowed length of a group frame (MLS handshake messages: a Welcome or a commit of a
+/// group of a few thousand members).
+pub const MAX_GROUP_FRAME_LEN: usize = 2 * 1024 * 1024;
+/// Largest MLS message or other opaque group payload in a frame.
+pub const MAX_GROUP_PAYLOAD: usize = MAX_GROUP_FRAME_LEN - 1024;
+/// Longest MLS group id.
+pub const MAX_GROUP_ID_LEN: usize = 64;
+/// Largest invite grant.
+pub const MAX_GRANT_LEN: usize = 512;
 /// Largest display, server, channel or category name, in UTF-8 bytes.
 pub const MAX_NAME_LEN: usize = 128;
 /// Largest error message, in UTF-8 bytes.
@@ -129,6 +138,8 @@ pub enum ErrorCode {
     ChannelFull,
     /// The member has as many invites as the relay allows; wait or let some expire.
     InviteLimit,
+    /// The MLS group refused a handshake message (invalid, or breaks the group's rules).
+    GroupRefused,
     /// A code this build does not know.
     Unknown(u16),
 }
@@ -152,6 +163,7 @@ impl ErrorCode {
             Self::RateLimited => 13,
             Self::ChannelFull => 14,
             Self::InviteLimit => 15,
+            Self::GroupRefused => 16,
             Self::Unknown(code) => code,
         }
     }
@@ -174,6 +186,7 @@ impl ErrorCode {
             13 => Self::RateLimited,
             14 => Self::ChannelFull,
             15 => Self::InviteLimit,
+            16 => Self::GroupRefused,
             other => Self::Unknown(other),
         }
     }
@@ -252,6 +265,9 @@ pub enum ControlFrame {
         expires_in_secs: Option<u32>,
         /// How many new members it may admit; none for unlimited.
         max_uses: Option<u32>,
+        /// The signed invite grant (see `sotto_net::group::InviteGrant`) the relay hands to
+        /// whoever joins with this invite, so they can prove they hold its secret.
+        grant: Option<Vec<u8>>,
     },
     /// Relay → client: the invite made on request.
     InviteCreated {
@@ -261,6 +277,108 @@ pub enum ControlFrame {
         expires_at: Option<u64>,
         /// How many new members it may admit; none for unlimited.
         max_uses: Option<u32>,
+    },
+    /// Client → relay: I hold this group at `epoch` (none: not a member yet); send what I
+    /// missed.
+    GroupSync {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// Our epoch, if we are a member.
+        epoch: Option<u64>,
+    },
+    /// Relay → client, answering `GroupSync`: the group's epoch (none: it does not exist yet)
+    /// and, for a member not yet in the group, the grant of the invite it came with. Missed
+    /// messages follow as `GroupMessage`/`GroupWelcome`.
+    GroupStatus {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// The group's current epoch, if it exists.
+        epoch: Option<u64>,
+        /// The invite grant, for a member who is not in the group yet.
+        grant: Option<Vec<u8>>,
+    },
+    /// Client → relay: create this group (its first member, the server's owner).
+    GroupCreate {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// Its GroupInfo with the ratchet tree (an MLS message).
+        group_info: Vec<u8>,
+    },
+    /// Client → relay: a commit made in `epoch`, and the Welcome for the members it adds.
+    GroupCommit {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// The epoch the commit ends.
+        epoch: u64,
+        /// The commit (an MLS PublicMessage).
+        commit: Vec<u8>,
+        /// The Welcome for added members.
+        welcome: Option<Vec<u8>>,
+    },
+    /// Relay → client: your commit for `epoch` is stored; merge it.
+    CommitAccepted {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// The epoch the commit ends.
+        epoch: u64,
+    },
+    /// Relay → client: a group request was refused (the relay answers group requests only with
+    /// this, never with `Error`). For a commit: drop it; if another commit won the epoch,
+    /// `current_epoch` is past it and that commit follows as a `GroupMessage`.
+    GroupRefused {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// The epoch of the refused commit or proposal (0 for other requests).
+        epoch: u64,
+        /// The group's epoch now.
+        current_epoch: u64,
+        /// Why, for people.
+        reason: String,
+    },
+    /// Relay → client: a handshake message to apply, in order: a commit that ends `epoch`, or
+    /// a proposal made in `epoch`.
+    GroupMessage {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// Its epoch.
+        epoch: u64,
+        /// The MLS message.
+        message: Vec<u8>,
+    },
+    /// Client → relay: a proposal (a member asking to leave).
+    GroupProposal {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// The MLS message.
+        proposal: Vec<u8>,
+    },
+    /// Relay → client: you were added; join with this Welcome.
+    GroupWelcome {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// The Welcome (an MLS message).
+        welcome: Vec<u8>,
+    },
+    /// Client → relay: let me into the group (a `sotto_net::group::JoinRequest`).
+    JoinGroup {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// The request: KeyPackage and invite proof.
+        request: Vec<u8>,
+    },
+    /// Relay → client: someone waits to be let into the group.
+    JoinRequested {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// Their request.
+        request: Vec<u8>,
+    },
+    /// Relay → client: your request is stored; `members_online` members could let you in now.
+    JoinPending {
+        /// The MLS group.
+        group_id: Vec<u8>,
+        /// Members of the group online now.
+        members_online: u32,
     },
     /// Either way: something was refused or failed.
     Error {
@@ -284,6 +402,32 @@ mod kind {
     pub(super) const INVITE_CREATED: u8 = 0x0a;
     pub(super) const ERROR: u8 = 0x0b;
     pub(super) const ROSTER_CHANGED: u8 = 0x0c;
+    pub(super) const GROUP_SYNC: u8 = 0x10;
+    pub(super) const GROUP_STATUS: u8 = 0x11;
+    pub(super) const GROUP_CREATE: u8 = 0x12;
+    pub(super) const GROUP_COMMIT: u8 = 0x13;
+    pub(super) const COMMIT_ACCEPTED: u8 = 0x14;
+    pub(super) const GROUP_REFUSED: u8 = 0x15;
+    pub(super) const GROUP_MESSAGE: u8 = 0x16;
+    pub(super) const GROUP_PROPOSAL: u8 = 0x17;
+    pub(super) const GROUP_WELCOME: u8 = 0x18;
+    pub(super) const JOIN_GROUP: u8 = 0x19;
+    pub(super) const JOIN_REQUESTED: u8 = 0x1a;
+    pub(super) const JOIN_PENDING: u8 = 0x1b;
+
+    /// Group frames (kinds 0x10 to 0x1f) may be up to `MAX_GROUP_FRAME_LEN` long.
+    pub(super) fn is_group(kind: u8) -> bool {
+        (0x10..=0x1f).contains(&kind)
+    }
+}
+
+/// The largest frame allowed for a frame kind.
+fn max_len_of_kind(kind: u8) -> usize {
+    if kind::is_group(kind) {
+        MAX_GROUP_FRAME_LEN
+    } else {
+        MAX_FRAME_LEN
+    }
 }
 
 /// Why bytes could not be decoded as a control frame.
@@ -360,7 +504,13 @@ pub enum EncodeError {
         /// The field.
         field: &'static str,
     },
-    /// The whole frame exceeds [`MAX_FRAME_LEN`].
+    /// A field that must not be empty is.
+    #[error("field `{field}` is empty")]
+    Empty {
+        /// The field.
+        field: &'static str,
+    },
+    /// The whole frame exceeds its kind's limit.
     #[error("control frame of {len} bytes exceeds the {max}-byte limit")]
     FrameTooLong {
         /// Its length.
@@ -397,6 +547,13 @@ fn check_participants(participants: &[Participant]) -> Result<(), EncodeError> {
         .try_for_each(|p| check_text("display name", &p.display_name, MAX_NAME_LEN))
 }
 
+fn check_group_id(group_id: &[u8]) -> Result<(), EncodeError> {
+    if group_id.is_empty() {
+        return Err(EncodeError::Empty { field: "group id" });
+    }
+    check_count("group id", group_id.len(), MAX_GROUP_ID_LEN)
+}
+
 fn check_count(field: &'static str, len: usize, max: usize) -> Result<(), EncodeError> {
     if len > max {
         return Err(EncodeError::FieldTooLong { field, len, max });
@@ -415,14 +572,12 @@ impl ControlFrame {
         w.u8(self.kind());
         self.write_body(&mut w);
         let len = out.len() - start - LENGTH_PREFIX_LEN;
-        if len > MAX_FRAME_LEN {
+        let max = max_len_of_kind(self.kind());
+        if len > max {
             out.truncate(start);
-            return Err(EncodeError::FrameTooLong {
-                len,
-                max: MAX_FRAME_LEN,
-            });
+            return Err(EncodeError::FrameTooLong { len, max });
         }
-        let prefix = u32::try_from(len).expect("bounded by MAX_FRAME_LEN");
+        let prefix = u32::try_from(len).expect("bounded by MAX_GROUP_FRAME_LEN");
         out[start..start + LENGTH_PREFIX_LEN].copy_from_slice(&prefix.to_be_bytes());
         Ok(())
     }
@@ -436,10 +591,13 @@ impl ControlFrame {
 
     /// Decodes one complete frame — the bytes after the length prefix.
     pub fn decode(frame: &[u8]) -> Result<Self, DecodeError> {
-        if frame.len() > MAX_FRAME_LEN {
+        let max = frame
+            .get(1)
+            .map_or(MAX_FRAME_LEN, |kind| max_len_of_kind(*kind));
+        if frame.len() > max {
             return Err(DecodeError::FrameTooLong {
                 len: frame.len(),
-                max: MAX_FRAME_LEN,
+                max,
             });
         }
         let mut r = Reader::new(frame);
@@ -467,6 +625,18 @@ impl ControlFrame {
             Self::RosterChanged { .. } => "RosterChanged",
             Self::CreateInvite { .. } => "CreateInvite",
             Self::InviteCreated { .. } => "InviteCreated",
+            Self::GroupSync { .. } => "GroupSync",
+            Self::GroupStatus { .. } => "GroupStatus",
+            Self::GroupCreate { .. } => "GroupCreate",
+            Self::GroupCommit { .. } => "GroupCommit",
+            Self::CommitAccepted { .. } => "CommitAccepted",
+            Self::GroupRefused { .. } => "GroupRefused",
+            Self::GroupMessage { .. } => "GroupMessage",
+            Self::GroupProposal { .. } => "GroupProposal",
+            Self::GroupWelcome { .. } => "GroupWelcome",
+            Self::JoinGroup { .. } => "JoinGroup",
+            Self::JoinRequested { .. } => "JoinRequested",
+            Self::JoinPending { .. } => "JoinPending",
             Self::Error { .. } => "Error",
         }
     }
@@ -484,6 +654,18 @@ impl ControlFrame {
             Self::RosterChanged { .. } => kind::ROSTER_CHANGED,
             Self::CreateInvite { .. } => kind::CREATE_INVITE,
             Self::InviteCreated { .. } => kind::INVITE_CREATED,
+            Self::GroupSync { .. } => kind::GROUP_SYNC,
+            Self::GroupStatus { .. } => kind::GROUP_STATUS,
+            Self::GroupCreate { .. } => kind::GROUP_CREATE,
+            Self::GroupCommit { .. } => kind::GROUP_COMMIT,
+            Self::CommitAccepted { .. } => kind::COMMIT_ACCEPTED,
+            Self::GroupRefused { .. } => kind::GROUP_REFUSED,
+            Self::GroupMessage { .. } => kind::GROUP_MESSAGE,
+            Self::GroupProposal { .. } => kind::GROUP_PROPOSAL,
+            Self::GroupWelcome { .. } => kind::GROUP_WELCOME,
+            Self::JoinGroup { .. } => kind::JOIN_GROUP,
+            Self::JoinRequested { .. } => kind::JOIN_REQUESTED,
+            Self::JoinPending { .. } => kind::JOIN_PENDING,
             Self::Error { .. } => kind::ERROR,
         }
     }
@@ -509,6 +691,66 @@ impl ControlFrame {
                 check_count("left", left.len(), MAX_PARTICIPANTS)
             }
             Self::Error { message, .. } => check_text("message", message, MAX_MESSAGE_LEN),
+            Self::CreateInvite { grant, .. } => {
+                check_count("grant", grant.as_ref().map_or(0, Vec::len), MAX_GRANT_LEN)
+            }
+            Self::GroupSync { group_id, .. }
+            | Self::CommitAccepted { group_id, .. }
+            | Self::JoinPending { group_id, .. } => check_group_id(group_id),
+            Self::GroupStatus {
+                group_id, grant, ..
+            } => {
+                check_group_id(group_id)?;
+                check_count("grant", grant.as_ref().map_or(0, Vec::len), MAX_GRANT_LEN)
+            }
+            Self::GroupRefused {
+                group_id, reason, ..
+            } => {
+                check_group_id(group_id)?;
+                check_text("reason", reason, MAX_MESSAGE_LEN)
+            }
+            Self::GroupCommit {
+                group_id,
+                commit,
+                welcome,
+                ..
+            } => {
+                check_group_id(group_id)?;
+                check_count("commit", commit.len(), MAX_GROUP_PAYLOAD)?;
+                check_count(
+                    "welcome",
+                    welcome.as_ref().map_or(0, Vec::len),
+                    MAX_GROUP_PAYLOAD,
+                )
+            }
+            Self::GroupCreate {
+                group_id,
+                group_info: payload,
+            }
+            | Self::GroupMessage {
+                group_id,
+                message: payload,
+                ..
+            }
+            | Self::GroupProposal {
+                group_id,
+                proposal: payload,
+            }
+            | Self::GroupWelcome {
+                group_id,
+                welcome: payload,
+            }
+            | Self::JoinGroup {
+                group_id,
+                request: payload,
+            }
+            | Self::JoinRequested {
+                group_id,
+                request: payload,
+            } => {
+                check_group_id(group_id)?;
+                check_count("payload", payload.len(), MAX_GROUP_PAYLOAD)
+            }
             _ => Ok(()),
         }
     }
@@ -573,9 +815,89 @@ impl ControlFrame {
             Self::CreateInvite {
                 expires_in_secs,
                 max_uses,
+                grant,
             } => {
                 w.optional(expires_in_secs.as_ref(), |w, v| w.u32(*v));
                 w.optional(max_uses.as_ref(), |w, v| w.u32(*v));
+                w.optional(grant.as_ref(), |w, v| w.blob(v));
+            }
+            Self::GroupSync { group_id, epoch } => {
+                w.blob(group_id);
+                w.optional(epoch.as_ref(), |w, v| w.u64(*v));
+            }
+            Self::GroupStatus {
+                group_id,
+                epoch,
+                grant,
+            } => {
+                w.blob(group_id);
+                w.optional(epoch.as_ref(), |w, v| w.u64(*v));
+                w.optional(grant.as_ref(), |w, v| w.blob(v));
+            }
+            Self::GroupCommit {
+                group_id,
+                epoch,
+                commit,
+                welcome,
+            } => {
+                w.blob(group_id);
+                w.u64(*epoch);
+                w.blob(commit);
+                w.optional(welcome.as_ref(), |w, v| w.blob(v));
+            }
+            Self::CommitAccepted { group_id, epoch } => {
+                w.blob(group_id);
+                w.u64(*epoch);
+            }
+            Self::GroupRefused {
+                group_id,
+                epoch,
+                current_epoch,
+                reason,
+            } => {
+                w.blob(group_id);
+                w.u64(*epoch);
+                w.u64(*current_epoch);
+                w.string(reason);
+            }
+            Self::GroupMessage {
+                group_id,
+                epoch,
+                message,
+            } => {
+                w.blob(group_id);
+                w.u64(*epoch);
+                w.blob(message);
+            }
+            Self::GroupCreate {
+                group_id,
+                group_info: payload,
+            }
+            | Self::GroupProposal {
+                group_id,
+                proposal: payload,
+            }
+            | Self::GroupWelcome {
+                group_id,
+                welcome: payload,
+            }
+            | Self::JoinGroup {
+                group_id,
+                request: payload,
+            }
+            | Self::JoinRequested {
+                group_id,
+                request: payload,
+            } => {
+                w.blob(group_id);
+                w.blob(payload);
+            }
+            Self::JoinPending {
+                group_id,
+                members_online,
+            } => {
+                w.blob(group_id);
+                w.u32(*members_online);
             }
             Self::InviteCreated {
                 token,
@@ -643,6 +965,61 @@ impl ControlFrame {
             kind::CREATE_INVITE => Self::CreateInvite {
                 expires_in_secs: r.optional("expires in", |r| r.u32("expires in"))?,
                 max_uses: r.optional("max uses", |r| r.u32("max uses"))?,
+                grant: r.optional("grant", |r| r.blob("grant", MAX_GRANT_LEN))?,
+            },
+            kind::GROUP_SYNC => Self::GroupSync {
+                group_id: read_group_id(r)?,
+                epoch: r.optional("epoch", |r| r.u64("epoch"))?,
+            },
+            kind::GROUP_STATUS => Self::GroupStatus {
+                group_id: read_group_id(r)?,
+                epoch: r.optional("epoch", |r| r.u64("epoch"))?,
+                grant: r.optional("grant", |r| r.blob("grant", MAX_GRANT_LEN))?,
+            },
+            kind::GROUP_CREATE => Self::GroupCreate {
+                group_id: read_group_id(r)?,
+                group_info: r.blob("group info", MAX_GROUP_PAYLOAD)?,
+            },
+            kind::GROUP_COMMIT => Self::GroupCommit {
+                group_id: read_group_id(r)?,
+                epoch: r.u64("epoch")?,
+                commit: r.blob("commit", MAX_GROUP_PAYLOAD)?,
+                welcome: r.optional("welcome", |r| r.blob("welcome", MAX_GROUP_PAYLOAD))?,
+            },
+            kind::COMMIT_ACCEPTED => Self::CommitAccepted {
+                group_id: read_group_id(r)?,
+                epoch: r.u64("epoch")?,
+            },
+            kind::GROUP_REFUSED => Self::GroupRefused {
+                group_id: read_group_id(r)?,
+                epoch: r.u64("epoch")?,
+                current_epoch: r.u64("current epoch")?,
+                reason: r.string("reason", MAX_MESSAGE_LEN)?,
+            },
+            kind::GROUP_MESSAGE => Self::GroupMessage {
+                group_id: read_group_id(r)?,
+                epoch: r.u64("epoch")?,
+                message: r.blob("message", MAX_GROUP_PAYLOAD)?,
+            },
+            kind::GROUP_PROPOSAL => Self::GroupProposal {
+                group_id: read_group_id(r)?,
+                proposal: r.blob("proposal", MAX_GROUP_PAYLOAD)?,
+            },
+            kind::GROUP_WELCOME => Self::GroupWelcome {
+                group_id: read_group_id(r)?,
+                welcome: r.blob("welcome", MAX_GROUP_PAYLOAD)?,
+            },
+            kind::JOIN_GROUP => Self::JoinGroup {
+                group_id: read_group_id(r)?,
+                request: r.blob("request", MAX_GROUP_PAYLOAD)?,
+            },
+            kind::JOIN_REQUESTED => Self::JoinRequested {
+                group_id: read_group_id(r)?,
+                request: r.blob("request", MAX_GROUP_PAYLOAD)?,
+            },
+            kind::JOIN_PENDING => Self::JoinPending {
+                group_id: read_group_id(r)?,
+                members_online: r.u32("members online")?,
             },
             kind::INVITE_CREATED => Self::InviteCreated {
                 token: r.array("token")?,
@@ -656,6 +1033,14 @@ impl ControlFrame {
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
+}
+
+fn read_group_id(r: &mut Reader<'_>) -> Result<Vec<u8>, DecodeError> {
+    let group_id = r.blob("group id", MAX_GROUP_ID_LEN)?;
+    if group_id.is_empty() {
+        return Err(DecodeError::InvalidValue { field: "group id" });
+    }
+    Ok(group_id)
 }
 
 fn write_participant(w: &mut Writer<'_>, p: &Participant) {
@@ -714,18 +1099,28 @@ impl FrameDecoder {
             return Ok(None);
         };
         let len = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
-        if len > MAX_FRAME_LEN {
+        if len > MAX_GROUP_FRAME_LEN {
             return Err(DecodeError::FrameTooLong {
                 len,
-                max: MAX_FRAME_LEN,
+                max: MAX_GROUP_FRAME_LEN,
             });
+        }
+        if len > MAX_FRAME_LEN {
+            // Only group frames may be longer: wait for the kind byte to know.
+            let Some(kind) = pending.get(LENGTH_PREFIX_LEN + 1) else {
+                return Ok(None);
+            };
+            let max = max_len_of_kind(*kind);
+            if len > max {
+                return Err(DecodeError::FrameTooLong { len, max });
+            }
         }
         let Some(body) = pending.get(LENGTH_PREFIX_LEN..LENGTH_PREFIX_LEN + len) else {
             return Ok(None);
         };
         let frame = ControlFrame::decode(body);
         self.start += LENGTH_PREFIX_LEN + len;
-        if self.start > MAX_FRAME_LEN {
+        if self.start > MAX_GROUP_FRAME_LEN {
             self.buffer.drain(..self.start);
             self.start = 0;
         }

@@ -111,6 +111,9 @@ pub enum SessionEvent {
     },
     /// A request will never be answered: the connection went away first.
     RequestAbandoned(RequestId),
+    /// A group frame from the relay (MLS delivery); group frames never take part in the
+    /// request queue, so the client's group logic handles them on its own.
+    Group(ControlFrame),
 }
 
 /// The relay broke the session's rules.
@@ -226,6 +229,7 @@ impl ClientSession {
         &mut self,
         expires_in_secs: Option<u32>,
         max_uses: Option<u32>,
+        grant: Option<Vec<u8>>,
     ) -> Option<RequestId> {
         if !self.is_connected() {
             return None;
@@ -236,8 +240,18 @@ impl ClientSession {
         self.transmit.push_back(ControlFrame::CreateInvite {
             expires_in_secs,
             max_uses,
+            grant,
         });
         Some(request)
+    }
+
+    /// Sends a group frame (MLS delivery); false while disconnected.
+    pub fn send_group(&mut self, frame: ControlFrame) -> bool {
+        if !self.is_connected() {
+            return false;
+        }
+        self.transmit.push_back(frame);
+        true
     }
 
     fn send_join(&mut self, channel_id: u32, session_salt: SessionSalt) {
@@ -295,6 +309,16 @@ impl ClientSession {
             },
             ControlFrame::Error { code, message } => {
                 self.on_error(code, message);
+                Ok(())
+            }
+            group @ (ControlFrame::GroupStatus { .. }
+            | ControlFrame::CommitAccepted { .. }
+            | ControlFrame::GroupRefused { .. }
+            | ControlFrame::GroupMessage { .. }
+            | ControlFrame::GroupWelcome { .. }
+            | ControlFrame::JoinRequested { .. }
+            | ControlFrame::JoinPending { .. }) => {
+                self.events.push_back(SessionEvent::Group(group));
                 Ok(())
             }
             other => Err(SessionError::Unexpected(other.name())),

@@ -50,6 +50,15 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
 
+    /// Opaque bytes: u32 length, then the bytes, at most `max` of them.
+    pub(crate) fn blob(&mut self, field: &'static str, max: usize) -> Result<Vec<u8>, DecodeError> {
+        let len = self.u32(field)? as usize;
+        if len > max {
+            return Err(DecodeError::FieldTooLong { field, len, max });
+        }
+        Ok(self.take(len, field)?.to_vec())
+    }
+
     /// A string: u16 byte length, then UTF-8, at most `max` bytes.
     pub(crate) fn string(
         &mut self,
@@ -138,6 +147,13 @@ impl<'a> Writer<'a> {
 
     pub(crate) fn u64(&mut self, value: u64) {
         self.bytes(&value.to_be_bytes());
+    }
+
+    /// Writes opaque bytes with a u32 length; callers have checked the field's maximum.
+    pub(crate) fn blob(&mut self, bytes: &[u8]) {
+        let len = u32::try_from(bytes.len()).expect("blob fields are validated to fit in u32");
+        self.u32(len);
+        self.bytes(bytes);
     }
 
     /// Writes a string; callers have already checked it against the field's maximum.

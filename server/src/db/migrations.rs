@@ -49,6 +49,47 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 2: find a member's invites quickly, for the per-member invite limits.
     "CREATE INDEX invites_by_creator ON invites (created_by, created_at);",
+    // 3: MLS delivery. Everything here is public MLS state or ciphertext: the relay holds no
+    // key that decrypts anything. One row per epoch in mls_commits: the primary key is what
+    // makes exactly one commit win each epoch.
+    "ALTER TABLE invites ADD COLUMN grant BLOB;
+     CREATE TABLE mls_groups (
+         group_id BLOB PRIMARY KEY,
+         server_id INTEGER NOT NULL UNIQUE REFERENCES servers (id) ON DELETE CASCADE,
+         epoch INTEGER NOT NULL,
+         state BLOB NOT NULL,
+         created_at INTEGER NOT NULL
+     );
+     CREATE TABLE mls_commits (
+         group_id BLOB NOT NULL REFERENCES mls_groups (group_id) ON DELETE CASCADE,
+         epoch INTEGER NOT NULL,
+         committer INTEGER NOT NULL REFERENCES members (id),
+         message BLOB NOT NULL,
+         accepted_at INTEGER NOT NULL,
+         PRIMARY KEY (group_id, epoch)
+     );
+     CREATE TABLE mls_proposals (
+         group_id BLOB NOT NULL REFERENCES mls_groups (group_id) ON DELETE CASCADE,
+         epoch INTEGER NOT NULL,
+         seq INTEGER NOT NULL,
+         proposer BLOB NOT NULL,
+         message BLOB NOT NULL,
+         PRIMARY KEY (group_id, epoch, seq)
+     );
+     CREATE TABLE mls_welcomes (
+         group_id BLOB NOT NULL REFERENCES mls_groups (group_id) ON DELETE CASCADE,
+         member_key BLOB NOT NULL,
+         epoch INTEGER NOT NULL,
+         message BLOB NOT NULL,
+         PRIMARY KEY (group_id, member_key)
+     );
+     CREATE TABLE mls_join_requests (
+         group_id BLOB NOT NULL REFERENCES mls_groups (group_id) ON DELETE CASCADE,
+         member_key BLOB NOT NULL,
+         request BLOB NOT NULL,
+         created_at INTEGER NOT NULL,
+         PRIMARY KEY (group_id, member_key)
+     );",
 ];
 
 /// Brings the schema up to date, one transaction per migration.

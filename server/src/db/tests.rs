@@ -234,13 +234,13 @@ fn a_member_holds_a_bounded_number_of_invites_and_makes_a_bounded_number_per_hou
     };
     for _ in 0..3 {
         store
-            .create_member_invite(server, member, forever, limits, NOW)
+            .create_member_invite(server, member, forever, limits, None, NOW)
             .unwrap()
             .unwrap();
     }
     assert_eq!(
         store
-            .create_member_invite(server, member, forever, limits, NOW)
+            .create_member_invite(server, member, forever, limits, None, NOW)
             .unwrap(),
         Err(InviteLimitError::TooManyActive(3))
     );
@@ -251,14 +251,14 @@ fn a_member_holds_a_bounded_number_of_invites_and_makes_a_bounded_number_per_hou
     };
     assert!(
         store
-            .create_member_invite(server, other, forever, other_limits, NOW)
+            .create_member_invite(server, other, forever, other_limits, None, NOW)
             .is_ok()
     );
     // An hour later the three permanent ones still count as active.
     let later = NOW + 3601;
     assert_eq!(
         store
-            .create_member_invite(server, member, short, limits, later)
+            .create_member_invite(server, member, short, limits, None, later)
             .unwrap(),
         Err(InviteLimitError::TooManyActive(3))
     );
@@ -270,19 +270,19 @@ fn a_member_holds_a_bounded_number_of_invites_and_makes_a_bounded_number_per_hou
     };
     for _ in 0..5 {
         store
-            .create_member_invite(server, member, short, limits, later)
+            .create_member_invite(server, member, short, limits, None, later)
             .unwrap()
             .unwrap();
     }
     assert_eq!(
         store
-            .create_member_invite(server, member, short, limits, later)
+            .create_member_invite(server, member, short, limits, None, later)
             .unwrap(),
         Err(InviteLimitError::TooManyPerHour(5))
     );
     assert!(
         store
-            .create_member_invite(server, member, short, limits, later + 3601)
+            .create_member_invite(server, member, short, limits, None, later + 3601)
             .unwrap()
             .is_ok()
     );

@@ -72,6 +72,70 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
         ControlFrame::CreateInvite {
             expires_in_secs: Some(3600),
             max_uses: None,
+            grant: None,
+        },
+        ControlFrame::CreateInvite {
+            expires_in_secs: None,
+            max_uses: Some(1),
+            grant: Some(vec![7; 170]),
+        },
+        ControlFrame::GroupSync {
+            group_id: b"sotto/server/1".to_vec(),
+            epoch: Some(12),
+        },
+        ControlFrame::GroupSync {
+            group_id: b"g".to_vec(),
+            epoch: None,
+        },
+        ControlFrame::GroupStatus {
+            group_id: b"g".to_vec(),
+            epoch: Some(3),
+            grant: Some(vec![1, 2, 3]),
+        },
+        ControlFrame::GroupCreate {
+            group_id: b"g".to_vec(),
+            group_info: vec![4; 300],
+        },
+        ControlFrame::GroupCommit {
+            group_id: b"g".to_vec(),
+            epoch: 3,
+            commit: vec![5; 900],
+            welcome: Some(vec![6; 2000]),
+        },
+        ControlFrame::CommitAccepted {
+            group_id: b"g".to_vec(),
+            epoch: 3,
+        },
+        ControlFrame::GroupRefused {
+            group_id: b"g".to_vec(),
+            epoch: 3,
+            current_epoch: 4,
+            reason: "another commit won epoch 3".into(),
+        },
+        ControlFrame::GroupMessage {
+            group_id: b"g".to_vec(),
+            epoch: 3,
+            message: vec![7; 40],
+        },
+        ControlFrame::GroupProposal {
+            group_id: b"g".to_vec(),
+            proposal: vec![8; 40],
+        },
+        ControlFrame::GroupWelcome {
+            group_id: b"g".to_vec(),
+            welcome: vec![9; 40],
+        },
+        ControlFrame::JoinGroup {
+            group_id: b"g".to_vec(),
+            request: vec![10; 40],
+        },
+        ControlFrame::JoinRequested {
+            group_id: b"g".to_vec(),
+            request: vec![11; 40],
+        },
+        ControlFrame::JoinPending {
+            group_id: b"g".to_vec(),
+            members_online: 0,
         },
         ControlFrame::InviteCreated {
             token: [9; 16],
@@ -147,7 +211,19 @@ fn every_truncation_is_rejected_not_panicking() {
 #[test]
 fn oversized_length_prefix_is_rejected_before_buffering() {
     let mut decoder = FrameDecoder::new();
+    decoder.push(&(MAX_GROUP_FRAME_LEN as u32 + 1).to_be_bytes());
+    assert_eq!(
+        decoder.poll_frame(),
+        Err(DecodeError::FrameTooLong {
+            len: MAX_GROUP_FRAME_LEN + 1,
+            max: MAX_GROUP_FRAME_LEN
+        })
+    );
+    // Longer than an ordinary frame: refused once the kind byte shows it is one.
+    let mut decoder = FrameDecoder::new();
     decoder.push(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
+    assert_eq!(decoder.poll_frame(), Ok(None));
+    decoder.push(&[PROTOCOL_VERSION, 0x01]);
     assert_eq!(
         decoder.poll_frame(),
         Err(DecodeError::FrameTooLong {
@@ -262,4 +338,64 @@ proptest! {
             prop_assert_eq!(frame.to_bytes().unwrap(), bytes);
         }
     }
+}
+
+#[test]
+fn group_frames_may_be_larger_than_other_frames_but_not_unbounded() {
+    // A Welcome for a group of a thousand members is some 360 kB.
+    let big = ControlFrame::GroupWelcome {
+        group_id: b"g".to_vec(),
+        welcome: vec![1; 400_000],
+    };
+    let bytes = big.to_bytes().unwrap();
+    let mut decoder = FrameDecoder::new();
+    // The decoder waits for the kind byte before judging a long length prefix.
+    decoder.push(&bytes[..5]);
+    assert_eq!(decoder.poll_frame().unwrap(), None);
+    decoder.push(&bytes[5..]);
+    assert_eq!(decoder.poll_frame().unwrap(), Some(big));
+
+    let too_big = ControlFrame::GroupWelcome {
+        group_id: b"g".to_vec(),
+        welcome: vec![1; MAX_GROUP_FRAME_LEN],
+    };
+    assert!(too_big.to_bytes().is_err());
+
+    // The same length on an ordinary frame kind is refused as soon as its kind is known.
+    let mut forged = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
+    forged.extend_from_slice(&[PROTOCOL_VERSION, 0x09]);
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&forged);
+    assert!(matches!(
+        decoder.poll_frame(),
+        Err(DecodeError::FrameTooLong { .. })
+    ));
+    let mut forged = ((MAX_GROUP_FRAME_LEN + 1) as u32).to_be_bytes().to_vec();
+    forged.extend_from_slice(&[PROTOCOL_VERSION, 0x18]);
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&forged);
+    assert!(matches!(
+        decoder.poll_frame(),
+        Err(DecodeError::FrameTooLong { .. })
+    ));
+}
+
+#[test]
+fn empty_group_ids_are_refused_both_ways() {
+    let frame = ControlFrame::GroupSync {
+        group_id: Vec::new(),
+        epoch: None,
+    };
+    assert_eq!(
+        frame.to_bytes(),
+        Err(EncodeError::Empty { field: "group id" })
+    );
+    let mut bytes = vec![0, 0, 0, 7, PROTOCOL_VERSION, 0x10, 0, 0, 0, 0, 0];
+    bytes[3] = (bytes.len() - 4) as u8;
+    let mut decoder = FrameDecoder::new();
+    decoder.push(&bytes);
+    assert_eq!(
+        decoder.poll_frame(),
+        Err(DecodeError::InvalidValue { field: "group id" })
+    );
 }

@@ -120,7 +120,7 @@ fn a_join_is_answered_then_the_roster_arrives_whole_then_as_changes() {
 fn answers_are_matched_to_requests_in_order() {
     let mut session = connected_session(Instant::now());
     session.join_voice(VOICE, [1; 16]);
-    let invite = session.create_invite(Some(60), Some(1)).unwrap();
+    let invite = session.create_invite(Some(60), Some(1), None).unwrap();
     session.join_voice(OTHER_VOICE, [2; 16]);
     assert_eq!(sent(&mut session).len(), 3);
     // The first join is refused, the invite made, the second join admitted.
@@ -263,7 +263,7 @@ fn a_refused_join_is_not_retried_on_reconnect_but_a_granted_one_is() {
 fn while_disconnected_joins_are_remembered_and_invites_refused() {
     let now = Instant::now();
     let mut session = ClientSession::new(Backoff::default());
-    assert_eq!(session.create_invite(None, None), None);
+    assert_eq!(session.create_invite(None, None, None), None);
     session.join_voice(VOICE, [1; 16]);
     session.leave_voice();
     session.join_voice(OTHER_VOICE, [2; 16]);
@@ -282,8 +282,8 @@ fn while_disconnected_joins_are_remembered_and_invites_refused() {
 fn losing_the_connection_abandons_requests_in_flight() {
     let now = Instant::now();
     let mut session = connected_session(now);
-    let first = session.create_invite(None, None).unwrap();
-    let second = session.create_invite(None, None).unwrap();
+    let first = session.create_invite(None, None, None).unwrap();
+    let second = session.create_invite(None, None, None).unwrap();
     session.lost(now, Failure::Transient);
     assert_eq!(
         events(&mut session),
