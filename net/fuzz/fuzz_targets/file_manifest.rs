@@ -10,7 +10,11 @@ use sotto_net::seal::file::{
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(manifest) = decode_manifest(data) {
-        assert_eq!(encode_manifest(&manifest).as_slice(), data, "a manifest re-encodes");
+        assert_eq!(
+            encode_manifest(&manifest).as_slice(),
+            data,
+            "a manifest re-encodes"
+        );
         let _ = manifest.sealed_len();
     }
 
@@ -22,7 +26,9 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The first two bytes as the length of a file under a fixed key, the rest as its chunks.
-    let [high, low, sealed @ ..] = data else { return };
+    let [high, low, sealed @ ..] = data else {
+        return;
+    };
     let mut bytes = [0x5a; MANIFEST_LEN];
     bytes[0] = MANIFEST_VERSION;
     bytes[40..48].copy_from_slice(&u64::from(u16::from_be_bytes([*high, *low])).to_be_bytes());
@@ -36,6 +42,13 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
     }
-    assert!(opener.finish().is_err(), "random bytes never open as a file");
-    assert!(FileOpener::new(&manifest).open_to(sealed, std::io::sink()).is_err());
+    assert!(
+        opener.finish().is_err(),
+        "random bytes never open as a file"
+    );
+    assert!(
+        FileOpener::new(&manifest)
+            .open_to(sealed, std::io::sink())
+            .is_err()
+    );
 });

@@ -7,8 +7,15 @@ use sotto_net::seal::text::{TextSecret, decode_envelope, encode_envelope, open_m
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(sealed) = decode_envelope(data) {
-        assert_eq!(encode_envelope(&sealed), data, "a decoded envelope re-encodes to its bytes");
+        assert_eq!(
+            encode_envelope(&sealed),
+            data,
+            "a decoded envelope re-encodes to its bytes"
+        );
     }
     let secret = TextSecret::from_bytes([7; 32]);
-    assert!(open_message(&secret, data).is_err(), "random bytes never open");
+    assert!(
+        open_message(&secret, data).is_err(),
+        "random bytes never open"
+    );
 });
