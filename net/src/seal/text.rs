@@ -19,6 +19,11 @@
 //! does not check that the author is a member of the group, that the channel and epoch are the
 //! ones expected, or that the message id is new: those are the caller's (MLS membership, chat
 //! sync) to decide from [`OpenedMessage::header`] and [`OpenedMessage::message_id`].
+//!
+//! The signature names the channel and the epoch but not the group: someone who is a member of
+//! two groups alongside the author could re-seal a message from one into the other when the
+//! channel id and epoch happen to coincide. The MLS release should bind the group (its group id
+//! in the header, or a value derived from the epoch secret in the signature input).
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
