@@ -8,6 +8,8 @@
 //! - [`crypto`] holds the end-to-end media keys behind the [`crypto::KeyProvider`] trait, so the
 //!   MLS group keys of a later release replace the interim invite-link secret without touching
 //!   the media path.
+//! - [`seal`] seals chat messages (signed by their author, under the group's per-epoch text
+//!   secret) and files (chunked, streamed, under a fresh key each) end to end.
 //! - [`transport`] is the thin quinn/tokio layer: endpoint configuration, certificate pinning
 //!   and framing of the control stream.
 //! - [`client`] is the client connection library used by the `sotto` binary and the GUI.
@@ -20,6 +22,7 @@ pub mod group;
 pub mod identity;
 pub mod invite;
 pub mod proto;
+pub mod seal;
 pub mod transport;
 
 /// The ALPN protocol identifier negotiated on every QUIC connection.

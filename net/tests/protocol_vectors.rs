@@ -6,6 +6,11 @@ use sotto_net::proto::control::{ControlFrame, ErrorCode, FrameDecoder, Participa
 use sotto_net::proto::datagram::{HEADER_LEN, MediaHeader, MediaOpener, MediaSealer, OVERHEAD};
 use sotto_net::proto::feedback::{ReceiverReport, SenderLoss};
 use sotto_net::proto::replay::ReplayWindow;
+use sotto_net::seal::file::{FileKey, FileOpener, FileSealer, decode_manifest, encode_manifest};
+use sotto_net::seal::text::{
+    MessageHeader, TextSecret, decode_envelope, derive_text_key, encode_envelope, open_message,
+    seal_message_with_id,
+};
 
 const PROTOCOL: &str = include_str!("../PROTOCOL.md");
 
@@ -163,4 +168,57 @@ fn receiver_report_vector_decodes() {
         ]
     );
     assert_eq!(report.encode(), vector("receiver-report"));
+}
+
+#[test]
+fn text_vectors_derive_seal_and_open() {
+    let secret = TextSecret::from_bytes(seq(0x00));
+    let message_id = seq(0x20);
+    assert_eq!(
+        derive_text_key(&secret, &message_id).as_bytes().as_slice(),
+        vector("text-key")
+    );
+
+    let author = ed25519_dalek::SigningKey::from_bytes(&seq(0x40));
+    let header = MessageHeader {
+        channel_id: 2,
+        epoch: 1,
+        author: author.verifying_key().to_bytes(),
+        sent_at_ms: 1_700_000_000_000,
+        kind: 1,
+    };
+    let expected = vector("text-envelope");
+    let sealed = seal_message_with_id(&secret, &author, &header, b"sotto", message_id).unwrap();
+    assert_eq!(
+        encode_envelope(&sealed),
+        expected,
+        "the envelope reseals bit for bit"
+    );
+    assert_eq!(decode_envelope(&expected).unwrap(), sealed);
+    let opened = open_message(&secret, &expected).unwrap();
+    assert_eq!(opened.header, header);
+    assert_eq!(opened.message_id, message_id);
+    assert_eq!(opened.body, b"sotto");
+}
+
+#[test]
+fn file_vectors_seal_and_open() {
+    let mut sealed = Vec::new();
+    let manifest = FileSealer::with_key(&b"sotto"[..], FileKey::from_bytes(seq(0x00)), seq(0x20))
+        .seal_to(&mut sealed)
+        .unwrap();
+    assert_eq!(sealed, vector("file-chunk"));
+    assert_eq!(
+        encode_manifest(&manifest).as_slice(),
+        vector("file-manifest")
+    );
+
+    let manifest = decode_manifest(&vector("file-manifest")).unwrap();
+    assert_eq!(manifest.chunk_count(), 1);
+    let mut plaintext = Vec::new();
+    let len = FileOpener::new(&manifest)
+        .open_to(&vector("file-chunk")[..], &mut plaintext)
+        .unwrap();
+    assert_eq!(len, 5);
+    assert_eq!(plaintext, b"sotto");
 }
