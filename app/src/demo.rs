@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use sotto_client::group::{GroupSetup, GroupState};
 use sotto_client::{Call, CallEvent, CallOptions, CallStats, Session};
 use sotto_media::codec::EncoderSettings;
 use sotto_media::engine::{AudioSink, AudioSource, EngineConfig};
@@ -63,12 +64,23 @@ fn ada_speech() -> (Vec<f32>, &'static str) {
     )
 }
 
-/// Connects a member and waits until the relay admits them.
-async fn member(name: &str, link: InviteLink) -> Result<Session> {
-    let options = ClientOptions::from_link(link, Identity::generate(), name)?;
-    Session::connect(options, Duration::from_secs(10), |_| {})
+/// Connects a member (its group store in `dir`) and waits until it is in the server's
+/// encryption group.
+async fn member(name: &str, link: InviteLink, dir: &Path) -> Result<Session> {
+    let identity = Identity::generate();
+    let group = GroupSetup::open(
+        &dir.join(format!("{name}-group.db")),
+        &identity,
+        link.secret.clone(),
+    )?;
+    let options = ClientOptions::new(link, identity, name, group.keys())?;
+    let mut session = Session::connect(options, group, Duration::from_secs(10), |_| {})
         .await
-        .with_context(|| format!("{name} could not connect to the relay"))
+        .with_context(|| format!("{name} could not connect to the relay"))?;
+    match session.group.join_within(Duration::from_secs(10)).await {
+        GroupState::Member { .. } => Ok(session),
+        other => anyhow::bail!("{name} was not let into the encryption group: {other:?}"),
+    }
 }
 
 /// Joins `channel_id` with a headset-profile engine on files.
@@ -181,12 +193,12 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     );
 
     // 2. Ada creates the server's first membership with the owner link, and invites Bob.
-    let ada = member("Ada", owner_link).await?;
+    let ada = member("Ada", owner_link, scratch.path()).await?;
     let invite = ada
-        .client
-        .create_invite(Some(Duration::from_secs(600)), Some(1), None)
+        .group
+        .create_invite(Some(Duration::from_secs(600)), Some(1))
         .await?;
-    let bob = member("Bob", invite).await?;
+    let bob = member("Bob", invite, scratch.path()).await?;
     let voice = ada
         .voice_channels()
         .next()
@@ -224,7 +236,7 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     )
     .await?;
     println!(
-        "members  Ada and Bob joined #{voice_name} (end-to-end keys derived from the invite link's secret)"
+        "members  Ada and Bob joined #{voice_name} (end-to-end keys from their MLS group; the invite proved Bob was invited)"
     );
     println!(
         "speech   Ada says {:.1} s of {source}",

@@ -2,6 +2,7 @@
 //! relay, or watch the whole system work with `sotto demo`.
 
 mod demo;
+mod members;
 mod ptt;
 mod session;
 mod voice;
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::ChannelKind;
 
+use sotto_client::group::GroupState;
 use sotto_client::{Profile, SavedServer};
 
 /// Sotto: end-to-end encrypted voice through a relay that cannot hear you.
@@ -62,6 +64,31 @@ enum Command {
         #[arg(long)]
         max_uses: Option<u32>,
     },
+    /// List the members of a server's encryption group, with their verification state.
+    Members {
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show the safety number you share with a member and mark them verified.
+    Verify {
+        /// The member's id (or its first characters), as `sotto members` lists it.
+        member: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+        /// Mark as verified without asking (you compared the numbers already).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Remove a member from a server (admins only).
+    Kick {
+        /// The member's id (or its first characters), as `sotto members` lists it.
+        member: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Host a relay from this machine and print the link to share.
     Host {
         /// Relay data directory. Default: the platform data directory for sotto-relay.
@@ -88,12 +115,18 @@ async fn join(link: &str, name: Option<String>) -> Result<()> {
     // Refuse a name the relay would refuse before anything is created or sent.
     sotto_net::client::check_display_name(&display_name)?;
     let profile = Profile::open()?;
+    // The link's secret goes to the sealed group store, never to client.db in the clear.
+    let invite = link.secret.clone();
+    let link = InviteLink {
+        secret: None,
+        ..link
+    };
     let probe = SavedServer {
         name: String::new(),
         link: link.clone(),
         display_name: display_name.clone(),
     };
-    let session = session::connect(&profile, &probe).await?;
+    let mut session = session::connect(&profile, &probe, invite).await?;
     let saved = SavedServer {
         name: session.server.name.clone(),
         link,
@@ -105,7 +138,49 @@ async fn join(link: &str, name: Option<String>) -> Result<()> {
         saved.name, saved.display_name
     );
     print_channels(&session.channels);
+    let state = session.group.join_within(GROUP_WAIT).await;
+    println!("{}", describe_group(&state));
     Ok(())
+}
+
+/// How long commands wait to be let into the encryption group before reporting.
+pub(crate) const GROUP_WAIT: Duration = Duration::from_secs(10);
+
+/// Where we stand in the server's encryption group, for people.
+pub(crate) fn describe_group(state: &GroupState) -> String {
+    match state {
+        GroupState::Member {
+            epoch,
+            privacy_code,
+            members,
+        } => format!(
+            "End-to-end encrypted with {} member(s), epoch {epoch}. Privacy code: {privacy_code}\n\
+             (everyone in the server sees the same code; compare it to rule out a relay in the middle)",
+            members.len()
+        ),
+        GroupState::WaitingToBeLetIn { members_online: 0 } => {
+            "Waiting to be let into the encryption group: no member is online to \
+             vouch for your invite. You are let in as soon as one comes online; until then calls \
+             stay silent."
+                .into()
+        }
+        GroupState::WaitingToBeLetIn { members_online } => format!(
+            "Waiting to be let into the encryption group ({members_online} member(s) online); \
+             try again in a moment."
+        ),
+        GroupState::NoInvite => {
+            "You are on the relay but not in the server's encryption group: this link carries \
+             no invite secret. Ask a member for a link made with `sotto invite`."
+                .into()
+        }
+        GroupState::NoGroupYet => {
+            "The server's encryption group does not exist yet: its owner creates it when \
+             they next connect."
+                .into()
+        }
+        GroupState::Removed => "You were removed from this server's encryption group.".into(),
+        _ => "Still connecting to the encryption group.".into(),
+    }
 }
 
 fn print_channels(channels: &[sotto_net::proto::control::ChannelInfo]) {
@@ -126,12 +201,17 @@ async fn invite(
 ) -> Result<()> {
     let profile = Profile::open()?;
     let saved = profile.server(server)?;
-    let session = session::connect(&profile, &saved).await?;
-    let link = session
-        .client
-        .create_invite(expires, max_uses, None)
-        .await?;
+    let mut session = session::connect(&profile, &saved, None).await?;
+    let state = session.group.join_within(GROUP_WAIT).await;
+    if !matches!(state, GroupState::Member { .. }) {
+        anyhow::bail!("cannot invite anyone yet. {}", describe_group(&state));
+    }
+    let link = session.group.create_invite(expires, max_uses).await?;
     println!("{link}");
+    eprintln!(
+        "note: the part after '#' lets its holder into the encryption group; send the whole link \
+         privately (it does not decrypt anything by itself)."
+    );
     Ok(())
 }
 
@@ -175,6 +255,13 @@ async fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(_) => unreachable!("the demo runs its own runtime"),
         Command::Join { link, name } => join(&link, name).await,
+        Command::Members { server } => members::list(server.as_deref()).await,
+        Command::Verify {
+            member,
+            server,
+            yes,
+        } => members::verify(server.as_deref(), &member, yes).await,
+        Command::Kick { member, server } => members::kick(server.as_deref(), &member).await,
         Command::Voice(args) => voice::run(&args).await,
         Command::Servers => {
             let servers = Profile::open()?.servers()?;
@@ -194,7 +281,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Channels { server } => {
             let profile = Profile::open()?;
             let saved = profile.server(server.as_deref())?;
-            let session = session::connect(&profile, &saved).await?;
+            let session = session::connect(&profile, &saved, None).await?;
             print_channels(&session.channels);
             Ok(())
         }

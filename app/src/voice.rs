@@ -163,7 +163,7 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
     let config = engine_config(args)?;
     let profile = Profile::open()?;
     let saved = profile.server(args.server.as_deref())?;
-    let session = connect(&profile, &saved).await?;
+    let session = connect(&profile, &saved, None).await?;
     let (channel_id, channel_name) = pick_channel(&session, args.channel.as_deref(), &saved.name)?;
     let (call, mut events) = Call::join(session, channel_id, CallOptions::new(config))
         .await

@@ -23,8 +23,18 @@ fn c_hears_a_and_b_speaking_at_once() {
         .unwrap()
         .trim()
         .to_owned();
-    sotto(&profiles[1], &["join", &invite, "--name", "Bob"]);
+    // Bob and Cy wait to be let into the encryption group until a member is online: Ada's
+    // `sotto members` lets them in (their invite proofs check out) and lists them.
+    let bob_joined = sotto(&profiles[1], &["join", &invite, "--name", "Bob"]);
+    assert!(
+        String::from_utf8_lossy(&bob_joined.stdout)
+            .contains("Waiting to be let into the encryption group"),
+        "{}",
+        String::from_utf8_lossy(&bob_joined.stdout)
+    );
     sotto(&profiles[2], &["join", &invite, "--name", "Cy"]);
+    let listed = String::from_utf8(sotto(&profiles[0], &["members"]).stdout).unwrap();
+    assert!(listed.starts_with("3 member(s)"), "{listed}");
 
     let ada_says = alsa_speech(&["Front_Center", "Front_Left", "Front_Right"], 9_600);
     let bob_says = alsa_speech(&["Rear_Right", "Side_Left", "Side_Right"], 9_600);

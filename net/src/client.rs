@@ -98,8 +98,23 @@ pub enum ClientEvent {
     },
     /// The client gave up for good (refused, wrong certificate, replaced); see the error.
     Stopped(Arc<ClientError>),
-    /// A group frame from the relay (MLS delivery), for the client's group logic.
+    /// A group frame from the relay (MLS delivery), when no group channel was given.
     Group(crate::proto::ControlFrame),
+}
+
+/// What the group channel ([`ClientOptions::group_events`]) carries.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum GroupEvent {
+    /// The relay admitted us (again): sync the group.
+    Connected {
+        /// The server.
+        server: ServerInfo,
+        /// Its channels.
+        channels: Vec<ChannelInfo>,
+    },
+    /// A group frame from the relay.
+    Frame(crate::proto::ControlFrame),
 }
 
 /// One decrypted media frame.
@@ -124,11 +139,45 @@ struct VoiceSender {
 }
 
 /// State shared between the [`Client`] handle and its background task.
-#[derive(Default)]
 struct Shared {
     voice: ArcSwapOption<VoiceSender>,
     connection: ArcSwapOption<quinn::Connection>,
     counters: Counters,
+    /// Our seat in a voice channel: channel, slot and the join's salt.
+    seat: Mutex<Option<(u32, u16, crate::proto::control::SessionSalt)>>,
+    keys: Arc<dyn crate::crypto::KeyProvider>,
+    own_key: crate::proto::control::PublicKey,
+}
+
+impl Shared {
+    /// Keys our media for our seat with the key provider's current key, on `connection`.
+    /// Without a seat, or without a key yet (group keys not there), nothing is sent.
+    fn install_sender(&self, connection: &quinn::Connection) {
+        let seat = *self
+            .seat
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some((channel_id, slot, session_salt)) = seat else {
+            self.voice.store(None);
+            return;
+        };
+        let context = crate::crypto::SenderContext {
+            channel_id,
+            public_key: self.own_key,
+            session_salt,
+        };
+        let key_id = self.keys.current_key_id();
+        match self.keys.media_key(&context, key_id) {
+            Ok(key) => self.voice.store(Some(Arc::new(VoiceSender {
+                connection: connection.clone(),
+                sealer: Mutex::new(MediaSealer::new(&key, key_id, slot)),
+            }))),
+            Err(error) => {
+                tracing::debug!("not sending media yet: {error}");
+                self.voice.store(None);
+            }
+        }
+    }
 }
 
 enum Command {
@@ -141,7 +190,6 @@ enum Command {
         reply: oneshot::Sender<Result<InviteLink, ClientError>>,
     },
     Group(crate::proto::ControlFrame),
-    RekeyMedia,
 }
 
 /// Events buffered before the oldest media frames are dropped.
@@ -152,6 +200,29 @@ pub const EVENT_QUEUE: usize = 1024;
 pub struct Client {
     commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
+}
+
+/// A handle that does not keep the client running (for tasks that serve the client).
+#[derive(Clone)]
+pub struct WeakClient {
+    commands: mpsc::WeakSender<Command>,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl std::fmt::Debug for WeakClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakClient").finish_non_exhaustive()
+    }
+}
+
+impl WeakClient {
+    /// The client, if it still runs.
+    pub fn upgrade(&self) -> Option<Client> {
+        Some(Client {
+            commands: self.commands.upgrade()?,
+            shared: self.shared.upgrade()?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -169,7 +240,14 @@ impl Client {
         let endpoint = connect::client_endpoint()?;
         let (commands, command_rx) = mpsc::channel(64);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            voice: ArcSwapOption::empty(),
+            connection: ArcSwapOption::empty(),
+            counters: Counters::default(),
+            seat: Mutex::new(None),
+            keys: options.keys.clone(),
+            own_key: options.identity.public_key(),
+        });
         tokio::spawn(actor::run(
             options,
             endpoint,
@@ -226,11 +304,19 @@ impl Client {
     }
 
     /// Re-keys our outgoing media with the key provider's current key (after a new epoch).
-    pub async fn rekey_media(&self) -> Result<(), ClientError> {
-        self.commands
-            .send(Command::RekeyMedia)
-            .await
-            .map_err(|_| ClientError::Stopped)
+    /// Takes effect at once: the next datagram sent uses the new key.
+    pub fn rekey_media(&self) {
+        if let Some(connection) = self.shared.connection.load_full() {
+            self.shared.install_sender(&connection);
+        }
+    }
+
+    /// A handle that does not keep the client running.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient {
+            commands: self.commands.downgrade(),
+            shared: Arc::downgrade(&self.shared),
+        }
     }
 
     /// Encrypts `payload` and sends it to everyone else in our voice channel. Never blocks:

@@ -8,10 +8,10 @@
 //! ```
 //!
 //! The session salt is fresh random bytes for every join, so a key never sees a counter twice
-//! even across reconnects and restarts. The group secret comes from a [`KeyProvider`]: for now
-//! a [`ChannelSecret`] carried in the invite link after `#` (which the client never sends to
-//! the relay); the MLS group of a later release will provide per-epoch secrets through the
-//! same trait.
+//! even across reconnects and restarts. The group secret comes from a [`KeyProvider`]: in the
+//! product the MLS group's [`crate::group::MediaKeyRing`] (a per-epoch, per-channel exporter
+//! value); [`StaticSecretKeys`] over a fixed [`ChannelSecret`] exists for relay tests and load
+//! tools, where the relay's forwarding, not the group, is under test.
 
 use hkdf::Hkdf;
 use rand::RngCore;
@@ -92,7 +92,7 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// The interim group secret: 32 random bytes shared through the invite link's fragment.
+/// A fixed group secret, for relay tests and load tools only (the product's keys come from MLS).
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct ChannelSecret([u8; 32]);
 
@@ -138,7 +138,7 @@ pub fn derive_media_key(secret: &[u8; 32], sender: &SenderContext, key_id: u8) -
     MediaKey(key)
 }
 
-/// The interim key provider: one static secret, key id 0.
+/// A key provider over one fixed secret, key id 0: for relay tests and load tools only.
 #[derive(Debug, Clone)]
 pub struct StaticSecretKeys {
     secret: ChannelSecret,

@@ -43,6 +43,7 @@ pub use admins::{AdminList, AdminListError, MAX_ADMINS};
 pub use admission::{InviteGrant, InviteSecret, JoinProof, JoinRequest};
 pub use delivery::{
     AcceptedCommit, CheckedCommit, DeliveryGroup, KeyPackageInfo, check_key_package,
+    key_package_identity,
 };
 pub use error::{DeliveryError, GroupError};
 #[cfg(feature = "member")]

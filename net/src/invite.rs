@@ -1,16 +1,17 @@
-//! Invite links: where the relay is, how to recognise it, how to get in, and the group secret.
+//! Invite links: where the relay is, how to recognise it, how to get in, and the invite secret.
 //!
 //! ```text
 //! sotto://relay.example.org:7878/join/<token>?fp=<certificate SHA-256>#<group secret>
 //! ```
 //!
 //! Token, fingerprint and secret are unpadded base64url. The fragment after `#` is never sent
-//! to the relay: the client keeps it to derive media keys. A link printed by the relay itself
-//! has no fragment, since the relay never learns the secret.
+//! to the relay: it is the invite secret with which the joiner proves to the group's members
+//! that it holds an invite a member made (see [`crate::group::JoinRequest`]). It decrypts
+//! nothing. A link printed by the relay itself has no fragment: its holder waits for an admin.
 
 use data_encoding::BASE64URL_NOPAD;
 
-use crate::crypto::ChannelSecret;
+use crate::group::InviteSecret;
 use crate::proto::control::InviteToken;
 
 const SCHEME: &str = "sotto://";
@@ -26,8 +27,8 @@ pub struct InviteLink {
     pub token: InviteToken,
     /// SHA-256 of the relay's certificate (DER).
     pub fingerprint: [u8; 32],
-    /// The group secret, if the link carries one.
-    pub secret: Option<ChannelSecret>,
+    /// The invite secret, if the link carries one.
+    pub secret: Option<InviteSecret>,
 }
 
 impl std::fmt::Debug for InviteLink {
@@ -87,7 +88,7 @@ impl InviteLink {
             .ok_or(InviteLinkError::MissingFingerprint)?;
         let secret = match fragment {
             Some(fragment) if !fragment.is_empty() => {
-                Some(ChannelSecret::from_bytes(decode_fixed(fragment, "secret")?))
+                Some(InviteSecret::from_bytes(decode_fixed(fragment, "secret")?))
             }
             _ => None,
         };
@@ -175,7 +176,7 @@ mod tests {
             port: 7878,
             token: [1; 16],
             fingerprint: [2; 32],
-            secret: secret.then(|| ChannelSecret::from_bytes([3; 32])),
+            secret: secret.then(|| InviteSecret::from_bytes([3; 32])),
         }
     }
 

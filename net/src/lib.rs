@@ -5,9 +5,9 @@
 //! - [`proto`] is the protocol itself — control frames, media datagrams, the replay window and
 //!   the handshake state machines. It does no I/O and reads no clock: bytes and time are
 //!   arguments, output is polled.
-//! - [`crypto`] holds the end-to-end media keys behind the [`crypto::KeyProvider`] trait, so the
-//!   MLS group keys of a later release replace the interim invite-link secret without touching
-//!   the media path.
+//! - [`crypto`] derives the end-to-end media keys behind the [`crypto::KeyProvider`] trait.
+//! - [`group`] wraps MLS (openmls): the member side (feature `member`: groups, invite proofs,
+//!   epoch media keys, safety numbers) and the relay's secret-free delivery-service checks.
 //! - [`seal`] seals chat messages (signed by their author, under the group's per-epoch text
 //!   secret) and files (chunked, streamed, under a fresh key each) end to end.
 //! - [`transport`] is the thin quinn/tokio layer: endpoint configuration, certificate pinning

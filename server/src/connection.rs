@@ -580,6 +580,7 @@ impl Session {
             u32::try_from(shared.online_count().saturating_sub(1)).unwrap_or(u32::MAX);
         let now = unix_now();
         let is_sync = matches!(frame, ControlFrame::GroupSync { .. });
+        let is_create = matches!(frame, ControlFrame::GroupCreate { .. });
         let (answer, sync, removed) = tokio::task::spawn_blocking(move || {
             let store = &shared.store;
             let groups = &shared.groups;
@@ -644,6 +645,24 @@ impl Session {
                 proposals_sent: None,
                 requests_sent: Default::default(),
                 welcome_sent: false,
+                claimed_epoch: epoch.filter(|_| !in_group),
+            });
+        }
+        if is_create
+            && matches!(
+                answer,
+                Some(ControlFrame::GroupStatus { epoch: Some(0), .. })
+            )
+        {
+            // The creator is the group's first member: it hears from it from epoch 0.
+            self.group = Some(GroupCursor {
+                group_id: group_id.clone(),
+                in_group: true,
+                next_epoch: 0,
+                proposals_sent: None,
+                requests_sent: Default::default(),
+                welcome_sent: false,
+                claimed_epoch: None,
             });
         }
         if let (Some(ControlFrame::CommitAccepted { epoch, .. }), Some(cursor)) =
@@ -654,6 +673,10 @@ impl Session {
                 cursor.next_epoch = epoch + 1;
                 cursor.proposals_sent = None;
             }
+        }
+        if is_sync {
+            // What the member missed goes first, so when it reads the status it has all of it.
+            self.push_group_updates(control).await?;
         }
         if let Some(answer) = answer {
             control.send(&answer).await?;
@@ -666,7 +689,7 @@ impl Session {
                 "you were removed from this server",
             );
         }
-        if is_sync {
+        if is_create {
             self.push_group_updates(control).await?;
         }
         Ok(())

@@ -13,7 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sotto_net::crypto::ChannelSecret;
+use sotto_net::group::InviteSecret;
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::InviteToken;
 use sotto_net::transport::{RelayCertificate, generate_certificate};
@@ -145,8 +145,7 @@ impl DataDir {
             role: Role::Owner,
         };
         let token = store.create_invite(server.id, None, terms, unix_now())?;
-        let owner_link =
-            self.invite_link(&store, &certificate, token, Some(ChannelSecret::generate()))?;
+        let owner_link = self.invite_link(&store, &certificate, token, None)?;
         Ok(InitReport { owner_link })
     }
 
@@ -185,7 +184,7 @@ impl DataDir {
         store: &Store,
         certificate: &RelayCertificate,
         token: InviteToken,
-        secret: Option<ChannelSecret>,
+        secret: Option<InviteSecret>,
     ) -> Result<InviteLink, DataDirError> {
         let address = store
             .setting(PUBLIC_ADDRESS_SETTING)?

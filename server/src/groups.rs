@@ -411,6 +411,9 @@ pub(crate) struct GroupCursor {
     pub(crate) requests_sent: HashMap<PublicKey, [u8; 32]>,
     /// Whether the Welcome was sent.
     pub(crate) welcome_sent: bool,
+    /// The epoch a member no longer in the group says it holds: it gets the commits from
+    /// there once, so it learns it was removed.
+    pub(crate) claimed_epoch: Option<u64>,
 }
 
 /// Most commits sent per wake-up; the rest follow on the next.
@@ -425,6 +428,17 @@ impl GroupCursor {
     ) -> Result<Vec<ControlFrame>, StoreError> {
         let mut frames = Vec::new();
         if !self.in_group {
+            if let Some(epoch) = self.claimed_epoch.take() {
+                for (epoch, message) in
+                    store.commits_since(&self.group_id, epoch, COMMITS_PER_BATCH)?
+                {
+                    frames.push(ControlFrame::GroupMessage {
+                        group_id: self.group_id.clone(),
+                        epoch,
+                        message,
+                    });
+                }
+            }
             if !self.welcome_sent
                 && let Some(welcome) = store.welcome_for(&self.group_id, member)?
             {

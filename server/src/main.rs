@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use sotto_net::invite::InviteLink;
 use sotto_relay::config::DEFAULT_PORT;
 use sotto_relay::data_dir::unix_now;
 use sotto_relay::db::{InviteTerms, Role};
@@ -43,11 +42,6 @@ enum Command {
         /// How many people may join with it. Default: unlimited.
         #[arg(long)]
         max_uses: Option<u32>,
-        /// Your own invite link: its secret (the part after `#`) is copied into the new link.
-        /// The relay never stores that secret, so without this the link has no `#` part and
-        /// you must append yours before sharing it.
-        #[arg(long, value_name = "LINK")]
-        secret_from: Option<String>,
     },
 }
 
@@ -144,30 +138,13 @@ fn initialize(data: &DataDir, setup: &SetupArgs) -> Result<()> {
     println!("  {}", report.owner_link);
     println!();
     println!(
-        "The part after '#' is your group's secret. The relay did not store it and cannot read"
+        "Whoever joins first creates the server's encryption group; the relay holds no key and"
     );
-    println!(
-        "your voice or messages. Keep this link private; share invites made from your client."
-    );
+    println!("cannot read voice or messages. Members then share invites made with `sotto invite`.");
     Ok(())
 }
 
-fn invite(
-    data: &DataDir,
-    expires: Option<Duration>,
-    max_uses: Option<u32>,
-    secret_from: Option<&str>,
-) -> Result<()> {
-    let secret = match secret_from {
-        Some(link) => {
-            let link =
-                InviteLink::parse(link).context("--secret-from is not a valid invite link")?;
-            Some(link.secret.context(
-                "--secret-from link has no secret after '#'; use your own full invite link",
-            )?)
-        }
-        None => None,
-    };
+fn invite(data: &DataDir, expires: Option<Duration>, max_uses: Option<u32>) -> Result<()> {
     let opened = data.open()?;
     let (store, certificate) = (&opened.store, &opened.certificate);
     let server = store.default_server()?;
@@ -178,15 +155,12 @@ fn invite(
         role: Role::Member,
     };
     let token = store.create_invite(server.id, None, terms, now)?;
-    let has_secret = secret.is_some();
-    let link = data.invite_link(store, certificate, token, secret)?;
+    let link = data.invite_link(store, certificate, token, None)?;
     println!("{link}");
-    if !has_secret {
-        eprintln!(
-            "note: this link has no group secret (the relay never stores it). Append '#' and the part after '#' of \
-             your own invite link before sharing it, or pass --secret-from YOUR_LINK."
-        );
-    }
+    eprintln!(
+        "note: this link lets its holder onto the relay, not into the server's encryption group: \
+         only a member can vouch for a newcomer. Ask a member for a link made with `sotto invite`."
+    );
     Ok(())
 }
 
@@ -268,8 +242,7 @@ fn run() -> Result<()> {
             data,
             expires,
             max_uses,
-            secret_from,
-        } => invite(&data_dir(&data), expires, max_uses, secret_from.as_deref()),
+        } => invite(&data_dir(&data), expires, max_uses),
         Command::Serve(args) => tokio::runtime::Runtime::new()
             .context("starting the async runtime")?
             .block_on(serve(args)),

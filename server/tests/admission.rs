@@ -4,7 +4,7 @@ mod common;
 
 use common::raw::{RawClient, expect_error};
 use common::*;
-use sotto_net::client::{Client, ClientError, ClientEvent, ClientOptions};
+use sotto_net::client::{Client, ClientError, ClientEvent};
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::{ControlFrame, ErrorCode};
@@ -12,7 +12,7 @@ use sotto_net::transport::close_code;
 
 /// Starts a client and returns the error it stops with.
 async fn stopped_with(link: &InviteLink, identity: Identity) -> std::sync::Arc<ClientError> {
-    let mut options = ClientOptions::from_link(link.clone(), identity, "someone").unwrap();
+    let mut options = options(link, identity, "someone");
     options.reconnect = fast_reconnect();
     let (_client, mut events) = Client::start(options).unwrap();
     let deadline = tokio::time::Instant::now() + DEADLINE;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::process::*;
 use common::*;
-use sotto_net::client::{Client, ClientEvent, ClientOptions};
+use sotto_net::client::{Client, ClientEvent};
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::{ChannelKind, ErrorCode};
@@ -104,8 +104,7 @@ type Connected = (Client, mpsc::Receiver<ClientEvent>, u32);
 
 /// Connects one member and waits until the relay admitted it.
 async fn connect_member(link: InviteLink, index: usize) -> Connected {
-    let mut options =
-        ClientOptions::from_link(link, Identity::generate(), format!("member {index:04}")).unwrap();
+    let mut options = options(&link, Identity::generate(), &format!("member {index:04}"));
     options.reconnect = fast_reconnect();
     let (client, mut events) = Client::start(options).unwrap();
     loop {

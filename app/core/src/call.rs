@@ -167,6 +167,7 @@ struct SessionParts {
     member_id: u32,
     server: sotto_net::proto::control::ServerInfo,
     channels: Vec<sotto_net::proto::control::ChannelInfo>,
+    group: crate::group::GroupHandle,
 }
 
 /// A join that failed, with the session to try again with.
@@ -214,6 +215,7 @@ impl Call {
             member_id,
             server,
             channels,
+            group,
         } = session;
         let (call_events, call_events_rx) = mpsc::channel(EVENT_QUEUE);
         let clock_origin = engine.clock_origin();
@@ -243,6 +245,7 @@ impl Call {
                 member_id,
                 server,
                 channels,
+                group,
             },
             channel_id,
             own_slot,
@@ -369,6 +372,7 @@ impl Call {
             member_id,
             server,
             channels,
+            group,
         } = self.session.clone();
         let session = Session {
             client,
@@ -376,6 +380,7 @@ impl Call {
             member_id,
             server,
             channels,
+            group,
         };
         (session, result)
     }

@@ -7,6 +7,11 @@ use sotto_net::client::{Client, ClientError, ClientEvent, ClientOptions};
 use sotto_net::proto::control::{ChannelInfo, ChannelKind, ServerInfo};
 use tokio::sync::mpsc;
 
+use crate::group::{GroupHandle, GroupSetup};
+
+/// Group frames buffered between the client and the group agent.
+const GROUP_QUEUE: usize = 256;
+
 /// How long [`Session::connect`] waits for the relay by default.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -43,18 +48,31 @@ pub struct Session {
     pub server: ServerInfo,
     /// Its channels.
     pub channels: Vec<ChannelInfo>,
+    /// The server's encryption group.
+    pub group: GroupHandle,
 }
 
 impl Session {
     /// Starts a client and waits until the relay admits it; `on_retry` hears about each
     /// failed attempt (the client keeps trying until `timeout`).
     pub async fn connect(
-        options: ClientOptions,
+        mut options: ClientOptions,
+        group: GroupSetup,
         timeout: Duration,
         mut on_retry: impl FnMut(&str),
     ) -> Result<Self, ConnectError> {
         let address = options.link.address();
+        let (group_tx, group_rx) = mpsc::channel(GROUP_QUEUE);
+        options.keys = group.keys();
+        options.group_events = Some(group_tx);
         let (client, mut events) = Client::start(options)?;
+        let group = crate::group::agent::spawn(
+            client.clone(),
+            group_rx,
+            group.logic,
+            group.store,
+            group.keys,
+        );
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, events.recv()).await {
@@ -69,6 +87,7 @@ impl Session {
                         member_id,
                         server,
                         channels,
+                        group,
                     });
                 }
                 Ok(Some(ClientEvent::Stopped(error))) => return Err(ConnectError::Stopped(error)),

@@ -7,11 +7,14 @@
 //! - [`call::Call`]: a voice call — the engine and the network glued together once, with
 //!   mute, deafen, push-to-talk, per-person volume, device changes, receiver reports, and
 //!   batched meters and statistics as [`call::CallEvent`]s.
+//! - [`group`]: the server's end-to-end encryption group (MLS): media keys, invites,
+//!   removal, and where the member stands.
 //! - [`roster::Roster`]: who is in the voice channel, kept from the client's roster events.
 
 pub mod call;
 pub mod connection;
 mod feedback;
+pub mod group;
 mod keychain;
 pub mod profile;
 pub mod roster;

@@ -179,6 +179,11 @@ impl Profile {
         Self::open_at(dir)
     }
 
+    /// Where the servers' encryption group state lives (sealed; see [`crate::group::store`]).
+    pub fn group_store_path(&self) -> PathBuf {
+        self.dir.join("group.db")
+    }
+
     /// Opens (creating) the profile in `dir`.
     pub fn open_at(dir: PathBuf) -> Result<Self, ProfileError> {
         fs::create_dir_all(&dir).map_err(|source| ProfileError::Io {
@@ -202,7 +207,14 @@ impl Profile {
              CREATE TABLE IF NOT EXISTS settings (
                  key TEXT PRIMARY KEY,
                  value TEXT NOT NULL
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS verified_keys (
+                 public_key BLOB PRIMARY KEY CHECK (length(public_key) = 32),
+                 verified_at INTEGER NOT NULL
+             );
+             -- Links saved by older versions carried a secret after '#': drop it.
+             UPDATE servers SET link = substr(link, 1, instr(link, '#') - 1)
+             WHERE instr(link, '#') > 0;",
         )?;
         Ok(Self { dir, db })
     }
@@ -265,12 +277,36 @@ impl Profile {
         Ok(())
     }
 
-    /// Remembers a joined server.
+    /// Remembers a joined server (its link without any secret: secrets never go to
+    /// `client.db`).
     pub fn save_server(&self, server: &SavedServer) -> Result<(), ProfileError> {
+        let link = sotto_net::invite::InviteLink {
+            secret: None,
+            ..server.link.clone()
+        };
         self.db.execute(
             "INSERT INTO servers (name, link, display_name, joined_at) VALUES (?1, ?2, ?3, strftime('%s'))
              ON CONFLICT (name) DO UPDATE SET link = excluded.link, display_name = excluded.display_name",
-            params![server.name, server.link.to_link(), server.display_name],
+            params![server.name, link.to_link(), server.display_name],
+        )?;
+        Ok(())
+    }
+
+    /// Identity keys the user compared safety numbers with and confirmed.
+    pub fn verified_keys(&self) -> Result<Vec<[u8; 32]>, ProfileError> {
+        let mut statement = self.db.prepare("SELECT public_key FROM verified_keys")?;
+        let keys = statement
+            .query_map([], |row| row.get::<_, Vec<u8>>(0))?
+            .filter_map(|key| key.ok().and_then(|key| key.try_into().ok()))
+            .collect();
+        Ok(keys)
+    }
+
+    /// Records that the user verified `key`'s safety number.
+    pub fn mark_verified(&self, key: &[u8; 32]) -> Result<(), ProfileError> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO verified_keys (public_key, verified_at) VALUES (?1, strftime('%s'))",
+            params![key.as_slice()],
         )?;
         Ok(())
     }

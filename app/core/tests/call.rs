@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sotto_client::group::{GroupSetup, GroupState};
 use sotto_client::{Call, CallError, CallEvent, CallOptions, CallStats, Session};
 use sotto_media::codec::EncoderSettings;
 use sotto_media::engine::{AudioSink, AudioSource, EngineClosed, EngineConfig};
@@ -13,55 +14,42 @@ use sotto_net::client::ClientOptions;
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::ErrorCode;
-use sotto_relay::{DataDir, InitOptions, RelayConfig, RelayHandle};
+use sotto_relay::RelayConfig;
+
+mod common;
+use common::{Relay, relay};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(15);
 
-struct Relay {
-    _dir: tempfile::TempDir,
-    handle: RelayHandle,
-    owner: InviteLink,
-}
-
-async fn relay(config: RelayConfig) -> Relay {
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::new(dir.path().join("relay"));
-    let report = data
-        .initialize(&InitOptions {
-            server_name: "Calls".into(),
-            public_address: "127.0.0.1:7878".into(),
-        })
-        .unwrap();
-    let handle = RelayHandle::spawn(
-        &data,
-        RelayConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            ..config
-        },
-    )
-    .await
-    .unwrap();
-    let owner = InviteLink {
-        port: handle.local_addr().port(),
-        ..report.owner_link
-    };
-    Relay {
-        _dir: dir,
-        handle,
-        owner,
-    }
-}
-
+/// A member with a fresh identity and group store, in the group once `member` returns.
 async fn member(link: &InviteLink, name: &str) -> Session {
-    let options = ClientOptions::from_link(link.clone(), Identity::generate(), name).unwrap();
-    Session::connect(options, DEADLINE, |_| {}).await.unwrap()
+    let identity = Identity::generate();
+    let store = tempfile::tempdir().unwrap().keep().join("group.db");
+    let group = GroupSetup::open(&store, &identity, link.secret.clone()).unwrap();
+    let options = ClientOptions::new(link.clone(), identity, name, group.keys()).unwrap();
+    let mut session = Session::connect(options, group, DEADLINE, |_| {})
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(
+        DEADLINE,
+        session
+            .group
+            .wait_for(|state| matches!(state, GroupState::Member { .. })),
+    )
+    .await;
+    assert!(
+        waited.is_ok(),
+        "{name} not let into the group in time: {:?}",
+        session.group.state()
+    );
+    session
 }
 
-/// Ada (owner) and Bob (member) connected, and the voice channel's id.
+/// Ada (owner) and Bob (member) connected and in the group, and the voice channel's id.
 async fn two_members(relay: &Relay) -> (Session, Session, u32) {
     let ada = member(&relay.owner, "Ada").await;
-    let invite = ada.client.create_invite(None, None, None).await.unwrap();
+    let invite = ada.group.create_invite(None, None).await.unwrap();
     let bob = member(&invite, "Bob").await;
     let voice = ada.voice_channels().next().unwrap().id;
     (ada, bob, voice)
@@ -195,7 +183,7 @@ async fn a_call_carries_speech_and_reports_who_is_here_and_how_it_goes() {
     assert!(best > 0.8, "{best}");
 
     // The sessions still work after the call.
-    assert!(ada.client.create_invite(None, Some(1), None).await.is_ok());
+    assert!(ada.group.create_invite(None, Some(1)).await.is_ok());
     assert!(bob.client.stats().connected);
     relay.handle.shutdown().await;
 }

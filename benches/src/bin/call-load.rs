@@ -7,10 +7,12 @@
 //!
 //! Run: `cargo run --release -p sotto-benches --bin call-load -- [--people 10] [--seconds 10]`
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sotto_benches::cpu::thread_cpu_seconds;
+use sotto_client::group::{GroupSetup, GroupState};
 use sotto_client::{Call, CallOptions, Session};
 use sotto_media::codec::EncoderSettings;
 use sotto_media::engine::{AudioSink, AudioSource, EngineConfig};
@@ -29,10 +31,26 @@ fn arg(name: &str, default: u64) -> Result<u64> {
     }
 }
 
-/// Connects participant `index` and waits until the relay admits it.
-async fn member(link: InviteLink, index: usize) -> Result<Session> {
-    let options = ClientOptions::from_link(link, Identity::generate(), format!("p{index}"))?;
-    Ok(Session::connect(options, Duration::from_secs(15), |_| {}).await?)
+/// Connects participant `index` (its group store under `dir`) and waits until it is in the
+/// server's encryption group, so its media keys are there.
+async fn member(link: InviteLink, index: usize, dir: &Path) -> Result<Session> {
+    let identity = Identity::generate();
+    let group = GroupSetup::open(
+        &dir.join(format!("group-{index}.db")),
+        &identity,
+        link.secret.clone(),
+    )?;
+    let options = ClientOptions::new(link, identity, format!("p{index}"), group.keys())?;
+    let mut session = Session::connect(options, group, Duration::from_secs(15), |_| {}).await?;
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        session
+            .group
+            .wait_for(|state| matches!(state, GroupState::Member { .. })),
+    )
+    .await
+    .context("not let into the group within 30 s")??;
+    Ok(session)
 }
 
 fn main() -> Result<()> {
@@ -79,12 +97,12 @@ fn main() -> Result<()> {
 
     let mut calls = Vec::new();
     client_runtime.block_on(async {
-        let first = member(owner.clone(), 0).await?;
+        let first = member(owner.clone(), 0, dir.path()).await?;
         let voice = first.voice_channels().next().context("voice channel")?.id;
-        let invite = first.client.create_invite(None, None, None).await?;
+        let invite = first.group.create_invite(None, None).await?;
         let mut sessions = vec![first];
         for index in 1..people {
-            sessions.push(member(invite.clone(), index).await?);
+            sessions.push(member(invite.clone(), index, dir.path()).await?);
         }
         for session in sessions {
             let engine = EngineConfig {

@@ -3,7 +3,7 @@
 //! and when to reconnect — is the sans-IO [`ClientSession`]'s.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,11 +13,10 @@ use tracing::{debug, info};
 use crate::client::connect::{self, Established, connection_error};
 use crate::client::receivers::Receivers;
 use crate::client::{
-    ClientError, ClientEvent, ClientOptions, Command, MediaFrame, Shared, VoiceSender,
+    ClientError, ClientEvent, ClientOptions, Command, GroupEvent, MediaFrame, Shared,
 };
-use crate::crypto::{SenderContext, new_session_salt};
+use crate::crypto::new_session_salt;
 use crate::invite::InviteLink;
-use crate::proto::datagram::MediaSealer;
 use crate::proto::session::{ClientSession, Reconnect, RequestId, SessionEvent};
 use crate::transport::{ControlStream, StreamError, close_code};
 
@@ -51,7 +50,6 @@ pub(crate) async fn run(
         shared,
         events,
         invites: HashMap::new(),
-        seat: None,
     };
     loop {
         let attempt = tokio::time::timeout(
@@ -107,8 +105,6 @@ struct Actor {
     receivers: Receivers,
     session: ClientSession,
     invites: HashMap<RequestId, InviteReply>,
-    /// Our seat in a voice channel (channel, slot, salt), to re-key the sender on a new epoch.
-    seat: Option<(u32, u16, crate::proto::control::SessionSalt)>,
 }
 
 impl Actor {
@@ -135,20 +131,17 @@ impl Actor {
             }
             Command::LeaveVoice => {
                 self.session.leave_voice();
+                *self
+                    .shared
+                    .seat
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
                 self.shared.voice.store(None);
-                self.seat = None;
                 self.receivers.clear();
             }
             Command::Group(frame) => {
                 // Dropped while disconnected: the group logic syncs again on reconnecting.
                 self.session.send_group(frame);
-            }
-            Command::RekeyMedia => {
-                if let (Some(connection), Some((channel_id, slot, salt))) =
-                    (self.shared.connection.load_full(), self.seat)
-                {
-                    self.install_sender(&connection, channel_id, slot, salt);
-                }
             }
             Command::CreateInvite {
                 expires_in,
@@ -190,6 +183,14 @@ impl Actor {
             .store(Some(Arc::new(connection.clone())));
         self.receivers.clear();
         self.session.connected(Instant::now(), new_session_salt());
+        if let Some(group_events) = &self.options.group_events {
+            let _ = group_events
+                .send(GroupEvent::Connected {
+                    server: server.clone(),
+                    channels: channels.clone(),
+                })
+                .await;
+        }
         self.emit(ClientEvent::Connected {
             member_id,
             server,
@@ -259,9 +260,14 @@ impl Actor {
                     slot,
                     session_salt,
                 } => {
-                    self.seat = Some((channel_id, slot, session_salt));
+                    *self
+                        .shared
+                        .seat
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                        Some((channel_id, slot, session_salt));
                     self.receivers.set_own_slot(channel_id, slot);
-                    self.install_sender(connection, channel_id, slot, session_salt);
+                    self.shared.install_sender(connection);
                     self.emit(ClientEvent::VoiceJoined { channel_id, slot })
                         .await;
                 }
@@ -333,36 +339,14 @@ impl Actor {
                     let _ = reply.send(Err(ClientError::NotConnected));
                 }
             }
-            SessionEvent::Group(frame) => self.emit(ClientEvent::Group(frame)).await,
+            SessionEvent::Group(frame) => match &self.options.group_events {
+                Some(group_events) => {
+                    let _ = group_events.send(GroupEvent::Frame(frame)).await;
+                }
+                None => self.emit(ClientEvent::Group(frame)).await,
+            },
             // Only possible while connected; handled by `apply_session_events`.
             SessionEvent::VoiceJoined { .. } => {}
-        }
-    }
-
-    /// Keys our media for our seat with the key provider's current key. Without a key (group
-    /// keys not there yet) nothing is sent until a later re-key.
-    fn install_sender(
-        &mut self,
-        connection: &quinn::Connection,
-        channel_id: u32,
-        slot: u16,
-        session_salt: crate::proto::control::SessionSalt,
-    ) {
-        let context = SenderContext {
-            channel_id,
-            public_key: self.options.identity.public_key(),
-            session_salt,
-        };
-        let key_id = self.options.keys.current_key_id();
-        match self.options.keys.media_key(&context, key_id) {
-            Ok(key) => self.shared.voice.store(Some(Arc::new(VoiceSender {
-                connection: connection.clone(),
-                sealer: Mutex::new(MediaSealer::new(&key, key_id, slot)),
-            }))),
-            Err(error) => {
-                debug!("not sending media yet: {error}");
-                self.shared.voice.store(None);
-            }
         }
     }
 

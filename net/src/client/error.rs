@@ -10,9 +10,6 @@ use crate::transport::{ConfigError, StreamError, close_code};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The invite link has no group secret.
-    #[error("the invite link has no secret after '#'; ask for the full link")]
-    NoSecret,
     /// The display name breaks the protocol's rules; it was refused before connecting.
     #[error("the display name cannot be used: {0}; pick another with --name")]
     InvalidDisplayName(String),
@@ -108,8 +105,7 @@ impl ClientError {
     /// How the client should treat a connection that ended with this error.
     pub fn failure(&self) -> Failure {
         match self {
-            Self::NoSecret
-            | Self::InvalidDisplayName(_)
+            Self::InvalidDisplayName(_)
             | Self::Socket(_)
             | Self::Config(_)
             | Self::Connect(_)
@@ -174,7 +170,6 @@ mod tests {
     #[test]
     fn every_error_class_has_a_retry_decision() {
         let permanent = [
-            ClientError::NoSecret,
             ClientError::InvalidDisplayName("it is empty".into()),
             ClientError::Socket(std::io::Error::other("no sockets")),
             ClientError::Config(ConfigError::NoQuicCipherSuite),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::ClientError;
-use crate::crypto::{KeyProvider, StaticSecretKeys};
+use crate::crypto::KeyProvider;
 use crate::identity::Identity;
 use crate::invite::InviteLink;
 use crate::proto::control::{MAX_NAME_LEN, validate_text};
@@ -32,27 +32,32 @@ pub struct ClientOptions {
     pub reconnect: ReconnectPolicy,
     /// How long the relay has to admit us.
     pub handshake_timeout: Duration,
+    /// Where group frames (MLS delivery) go, with a note on every (re)connection; without it
+    /// they arrive as [`crate::client::ClientEvent::Group`].
+    pub group_events: Option<tokio::sync::mpsc::Sender<crate::client::GroupEvent>>,
 }
 
 impl ClientOptions {
-    /// Options using the group secret in `link` for media keys. Refuses a display name the
+    /// Options for connecting through `link` as `identity`, with media keys from `keys` (the
+    /// MLS group's [`crate::group::MediaKeyRing`] in the product). Refuses a display name the
     /// relay would refuse, before any connection is made.
-    pub fn from_link(
+    pub fn new(
         link: InviteLink,
         identity: Identity,
         display_name: impl Into<String>,
+        keys: Arc<dyn KeyProvider>,
     ) -> Result<Self, ClientError> {
-        let secret = link.secret.clone().ok_or(ClientError::NoSecret)?;
         let display_name = display_name.into();
         check_display_name(&display_name)?;
         Ok(Self {
             link,
             identity,
             display_name,
-            keys: Arc::new(StaticSecretKeys::new(secret)),
+            keys,
             tuning: TransportTuning::default(),
             reconnect: ReconnectPolicy::default(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            group_events: None,
         })
     }
 }

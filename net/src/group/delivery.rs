@@ -107,6 +107,12 @@ pub(crate) fn decode_key_package(
         .map_err(|error| DeliveryError::Invalid(error.to_string()))
 }
 
+/// The identity key a KeyPackage (an MLS message) names, if it is well formed and signed.
+pub fn key_package_identity(bytes: &[u8]) -> Option<PublicKey> {
+    let key_package = decode_key_package(&RustCrypto::default(), bytes).ok()?;
+    identity_of(key_package.leaf_node().credential())
+}
+
 /// Checks a KeyPackage uploaded by `owner`: well formed, valid signatures, our ciphersuite,
 /// and its credential and signature key are both `owner`'s identity key.
 pub fn check_key_package(bytes: &[u8], owner: &PublicKey) -> Result<KeyPackageInfo, DeliveryError> {

@@ -1,11 +1,12 @@
-//! Media keys from MLS epochs: the [`KeyProvider`] of a voice channel.
+//! Media keys from MLS epochs: the [`KeyProvider`] of a server's voice channels.
 //!
-//! Per epoch the channel's base key is `MLS-Exporter("sotto media v1", channel id, 32)`; each
+//! Per epoch each channel's base key is `MLS-Exporter("sotto media v1", channel id, 32)`; each
 //! sender's key derives from it exactly as [`crate::crypto::derive_media_key`] describes, with
 //! the key id being the low byte of the epoch. When a new epoch is installed the previous one
 //! stays usable for [`PREVIOUS_EPOCH_GRACE`] (packets sealed just before the change are still
 //! in flight), then its base key is wiped.
 
+use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ pub const PREVIOUS_EPOCH_GRACE: Duration = Duration::from_secs(10);
 
 struct EpochKey {
     epoch: u64,
-    base: Zeroizing<[u8; 32]>,
+    bases: HashMap<u32, Zeroizing<[u8; 32]>>,
 }
 
 impl EpochKey {
@@ -34,9 +35,9 @@ struct Ring {
     previous: Option<(EpochKey, Instant)>,
 }
 
-/// The media keys of one voice channel across MLS epochs.
+/// The media keys of a server's voice channels across MLS epochs.
+#[derive(Default)]
 pub struct MediaKeyRing {
-    channel_id: u32,
     ring: RwLock<Ring>,
     generation: AtomicU64,
 }
@@ -45,7 +46,6 @@ impl std::fmt::Debug for MediaKeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (current, previous) = self.epochs();
         f.debug_struct("MediaKeyRing")
-            .field("channel_id", &self.channel_id)
             .field("current_epoch", &current)
             .field("previous_epoch", &previous)
             .finish()
@@ -53,19 +53,22 @@ impl std::fmt::Debug for MediaKeyRing {
 }
 
 impl MediaKeyRing {
-    /// An empty ring for `channel_id`: it gives no key until an epoch is installed.
-    pub fn new(channel_id: u32) -> Self {
-        Self {
-            channel_id,
-            ring: RwLock::new(Ring::default()),
-            generation: AtomicU64::new(0),
-        }
+    /// An empty ring: it gives no key until an epoch is installed.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Makes `epoch` (with its base key from [`super::Group::media_base`]) the one new media
-    /// is sealed with; the epoch it replaces stays readable until `now + PREVIOUS_EPOCH_GRACE`.
-    /// Installing an epoch not newer than the current one does nothing.
-    pub fn install(&self, epoch: u64, base: Zeroizing<[u8; 32]>, now: Instant) {
+    /// Makes `epoch` (with each channel's base key from [`super::Group::media_base`]) the one
+    /// new media is sealed with; the epoch it replaces stays readable until
+    /// `now + PREVIOUS_EPOCH_GRACE`. Installing an epoch not newer than the current one does
+    /// nothing.
+    pub fn install(
+        &self,
+        epoch: u64,
+        bases: impl IntoIterator<Item = (u32, Zeroizing<[u8; 32]>)>,
+        now: Instant,
+    ) {
+        let bases = bases.into_iter().collect();
         let mut ring = self.ring.write().expect("key ring lock poisoned");
         if ring
             .current
@@ -74,7 +77,7 @@ impl MediaKeyRing {
         {
             return;
         }
-        let replaced = ring.current.replace(EpochKey { epoch, base });
+        let replaced = ring.current.replace(EpochKey { epoch, bases });
         ring.previous = replaced.map(|key| (key, now + PREVIOUS_EPOCH_GRACE));
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -115,9 +118,6 @@ impl KeyProvider for MediaKeyRing {
     }
 
     fn media_key(&self, sender: &SenderContext, key_id: u8) -> Result<MediaKey, KeyError> {
-        if sender.channel_id != self.channel_id {
-            return Err(KeyError::UnknownKeyId(key_id));
-        }
         let ring = self.ring.read().expect("key ring lock poisoned");
         let epoch_key = ring
             .current
@@ -125,7 +125,11 @@ impl KeyProvider for MediaKeyRing {
             .chain(ring.previous.iter().map(|(key, _)| key))
             .find(|key| key.key_id() == key_id)
             .ok_or(KeyError::UnknownKeyId(key_id))?;
-        Ok(derive_media_key(&epoch_key.base, sender, key_id))
+        let base = epoch_key
+            .bases
+            .get(&sender.channel_id)
+            .ok_or(KeyError::UnknownKeyId(key_id))?;
+        Ok(derive_media_key(base, sender, key_id))
     }
 
     fn generation(&self) -> u64 {

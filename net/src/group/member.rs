@@ -237,6 +237,14 @@ impl Group {
         })
     }
 
+    /// Deletes this group's state from the provider's store (a group the relay refused to
+    /// create, or one we were removed from).
+    pub fn delete(mut self, provider: &GroupProvider) -> Result<(), GroupError> {
+        self.mls
+            .delete(provider.storage())
+            .map_err(|error| GroupError::mls("delete a group", error))
+    }
+
     /// The group id.
     pub fn group_id(&self) -> &[u8] {
         self.mls.group_id().as_slice()
@@ -335,28 +343,7 @@ impl Group {
         let mut key_packages = Vec::with_capacity(requests.len());
         let mut proofs = Vec::with_capacity(requests.len());
         for request in requests {
-            let key_package = parse_key_package(provider, &request.key_package)?;
-            let reference = key_package
-                .hash_ref(provider.crypto())
-                .map_err(|error| GroupError::mls("admit a member", error))?;
-            if reference.as_slice() != request.proof.key_package_ref.as_slice() {
-                return Err(policy::PolicyViolation::BadProof.into());
-            }
-            request.proof.verify(self.group_id(), now_unix)?;
-            if !members.contains(&request.proof.grant.inviter) {
-                return Err(policy::PolicyViolation::InviterNotMember.into());
-            }
-            let leaf = key_package.leaf_node();
-            let identity_key = identity_of(leaf.credential());
-            if identity_key.map(|key| key.to_vec())
-                != Some(leaf.signature_key().as_slice().to_vec())
-            {
-                return Err(policy::PolicyViolation::IdentityMismatch.into());
-            }
-            if identity_key.is_some_and(|key| members.contains(&key)) {
-                return Err(policy::PolicyViolation::AlreadyMember.into());
-            }
-            key_packages.push(key_package);
+            key_packages.push(self.checked_key_package(provider, &members, request, now_unix)?);
             proofs.push(request.proof.clone());
         }
         let epoch = self.epoch();
@@ -366,6 +353,46 @@ impl Group {
             .add_members(provider, &IdentitySigner(identity), &key_packages)
             .map_err(|error| GroupError::mls("admit a member", error))?;
         self.outgoing(epoch, &commit, Some(&welcome))
+    }
+
+    /// Checks a join request exactly as [`Self::admit`] and every other member would.
+    pub fn verify_join_request(
+        &self,
+        provider: &GroupProvider,
+        request: &JoinRequest,
+        now_unix: u64,
+    ) -> Result<(), GroupError> {
+        self.checked_key_package(provider, &self.member_keys(), request, now_unix)
+            .map(|_| ())
+    }
+
+    fn checked_key_package(
+        &self,
+        provider: &GroupProvider,
+        members: &[PublicKey],
+        request: &JoinRequest,
+        now_unix: u64,
+    ) -> Result<KeyPackage, GroupError> {
+        let key_package = parse_key_package(provider, &request.key_package)?;
+        let reference = key_package
+            .hash_ref(provider.crypto())
+            .map_err(|error| GroupError::mls("admit a member", error))?;
+        if reference.as_slice() != request.proof.key_package_ref.as_slice() {
+            return Err(policy::PolicyViolation::BadProof.into());
+        }
+        request.proof.verify(self.group_id(), now_unix)?;
+        if !members.contains(&request.proof.grant.inviter) {
+            return Err(policy::PolicyViolation::InviterNotMember.into());
+        }
+        let leaf = key_package.leaf_node();
+        let identity_key = identity_of(leaf.credential());
+        if identity_key.map(|key| key.to_vec()) != Some(leaf.signature_key().as_slice().to_vec()) {
+            return Err(policy::PolicyViolation::IdentityMismatch.into());
+        }
+        if identity_key.is_some_and(|key| members.contains(&key)) {
+            return Err(policy::PolicyViolation::AlreadyMember.into());
+        }
+        Ok(key_package)
     }
 
     /// Commits the removal of `members` (admins only).

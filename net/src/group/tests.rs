@@ -411,14 +411,14 @@ fn media_keys_follow_epochs_and_the_previous_epoch_expires() {
         session_salt: [9; 16],
     };
     let start = Instant::now();
-    let ring = MediaKeyRing::new(4);
+    let ring = MediaKeyRing::new();
     assert!(
         ring.media_key(&sender, 0).is_err(),
         "no key before an epoch is installed"
     );
     ring.install(
         alice.group().epoch(),
-        alice.call(|g, p, _| g.media_base(p, 4)).unwrap(),
+        [(4, alice.call(|g, p, _| g.media_base(p, 4)).unwrap())],
         start,
     );
     let old_id = ring.current_key_id();
@@ -435,7 +435,7 @@ fn media_keys_follow_epochs_and_the_previous_epoch_expires() {
     alice.receive(&update.commit).unwrap();
     ring.install(
         alice.group().epoch(),
-        alice.call(|g, p, _| g.media_base(p, 4)).unwrap(),
+        [(4, alice.call(|g, p, _| g.media_base(p, 4)).unwrap())],
         start + Duration::from_secs(1),
     );
     assert_eq!(ring.current_key_id(), 2);

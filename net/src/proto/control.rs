@@ -287,8 +287,8 @@ pub enum ControlFrame {
         epoch: Option<u64>,
     },
     /// Relay → client, answering `GroupSync`: the group's epoch (none: it does not exist yet)
-    /// and, for a member not yet in the group, the grant of the invite it came with. Missed
-    /// messages follow as `GroupMessage`/`GroupWelcome`.
+    /// and, for a member not yet in the group, the grant of the invite it came with. What the
+    /// member missed (`GroupMessage`, `GroupWelcome`, `JoinRequested`) comes just before it.
     GroupStatus {
         /// The MLS group.
         group_id: Vec<u8>,

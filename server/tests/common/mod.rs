@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use sotto_net::client::{Client, ClientEvent, ClientOptions, MediaFrame, ReconnectPolicy};
+use sotto_net::crypto::{ChannelSecret, KeyProvider, StaticSecretKeys};
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::{ChannelInfo, ChannelKind, Participant};
@@ -102,12 +105,30 @@ pub fn fast_reconnect() -> ReconnectPolicy {
     }
 }
 
+/// The media secret of these tests. The relay never decrypts, and these tests check what it
+/// forwards and stores, so members share one fixed secret instead of an MLS group: a test
+/// double at the end-to-end boundary (the group and its keys are tested end to end in
+/// `app/core/tests`).
+pub const TEST_MEDIA_SECRET: [u8; 32] = [0x42; 32];
+
+/// Media keys from [`TEST_MEDIA_SECRET`].
+pub fn test_keys() -> Arc<dyn KeyProvider> {
+    Arc::new(StaticSecretKeys::new(ChannelSecret::from_bytes(
+        TEST_MEDIA_SECRET,
+    )))
+}
+
+/// Client options for these tests.
+pub fn options(link: &InviteLink, identity: Identity, name: &str) -> ClientOptions {
+    ClientOptions::new(link.clone(), identity, name, test_keys()).unwrap()
+}
+
 pub async fn connect(link: &InviteLink, name: &str) -> TestClient {
     connect_as(link, name, Identity::generate()).await
 }
 
 pub async fn connect_as(link: &InviteLink, name: &str, identity: Identity) -> TestClient {
-    let mut options = ClientOptions::from_link(link.clone(), identity.clone(), name).unwrap();
+    let mut options = options(link, identity.clone(), name);
     options.reconnect = fast_reconnect();
     let (client, events) = Client::start(options).unwrap();
     let mut test_client = TestClient {

@@ -1,0 +1,397 @@
+//! The task that runs a member's group logic: group frames in, store writes, frames out, media
+//! keys installed. It only moves bytes; [`super::logic::GroupLogic`] decides.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sotto_net::client::{Client, GroupEvent, WeakClient};
+use sotto_net::group::{GroupError, MediaKeyRing, server_group_id};
+use sotto_net::invite::InviteLink;
+use sotto_net::proto::control::PublicKey;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::warn;
+
+use super::logic::{GroupLogic, GroupState, LogicEvent, Purpose};
+use super::store::GroupStore;
+
+/// How often retired media keys are checked for expiry.
+const EXPIRY_TICK: Duration = Duration::from_secs(1);
+
+/// Why a group action failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupActionError {
+    /// The group refused or could not do it.
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// The relay refused the commit.
+    #[error("the relay refused it: {0}")]
+    Refused(String),
+    /// Making the invite failed at the relay.
+    #[error(transparent)]
+    Client(#[from] sotto_net::client::ClientError),
+    /// The connection to the relay is gone.
+    #[error("the connection to the relay has ended")]
+    Stopped,
+}
+
+enum Command {
+    Invite {
+        expires_in: Option<Duration>,
+        max_uses: Option<u32>,
+        reply: oneshot::Sender<Result<InviteLink, GroupActionError>>,
+    },
+    Remove {
+        members: Vec<PublicKey>,
+        reply: oneshot::Sender<Result<(), GroupActionError>>,
+    },
+    SelfUpdate {
+        reply: oneshot::Sender<Result<(), GroupActionError>>,
+    },
+    Leave {
+        reply: oneshot::Sender<Result<(), GroupActionError>>,
+    },
+}
+
+/// The front end's handle on the group: its state, and the actions a member can take.
+#[derive(Debug, Clone)]
+pub struct GroupHandle {
+    state: watch::Receiver<GroupState>,
+    busy: watch::Receiver<bool>,
+    commands: mpsc::Sender<Command>,
+    own_key: PublicKey,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Invite { .. } => "Invite",
+            Self::Remove { .. } => "Remove",
+            Self::SelfUpdate { .. } => "SelfUpdate",
+            Self::Leave { .. } => "Leave",
+        })
+    }
+}
+
+impl GroupHandle {
+    /// Where we stand now.
+    pub fn state(&self) -> GroupState {
+        self.state.borrow().clone()
+    }
+
+    /// Our identity key.
+    pub fn own_key(&self) -> PublicKey {
+        self.own_key
+    }
+
+    /// Waits up to `timeout` until no work is under way (joiners admitted, commits answered).
+    pub async fn wait_idle(&mut self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.busy.wait_for(|busy| !busy))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
+    }
+
+    /// Waits up to `timeout` to be in the group; returns the state then (a member, or why not
+    /// yet: waiting to be let in, no invite, ...). Returns early when waiting cannot help: no
+    /// member is online to let us in, or we hold no invite.
+    pub async fn join_within(&mut self, timeout: Duration) -> GroupState {
+        let _ = tokio::time::timeout(
+            timeout,
+            self.wait_for(|state| {
+                matches!(
+                    state,
+                    GroupState::Member { .. }
+                        | GroupState::Removed
+                        | GroupState::NoInvite
+                        | GroupState::NoGroupYet
+                        | GroupState::WaitingToBeLetIn { members_online: 0 }
+                )
+            }),
+        )
+        .await;
+        self.state()
+    }
+
+    /// Waits until the state satisfies `done`, and returns it.
+    pub async fn wait_for(
+        &mut self,
+        mut done: impl FnMut(&GroupState) -> bool,
+    ) -> Result<GroupState, GroupActionError> {
+        let state = self
+            .state
+            .wait_for(|state| done(state))
+            .await
+            .map_err(|_| GroupActionError::Stopped)?;
+        Ok(state.clone())
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, GroupActionError>>) -> Command,
+    ) -> Result<T, GroupActionError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| GroupActionError::Stopped)?;
+        answer.await.map_err(|_| GroupActionError::Stopped)?
+    }
+
+    /// Makes an invite link carrying a fresh invite secret, with its grant stored at the relay.
+    pub async fn create_invite(
+        &self,
+        expires_in: Option<Duration>,
+        max_uses: Option<u32>,
+    ) -> Result<InviteLink, GroupActionError> {
+        self.ask(|reply| Command::Invite {
+            expires_in,
+            max_uses,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes members from the server and its group (admins only); done once the relay has
+    /// accepted the commit.
+    pub async fn remove(&self, members: Vec<PublicKey>) -> Result<(), GroupActionError> {
+        self.ask(|reply| Command::Remove { members, reply }).await
+    }
+
+    /// Rotates our keys.
+    pub async fn self_update(&self) -> Result<(), GroupActionError> {
+        self.ask(|reply| Command::SelfUpdate { reply }).await
+    }
+
+    /// Asks to leave the group; the next member online commits it.
+    pub async fn leave(&self) -> Result<(), GroupActionError> {
+        self.ask(|reply| Command::Leave { reply }).await
+    }
+}
+
+/// Longest life of an invite whose maker gave none: grants must expire.
+const DEFAULT_INVITE_LIFE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+struct Agent {
+    /// Weak, so the agent does not keep the client running after its session is dropped.
+    client: WeakClient,
+    logic: GroupLogic,
+    store: Arc<Mutex<GroupStore>>,
+    keys: Arc<MediaKeyRing>,
+    state: watch::Sender<GroupState>,
+    busy: watch::Sender<bool>,
+    waiting: Vec<(Purpose, oneshot::Sender<Result<(), GroupActionError>>)>,
+}
+
+/// Starts the agent; it runs until the client's group channel closes.
+pub(crate) fn spawn(
+    client: Client,
+    events: mpsc::Receiver<GroupEvent>,
+    logic: GroupLogic,
+    store: GroupStore,
+    keys: Arc<MediaKeyRing>,
+) -> GroupHandle {
+    let (state_tx, state) = watch::channel(GroupState::Connecting);
+    let (busy_tx, busy) = watch::channel(true);
+    let (commands_tx, commands) = mpsc::channel(16);
+    let own_key = logic.own_key();
+    let agent = Agent {
+        client: client.downgrade(),
+        logic,
+        store: Arc::new(Mutex::new(store)),
+        keys,
+        state: state_tx,
+        busy: busy_tx,
+        waiting: Vec::new(),
+    };
+    tokio::spawn(agent.run(events, commands));
+    GroupHandle {
+        state,
+        busy,
+        commands: commands_tx,
+        own_key,
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl Agent {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<GroupEvent>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        let mut tick = tokio::time::interval(EXPIRY_TICK);
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(GroupEvent::Connected { server, channels }) => {
+                        let stored = self.stored(server_group_id(server.id)).await;
+                        self.logic.connected(server.id, &channels, stored);
+                        self.settle().await;
+                    }
+                    Some(GroupEvent::Frame(frame)) => {
+                        self.logic.handle(frame);
+                        self.settle().await;
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                Some(command) = commands.recv() => self.command(command).await,
+                _ = tick.tick() => self.keys.expire(Instant::now()),
+            }
+        }
+        for (_, reply) in self.waiting.drain(..) {
+            let _ = reply.send(Err(GroupActionError::Stopped));
+        }
+    }
+
+    /// Our pending commit and invite secret kept for `group_id`.
+    async fn stored(
+        &self,
+        group_id: Vec<u8>,
+    ) -> (
+        Option<(u64, Vec<u8>)>,
+        Option<sotto_net::group::InviteSecret>,
+    ) {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let pending = store.pending_commit(&group_id).unwrap_or_else(|error| {
+                warn!("{error}");
+                None
+            });
+            let invite = store.invite_secret(&group_id).unwrap_or_else(|error| {
+                warn!("{error}");
+                None
+            });
+            (pending, invite)
+        })
+        .await
+        .unwrap_or((None, None))
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Invite {
+                expires_in,
+                max_uses,
+                reply,
+            } => {
+                let life = expires_in.unwrap_or(DEFAULT_INVITE_LIFE);
+                let result = self.invite(life, max_uses).await;
+                let _ = reply.send(result);
+            }
+            Command::Remove { members, reply } => match self.logic.remove(&members) {
+                Ok(()) => {
+                    self.waiting.push((Purpose::Remove, reply));
+                    self.settle().await;
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+            },
+            Command::SelfUpdate { reply } => match self.logic.self_update() {
+                Ok(()) => {
+                    self.waiting.push((Purpose::SelfUpdate, reply));
+                    self.settle().await;
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+            },
+            Command::Leave { reply } => {
+                let result = self.logic.leave().map_err(GroupActionError::from);
+                self.settle().await;
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn invite(
+        &mut self,
+        life: Duration,
+        max_uses: Option<u32>,
+    ) -> Result<InviteLink, GroupActionError> {
+        let (secret, grant) = self.logic.new_invite(unix_now() + life.as_secs())?;
+        let client = self.client.upgrade().ok_or(GroupActionError::Stopped)?;
+        let mut link = client
+            .create_invite(Some(life), max_uses, Some(grant))
+            .await?;
+        link.secret = Some(secret);
+        Ok(link)
+    }
+
+    /// Saves what the logic changed, then sends its frames and acts on its events.
+    async fn settle(&mut self) {
+        let (delta, changes) = self.logic.take_changes();
+        if !delta.is_empty() || !changes.is_empty() {
+            let store = self.store.clone();
+            let saved = tokio::task::spawn_blocking(move || {
+                store
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .save(delta, &changes)
+            })
+            .await;
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    // Nothing is sent that is not on disk: a commit must not be accepted by the
+                    // relay and then forgotten here.
+                    warn!("could not save the group state, so nothing was sent: {error}");
+                    while self.logic.poll_transmit().is_some() {}
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+        if let Some(client) = self.client.upgrade() {
+            while let Some(frame) = self.logic.poll_transmit() {
+                if client.send_group(frame).await.is_err() {
+                    break;
+                }
+            }
+        }
+        while let Some(event) = self.logic.poll_event() {
+            match event {
+                LogicEvent::EpochChanged(_) => self.install_keys(),
+                LogicEvent::State(state) => {
+                    if state == GroupState::Removed {
+                        self.keys.clear();
+                    }
+                    let _ = self.state.send(state);
+                }
+                LogicEvent::CommitSettled { purpose, outcome } => {
+                    if let Some(index) = self
+                        .waiting
+                        .iter()
+                        .position(|(waiting, _)| *waiting == purpose)
+                    {
+                        let (_, reply) = self.waiting.remove(index);
+                        let _ = reply.send(outcome.map_err(GroupActionError::Refused));
+                    }
+                }
+                LogicEvent::Problem(message) => warn!("group: {message}"),
+            }
+        }
+        let _ = self.busy.send(self.logic.is_busy());
+    }
+
+    fn install_keys(&mut self) {
+        match self.logic.media_bases() {
+            Some((epoch, bases)) => {
+                self.keys.install(epoch, bases, Instant::now());
+                if let Some(client) = self.client.upgrade() {
+                    client.rekey_media();
+                }
+            }
+            None => self.keys.clear(),
+        }
+    }
+}

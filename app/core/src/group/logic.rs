@@ -1,0 +1,721 @@
+//! What a member does in its server's MLS group, as plain code: frames in, frames out.
+//!
+//! It reads no clock and touches no socket or disk. Tell it what happened
+//! ([`GroupLogic::connected`], [`GroupLogic::handle`], and the user's requests), then send what
+//! [`GroupLogic::poll_transmit`] yields, save what [`GroupLogic::take_changes`] yields *before*
+//! sending (so a commit the relay may accept is always on disk first), and act on
+//! [`GroupLogic::poll_event`].
+//!
+//! Rules it follows:
+//! - the server's owner creates the group when the relay has none;
+//! - a member not in the group asks to be let in with the invite secret it joined with;
+//! - a member in the group admits waiting joiners whose invite proofs verify, and commits the
+//!   proposals of members who asked to leave;
+//! - our own commit is merged only once the relay accepted it (also after a restart, when the
+//!   relay hands it back); a refused one is dropped and the work retried on the new epoch.
+
+use std::collections::VecDeque;
+
+use sotto_net::group::{
+    Group, GroupError, GroupMember, GroupProvider, InviteGrant, InviteSecret, JoinRequest,
+    Outgoing, PrivacyCode, Received, StoreDelta, server_group_id,
+};
+use sotto_net::identity::Identity;
+use sotto_net::proto::control::{ChannelInfo, ChannelKind, ControlFrame, PublicKey};
+use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
+
+use super::store::StoreChange;
+
+/// A voice channel's media base key for an epoch.
+pub type ChannelBase = (u32, Zeroizing<[u8; 32]>);
+
+/// Where this member stands in its server's group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupState {
+    /// Not connected yet, or waiting for the relay's answer.
+    Connecting,
+    /// The server has no group yet; its owner creates it when next online.
+    NoGroupYet,
+    /// Our request to be let in is stored; a member online lets us in.
+    WaitingToBeLetIn {
+        /// Members online who could.
+        members_online: u32,
+    },
+    /// We are not in the group and hold no invite secret to prove we were invited.
+    NoInvite,
+    /// In the group.
+    Member {
+        /// The epoch.
+        epoch: u64,
+        /// The epoch's privacy code (equal for every member).
+        privacy_code: PrivacyCode,
+        /// Everyone in the group.
+        members: Vec<GroupMember>,
+    },
+    /// We were removed from the group (kicked, or we left).
+    Removed,
+}
+
+/// Something the front end or the connection should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogicEvent {
+    /// The group's epoch changed: install new media keys and re-key our sender.
+    EpochChanged(u64),
+    /// A commit we asked for was accepted (`Ok`) or finally refused (`Err(reason)`).
+    CommitSettled {
+        /// What the commit was for.
+        purpose: Purpose,
+        /// The outcome.
+        outcome: Result<(), String>,
+    },
+    /// The state changed.
+    State(GroupState),
+    /// Something went wrong that the member should hear about.
+    Problem(String),
+}
+
+/// Why we made a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Purpose {
+    /// Admitting joiners.
+    Admit,
+    /// Removing members (an admin's kick).
+    Remove,
+    /// Rotating our keys.
+    SelfUpdate,
+    /// Committing members' requests to leave.
+    Proposals,
+}
+
+struct Pending {
+    outgoing: Outgoing,
+    purpose: Purpose,
+}
+
+/// A member's group logic for one server.
+pub struct GroupLogic {
+    identity: Identity,
+    provider: GroupProvider,
+    group_id: Vec<u8>,
+    group: Option<Group>,
+    invite: Option<InviteSecret>,
+    pending: Option<Pending>,
+    /// Our commit from before a restart, to recognise when the relay hands it back.
+    restored_pending: Option<(u64, Vec<u8>)>,
+    join_queue: Vec<JoinRequest>,
+    /// Whether the relay answered our last `GroupSync` (false from each (re)connection on).
+    synced: bool,
+    voice_channels: Vec<u32>,
+    state: GroupState,
+    transmit: VecDeque<ControlFrame>,
+    events: VecDeque<LogicEvent>,
+    changes: Vec<StoreChange>,
+}
+
+impl std::fmt::Debug for GroupLogic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupLogic")
+            .field("group_id", &String::from_utf8_lossy(&self.group_id))
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+impl GroupLogic {
+    /// The logic for `identity`, over a provider restored from disk, with the invite secret of
+    /// the link we are joining with (if any).
+    pub fn new(identity: Identity, provider: GroupProvider, invite: Option<InviteSecret>) -> Self {
+        Self {
+            identity,
+            provider,
+            group_id: Vec::new(),
+            group: None,
+            invite,
+            pending: None,
+            restored_pending: None,
+            join_queue: Vec::new(),
+            synced: false,
+            voice_channels: Vec::new(),
+            state: GroupState::Connecting,
+            transmit: VecDeque::new(),
+            events: VecDeque::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// The relay admitted us to server `server_id`. `stored` is what the store kept for its
+    /// group: our pending commit from before a restart and our invite secret.
+    pub fn connected(
+        &mut self,
+        server_id: u32,
+        channels: &[ChannelInfo],
+        stored: (Option<(u64, Vec<u8>)>, Option<InviteSecret>),
+    ) {
+        let group_id = server_group_id(server_id);
+        if self.group_id != group_id {
+            self.group_id = group_id;
+            let (pending, stored_invite) = stored;
+            self.restored_pending = pending;
+            match self.invite.clone() {
+                // The link's secret: keep it (sealed) until we are let in.
+                Some(secret) => self.changes.push(StoreChange::InviteSecret {
+                    group_id: self.group_id.clone(),
+                    secret: Some(secret),
+                }),
+                None => self.invite = stored_invite,
+            }
+            self.group = match Group::load(&self.provider, &self.identity, &self.group_id) {
+                Ok(group) => group,
+                Err(error) => {
+                    self.problem(format!("could not load this server's group state: {error}"));
+                    None
+                }
+            };
+            if self.group.is_some() {
+                self.announce_member();
+                self.events
+                    .push_back(LogicEvent::EpochChanged(self.epoch().unwrap_or(0)));
+            }
+        }
+        self.voice_channels = channels
+            .iter()
+            .filter(|channel| channel.kind == ChannelKind::Voice)
+            .map(|channel| channel.id)
+            .collect();
+        // Whatever was in flight before a reconnection is settled by the sync that follows.
+        self.synced = false;
+        self.transmit.push_back(ControlFrame::GroupSync {
+            group_id: self.group_id.clone(),
+            epoch: self.active_group().map(Group::epoch),
+        });
+    }
+
+    fn active_group(&self) -> Option<&Group> {
+        self.group.as_ref().filter(|group| group.is_active())
+    }
+
+    /// Our current epoch, if in the group.
+    pub fn epoch(&self) -> Option<u64> {
+        self.active_group().map(Group::epoch)
+    }
+
+    /// Whether work is under way: the relay has not answered our sync yet, a commit waits for
+    /// the relay, joiners wait to be admitted, or proposals to be committed.
+    pub fn is_busy(&self) -> bool {
+        !self.synced
+            || self.pending.is_some()
+            || self.restored_pending.is_some()
+            || !self.join_queue.is_empty()
+            || self
+                .active_group()
+                .is_some_and(|group| group.has_pending_proposals())
+    }
+
+    /// Our identity key.
+    pub fn own_key(&self) -> PublicKey {
+        self.identity.public_key()
+    }
+
+    /// The group id (empty before the first connection).
+    pub fn group_id(&self) -> &[u8] {
+        &self.group_id
+    }
+
+    /// Where we stand.
+    pub fn state(&self) -> &GroupState {
+        &self.state
+    }
+
+    /// The media base keys of every voice channel for the current epoch.
+    pub fn media_bases(&self) -> Option<(u64, Vec<ChannelBase>)> {
+        let group = self.active_group()?;
+        let bases = self
+            .voice_channels
+            .iter()
+            .filter_map(|channel| {
+                group
+                    .media_base(&self.provider, *channel)
+                    .ok()
+                    .map(|base| (*channel, base))
+            })
+            .collect();
+        Some((group.epoch(), bases))
+    }
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<ControlFrame> {
+        self.transmit.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<LogicEvent> {
+        self.events.pop_front()
+    }
+
+    /// What to write to disk (in one transaction) before sending anything.
+    pub fn take_changes(&mut self) -> (StoreDelta, Vec<StoreChange>) {
+        (
+            self.provider.take_delta(),
+            std::mem::take(&mut self.changes),
+        )
+    }
+
+    fn problem(&mut self, message: String) {
+        warn!("{message}");
+        self.events.push_back(LogicEvent::Problem(message));
+    }
+
+    fn set_state(&mut self, state: GroupState) {
+        if self.state != state {
+            self.state = state.clone();
+            self.events.push_back(LogicEvent::State(state));
+        }
+    }
+
+    fn announce_member(&mut self) {
+        let state = match self.group.as_ref() {
+            Some(group) if group.is_active() => GroupState::Member {
+                epoch: group.epoch(),
+                privacy_code: group.privacy_code(),
+                members: group.members(),
+            },
+            Some(_) => GroupState::Removed,
+            None => return,
+        };
+        self.set_state(state);
+    }
+
+    fn epoch_changed(&mut self) {
+        self.announce_member();
+        if let Some(epoch) = self.epoch() {
+            self.events.push_back(LogicEvent::EpochChanged(epoch));
+        }
+    }
+
+    /// Handles a group frame from the relay.
+    pub fn handle(&mut self, frame: ControlFrame) {
+        match frame {
+            ControlFrame::GroupStatus { epoch, grant, .. } => self.on_status(epoch, grant),
+            ControlFrame::CommitAccepted { epoch, .. } => self.on_accepted(epoch),
+            ControlFrame::GroupRefused {
+                epoch,
+                current_epoch,
+                reason,
+                ..
+            } => self.on_refused(epoch, current_epoch, reason),
+            ControlFrame::GroupMessage { epoch, message, .. } => self.on_message(epoch, &message),
+            ControlFrame::GroupWelcome { welcome, .. } => self.on_welcome(&welcome),
+            ControlFrame::JoinRequested { request, .. } => self.on_join_requested(&request),
+            ControlFrame::JoinPending { members_online, .. } => {
+                self.set_state(GroupState::WaitingToBeLetIn { members_online });
+            }
+            other => debug!("ignored {} in the group logic", other.name()),
+        }
+        self.next_commit();
+    }
+
+    fn on_status(&mut self, relay_epoch: Option<u64>, grant: Option<Vec<u8>>) {
+        self.synced = true;
+        let Some(relay_epoch) = relay_epoch else {
+            if self.active_group().is_some_and(|group| group.epoch() > 0) {
+                self.problem(
+                    "the relay has lost this server's encryption group; it may have been reset"
+                        .into(),
+                );
+                return;
+            }
+            // Only the server's owner may create it: the relay refuses anyone else.
+            self.create();
+            return;
+        };
+        if let Some(group) = self.active_group() {
+            let ours = group.epoch();
+            if ours == 0 && relay_epoch == 0 {
+                // The group we created is stored: keys for epoch 0.
+                self.epoch_changed();
+                return;
+            }
+            if ours > relay_epoch {
+                self.problem(format!(
+                    "the relay is at epoch {relay_epoch} but we are at {ours}: its state was rolled back"
+                ));
+            }
+            // A commit of ours from before a restart that the relay never took: drop it.
+            if let Some((epoch, _)) = &self.restored_pending
+                && *epoch >= relay_epoch
+            {
+                self.drop_pending_commit();
+            }
+            self.announce_member();
+            return;
+        }
+        if let Some(group) = &self.group
+            && !group.is_active()
+        {
+            self.set_state(GroupState::Removed);
+            return;
+        }
+        self.ask_to_join(grant);
+    }
+
+    fn ask_to_join(&mut self, grant: Option<Vec<u8>>) {
+        let (Some(secret), Some(grant)) = (self.invite.clone(), grant) else {
+            self.set_state(GroupState::NoInvite);
+            return;
+        };
+        let grant = match InviteGrant::decode(&grant) {
+            Ok(grant) => grant,
+            Err(error) => {
+                self.problem(format!("the relay sent a damaged invite grant: {error}"));
+                return;
+            }
+        };
+        match Group::join_request(&self.provider, &self.identity, &secret, grant) {
+            Ok(request) => {
+                // The relay's JoinPending says how many could let us in.
+                self.transmit.push_back(ControlFrame::JoinGroup {
+                    group_id: self.group_id.clone(),
+                    request: request.encode(),
+                });
+            }
+            Err(error) => self.problem(format!("could not make a request to join: {error}")),
+        }
+    }
+
+    fn create(&mut self) {
+        if let Some(group) = &self.group
+            && group.is_active()
+            && group.epoch() == 0
+        {
+            // Made before a restart and never stored by the relay: offer it again.
+            match group.group_info(&self.provider, &self.identity) {
+                Ok(group_info) => self.transmit.push_back(ControlFrame::GroupCreate {
+                    group_id: self.group_id.clone(),
+                    group_info,
+                }),
+                Err(error) => self.problem(format!("could not offer the group again: {error}")),
+            }
+            return;
+        }
+        match Group::create(&self.provider, &self.identity, &self.group_id)
+            .and_then(|group| Ok((group.group_info(&self.provider, &self.identity)?, group)))
+        {
+            Ok((group_info, group)) => {
+                // We are a member once the relay has stored the group (its GroupStatus).
+                info!("creating this server's encryption group");
+                self.group = Some(group);
+                self.transmit.push_back(ControlFrame::GroupCreate {
+                    group_id: self.group_id.clone(),
+                    group_info,
+                });
+            }
+            Err(error) => self.problem(format!("could not create the group: {error}")),
+        }
+    }
+
+    fn on_welcome(&mut self, welcome: &[u8]) {
+        if self.active_group().is_some() {
+            return;
+        }
+        match Group::join(&self.provider, &self.identity, welcome, &self.group_id) {
+            Ok(group) => {
+                info!(epoch = group.epoch(), "let into the group");
+                self.group = Some(group);
+                self.changes.push(StoreChange::InviteSecret {
+                    group_id: self.group_id.clone(),
+                    secret: None,
+                });
+                self.invite = None;
+                self.transmit.push_back(ControlFrame::GroupSync {
+                    group_id: self.group_id.clone(),
+                    epoch: self.epoch(),
+                });
+                self.epoch_changed();
+            }
+            Err(error) => self.problem(format!("could not join with the Welcome: {error}")),
+        }
+    }
+
+    fn on_accepted(&mut self, epoch: u64) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        if pending.outgoing.epoch != epoch {
+            self.pending = Some(pending);
+            return;
+        }
+        self.merge_own(pending.purpose);
+    }
+
+    fn merge_own(&mut self, purpose: Purpose) {
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        match group.merge_pending(&self.provider) {
+            Ok(()) => {
+                self.changes.push(StoreChange::PendingCommit {
+                    group_id: self.group_id.clone(),
+                    commit: None,
+                });
+                self.restored_pending = None;
+                self.events.push_back(LogicEvent::CommitSettled {
+                    purpose,
+                    outcome: Ok(()),
+                });
+                self.epoch_changed();
+            }
+            Err(error) => self.problem(format!("could not merge our accepted commit: {error}")),
+        }
+    }
+
+    fn drop_pending_commit(&mut self) {
+        if let Some(group) = self.group.as_mut()
+            && group.has_pending_commit()
+            && let Err(error) = group.discard_pending(&self.provider)
+        {
+            warn!("could not drop our pending commit: {error}");
+        }
+        self.restored_pending = None;
+        self.changes.push(StoreChange::PendingCommit {
+            group_id: self.group_id.clone(),
+            commit: None,
+        });
+    }
+
+    fn on_refused(&mut self, epoch: u64, current_epoch: u64, reason: String) {
+        let ours = self
+            .pending
+            .as_ref()
+            .is_some_and(|pending| pending.outgoing.epoch == epoch);
+        if !ours {
+            let created_here = self
+                .active_group()
+                .is_some_and(|group| group.epoch() == 0 && epoch == 0);
+            if created_here && current_epoch == 0 {
+                // Our GroupCreate was refused (we do not own the server): forget that group.
+                if let Some(group) = self.group.take()
+                    && let Err(error) = group.delete(&self.provider)
+                {
+                    warn!("could not delete a refused group: {error}");
+                }
+                debug!("not creating the group: {reason}");
+                self.set_state(GroupState::NoGroupYet);
+                return;
+            }
+            self.problem(format!("the relay refused a group request: {reason}"));
+            return;
+        }
+        let pending = self.pending.take().expect("checked above");
+        self.drop_pending_commit();
+        let lost_race = current_epoch > epoch;
+        if lost_race {
+            // Another commit won the epoch; it follows as a GroupMessage, then we retry.
+            debug!("our commit for epoch {epoch} lost to another; retrying after it");
+            if pending.purpose == Purpose::Remove {
+                self.events.push_back(LogicEvent::CommitSettled {
+                    purpose: pending.purpose,
+                    outcome: Err(format!("another change came first ({reason}); try again")),
+                });
+            }
+        } else {
+            self.events.push_back(LogicEvent::CommitSettled {
+                purpose: pending.purpose,
+                outcome: Err(reason),
+            });
+        }
+    }
+
+    fn on_message(&mut self, epoch: u64, message: &[u8]) {
+        // Our own commit handed back after a restart: it was accepted.
+        if let Some((pending_epoch, commit)) = &self.restored_pending
+            && *pending_epoch == epoch
+            && commit.as_slice() == message
+        {
+            self.merge_own(Purpose::SelfUpdate);
+            return;
+        }
+        let Some(group) = self.group.as_mut().filter(|group| group.is_active()) else {
+            return;
+        };
+        if epoch < group.epoch() {
+            return; // Already applied.
+        }
+        if group.has_pending_commit() {
+            // Someone else's commit won the epoch our commit was for.
+            self.drop_pending_commit();
+            self.pending = None;
+        }
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        match group.receive(&self.provider, message, unix_now()) {
+            Ok(Received::Commit { epoch, added, removed }) => {
+                debug!(epoch, added = added.len(), removed = removed.len(), "applied a commit");
+                let own = self.identity.public_key();
+                self.join_queue
+                    .retain(|request| !added.iter().any(|key| *key == request_key(request).unwrap_or(own)));
+                self.epoch_changed();
+            }
+            Ok(Received::Removed) => {
+                info!("removed from the group");
+                self.set_state(GroupState::Removed);
+                self.events.push_back(LogicEvent::EpochChanged(epoch + 1));
+            }
+            Ok(Received::Proposal) => debug!("a member asked to leave"),
+            Ok(Received::Application { .. }) => debug!("ignored an application message"),
+            Ok(_) => {}
+            Err(GroupError::Refused(violation)) => self.problem(format!(
+                "refused a commit that breaks the group's rules ({violation}); the relay or a member may be misbehaving"
+            )),
+            Err(error) => self.problem(format!("could not apply a group message: {error}")),
+        }
+    }
+
+    fn on_join_requested(&mut self, request: &[u8]) {
+        match JoinRequest::decode(request) {
+            Ok(request) => {
+                let key = request_key(&request);
+                self.join_queue.retain(|queued| request_key(queued) != key);
+                self.join_queue.push(request);
+            }
+            Err(error) => debug!("ignored a malformed join request: {error}"),
+        }
+    }
+
+    /// Starts the next commit the group needs, if none is pending.
+    fn next_commit(&mut self) {
+        if self.pending.is_some() || self.restored_pending.is_some() {
+            return;
+        }
+        let Some(group) = self.group.as_mut().filter(|group| group.is_active()) else {
+            return;
+        };
+        if group.has_pending_commit() {
+            return;
+        }
+        if group.has_pending_proposals() {
+            let outgoing = group.commit_proposals(&self.provider, &self.identity);
+            self.send_commit(outgoing, Purpose::Proposals);
+            return;
+        }
+        let members: Vec<PublicKey> = group
+            .members()
+            .iter()
+            .map(|member| member.public_key)
+            .collect();
+        let waiting: Vec<JoinRequest> = std::mem::take(&mut self.join_queue)
+            .into_iter()
+            .filter(|request| request_key(request).is_some_and(|key| !members.contains(&key)))
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        // Admit those whose proofs verify; drop the others with a note.
+        let now = unix_now();
+        let mut admitted = Vec::new();
+        for request in waiting {
+            match group.verify_join_request(&self.provider, &request, now) {
+                Ok(()) => admitted.push(request),
+                Err(error) => warn!("not admitting a joiner: {error}"),
+            }
+        }
+        if admitted.is_empty() {
+            return;
+        }
+        let outgoing = group.admit(&self.provider, &self.identity, &admitted, now);
+        self.send_commit(outgoing, Purpose::Admit);
+    }
+
+    fn send_commit(&mut self, outgoing: Result<Outgoing, GroupError>, purpose: Purpose) {
+        match outgoing {
+            Ok(outgoing) => {
+                self.changes.push(StoreChange::PendingCommit {
+                    group_id: self.group_id.clone(),
+                    commit: Some((outgoing.epoch, outgoing.commit.clone())),
+                });
+                self.transmit.push_back(ControlFrame::GroupCommit {
+                    group_id: self.group_id.clone(),
+                    epoch: outgoing.epoch,
+                    commit: outgoing.commit.clone(),
+                    welcome: outgoing.welcome.clone(),
+                });
+                self.pending = Some(Pending { outgoing, purpose });
+            }
+            Err(error) => {
+                self.events.push_back(LogicEvent::CommitSettled {
+                    purpose,
+                    outcome: Err(error.to_string()),
+                });
+            }
+        }
+    }
+
+    /// Removes `members` from the group (admins only); settles as a `CommitSettled` event.
+    pub fn remove(&mut self, members: &[PublicKey]) -> Result<(), GroupError> {
+        if self.pending.is_some() || self.restored_pending.is_some() {
+            return Err(GroupError::CommitPending);
+        }
+        let group = self.group.as_mut().ok_or(GroupError::Removed)?;
+        let outgoing = group.remove(&self.provider, &self.identity, members)?;
+        self.send_commit(Ok(outgoing), Purpose::Remove);
+        Ok(())
+    }
+
+    /// Rotates our keys with a self-update commit.
+    pub fn self_update(&mut self) -> Result<(), GroupError> {
+        if self.pending.is_some() || self.restored_pending.is_some() {
+            return Err(GroupError::CommitPending);
+        }
+        let group = self.group.as_mut().ok_or(GroupError::Removed)?;
+        let outgoing = group.self_update(&self.provider, &self.identity)?;
+        self.send_commit(Ok(outgoing), Purpose::SelfUpdate);
+        Ok(())
+    }
+
+    /// Asks to leave: the next member online commits our removal.
+    pub fn leave(&mut self) -> Result<(), GroupError> {
+        let group = self.group.as_mut().ok_or(GroupError::Removed)?;
+        let proposal = group.propose_leave(&self.provider, &self.identity)?;
+        self.transmit.push_back(ControlFrame::GroupProposal {
+            group_id: self.group_id.clone(),
+            proposal,
+        });
+        Ok(())
+    }
+
+    /// A new invite secret and its grant (to send with `CreateInvite`), valid until
+    /// `expires_at` (Unix seconds).
+    pub fn new_invite(&self, expires_at: u64) -> Result<(InviteSecret, Vec<u8>), GroupError> {
+        if self.active_group().is_none() {
+            return Err(GroupError::Removed);
+        }
+        let secret = InviteSecret::generate();
+        let grant = InviteGrant::sign(&self.identity, &self.group_id, &secret, expires_at)
+            .map_err(GroupError::Refused)?;
+        Ok((secret, grant.encode()))
+    }
+
+    /// Keeps `secret` (sealed on disk) to prove our invite with until we are let in.
+    pub fn set_invite(&mut self, group_id: Vec<u8>, secret: InviteSecret) {
+        self.changes.push(StoreChange::InviteSecret {
+            group_id,
+            secret: Some(secret.clone()),
+        });
+        self.invite = Some(secret);
+    }
+}
+
+fn request_key(request: &JoinRequest) -> Option<PublicKey> {
+    // The KeyPackage's identity is checked by every admitter; here it only names the request.
+    sotto_net::group::key_package_identity(&request.key_package)
+}

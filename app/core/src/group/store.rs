@@ -1,0 +1,335 @@
+//! The member's MLS state on disk: openmls's store entries, our pending commit and the invite
+//! secret we joined with, in SQLite, every secret sealed.
+//!
+//! Values are sealed with XChaCha20-Poly1305 under a key derived from the identity key (which
+//! lives in the OS keychain), with the table and entry key as associated data, so the file
+//! alone reveals no group secret. Each save is one transaction: an operation's whole effect
+//! lands on disk or none of it does.
+
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::Sha256;
+use sotto_net::group::{InviteSecret, StoreDelta};
+use sotto_net::identity::Identity;
+use zeroize::Zeroizing;
+
+const STORE_KEY_SALT: &[u8] = b"sotto/1 local group store";
+const NONCE_LEN: usize = 24;
+
+/// One openmls store entry: key and (opened) value.
+pub type StoreEntry = (Vec<u8>, Zeroizing<Vec<u8>>);
+
+/// Why the group store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupStoreError {
+    /// SQLite failed.
+    #[error("the group store failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A sealed value did not open: the file is damaged or belongs to another identity.
+    #[error(
+        "the group store {0} cannot be read with this identity (damaged, or made by another identity); move it away to start over"
+    )]
+    Unreadable(String),
+}
+
+/// A change to what the store keeps beside openmls's entries.
+#[derive(Debug)]
+pub enum StoreChange {
+    /// Our commit waiting for the relay's answer in a group (or none).
+    PendingCommit {
+        /// The group.
+        group_id: Vec<u8>,
+        /// The epoch and the commit, if one is pending.
+        commit: Option<(u64, Vec<u8>)>,
+    },
+    /// The invite secret to prove with until we are let into a group (or none).
+    InviteSecret {
+        /// The group.
+        group_id: Vec<u8>,
+        /// The secret.
+        secret: Option<InviteSecret>,
+    },
+}
+
+/// The sealed SQLite file of a member's MLS state.
+pub struct GroupStore {
+    connection: Connection,
+    cipher: XChaCha20Poly1305,
+    path: String,
+}
+
+impl std::fmt::Debug for GroupStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupStore {
+    /// Opens (creating if needed) the store at `path`, sealed for `identity`.
+    pub fn open(path: &Path, identity: &Identity) -> Result<Self, GroupStoreError> {
+        let connection = Connection::open(path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS mls_entries (key BLOB PRIMARY KEY, value BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS pending_commits (
+                 group_id BLOB PRIMARY KEY, epoch INTEGER NOT NULL, commit_message BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS invite_secrets (
+                 group_id BLOB PRIMARY KEY, secret BLOB NOT NULL);",
+        )?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+        let secret = Zeroizing::new(identity.secret_bytes());
+        let hkdf = Hkdf::<Sha256>::new(Some(STORE_KEY_SALT), secret.as_slice());
+        let mut key = Zeroizing::new([0u8; 32]);
+        hkdf.expand(&[], key.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        let cipher = XChaCha20Poly1305::new_from_slice(key.as_slice()).expect("32-byte key");
+        Ok(Self {
+            connection,
+            cipher,
+            path: path.display().to_string(),
+        })
+    }
+
+    fn seal(&self, table: &str, key: &[u8], value: &[u8]) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let aad = [table.as_bytes(), b"\0", key].concat();
+        let mut sealed = nonce.to_vec();
+        sealed.extend(
+            self.cipher
+                .encrypt(
+                    XNonce::from_slice(&nonce),
+                    Payload {
+                        msg: value,
+                        aad: &aad,
+                    },
+                )
+                .expect("sealing in memory cannot fail"),
+        );
+        sealed
+    }
+
+    fn open_value(
+        &self,
+        table: &str,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, GroupStoreError> {
+        let unreadable = || GroupStoreError::Unreadable(self.path.clone());
+        if sealed.len() < NONCE_LEN {
+            return Err(unreadable());
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let aad = [table.as_bytes(), b"\0", key].concat();
+        self.cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| unreadable())
+    }
+
+    /// Every openmls entry, opened.
+    pub fn entries(&self) -> Result<Vec<StoreEntry>, GroupStoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT key, value FROM mls_entries")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (key, sealed) = row?;
+            let value = self.open_value("mls_entries", &key, &sealed)?;
+            entries.push((key, value));
+        }
+        Ok(entries)
+    }
+
+    /// Our pending commit in `group_id`: its epoch and bytes.
+    pub fn pending_commit(
+        &self,
+        group_id: &[u8],
+    ) -> Result<Option<(u64, Vec<u8>)>, GroupStoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT epoch, commit_message FROM pending_commits WHERE group_id = ?1",
+                params![group_id],
+                |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The invite secret kept for `group_id`.
+    pub fn invite_secret(&self, group_id: &[u8]) -> Result<Option<InviteSecret>, GroupStoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .connection
+            .query_row(
+                "SELECT secret FROM invite_secrets WHERE group_id = ?1",
+                params![group_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let bytes = self.open_value("invite_secrets", group_id, &sealed)?;
+        let bytes: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| GroupStoreError::Unreadable(self.path.clone()))?;
+        Ok(Some(InviteSecret::from_bytes(bytes)))
+    }
+
+    /// Writes `delta` and `changes` in one transaction.
+    pub fn save(
+        &mut self,
+        delta: StoreDelta,
+        changes: &[StoreChange],
+    ) -> Result<(), GroupStoreError> {
+        if delta.is_empty() && changes.is_empty() {
+            return Ok(());
+        }
+        let sealed: Vec<(Vec<u8>, Vec<u8>)> = delta
+            .upserts
+            .iter()
+            .map(|(key, value)| (key.clone(), self.seal("mls_entries", key, value)))
+            .collect();
+        let sealed_secrets: Vec<Option<Vec<u8>>> = changes
+            .iter()
+            .map(|change| match change {
+                StoreChange::InviteSecret {
+                    group_id,
+                    secret: Some(secret),
+                } => Some(self.seal("invite_secrets", group_id, secret.as_bytes())),
+                _ => None,
+            })
+            .collect();
+        let tx = self.connection.transaction()?;
+        for key in &delta.deletes {
+            tx.execute("DELETE FROM mls_entries WHERE key = ?1", params![key])?;
+        }
+        for (key, value) in &sealed {
+            tx.execute(
+                "INSERT OR REPLACE INTO mls_entries (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+        }
+        for (change, sealed_secret) in changes.iter().zip(&sealed_secrets) {
+            match change {
+                StoreChange::PendingCommit {
+                    group_id,
+                    commit: Some((epoch, commit)),
+                } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO pending_commits (group_id, epoch, commit_message)
+                         VALUES (?1, ?2, ?3)",
+                        params![group_id, *epoch as i64, commit],
+                    )?;
+                }
+                StoreChange::PendingCommit {
+                    group_id,
+                    commit: None,
+                } => {
+                    tx.execute(
+                        "DELETE FROM pending_commits WHERE group_id = ?1",
+                        params![group_id],
+                    )?;
+                }
+                StoreChange::InviteSecret { group_id, .. } => match sealed_secret {
+                    Some(sealed) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO invite_secrets (group_id, secret) VALUES (?1, ?2)",
+                            params![group_id, sealed],
+                        )?;
+                    }
+                    None => {
+                        tx.execute(
+                            "DELETE FROM invite_secrets WHERE group_id = ?1",
+                            params![group_id],
+                        )?;
+                    }
+                },
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_sealed_and_open_only_for_their_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("group.db");
+        let identity = Identity::generate();
+        let mut store = GroupStore::open(&path, &identity).unwrap();
+        let canary = b"canary-secret-9f3a".to_vec();
+        let delta = StoreDelta {
+            upserts: vec![(b"k1".to_vec(), Zeroizing::new(canary.clone()))],
+            deletes: Vec::new(),
+        };
+        let secret = InviteSecret::from_bytes([0x5a; 32]);
+        store
+            .save(
+                delta,
+                &[
+                    StoreChange::InviteSecret {
+                        group_id: b"g".to_vec(),
+                        secret: Some(secret.clone()),
+                    },
+                    StoreChange::PendingCommit {
+                        group_id: b"g".to_vec(),
+                        commit: Some((4, vec![1, 2, 3])),
+                    },
+                ],
+            )
+            .unwrap();
+        drop(store);
+
+        let raw = std::fs::read(&path).unwrap();
+        let wal = std::fs::read(path.with_extension("db-wal")).unwrap_or_default();
+        for bytes in [&raw, &wal] {
+            assert!(!bytes.windows(canary.len()).any(|w| w == canary));
+            assert!(!bytes.windows(32).any(|w| w == [0x5a; 32]));
+        }
+
+        let store = GroupStore::open(&path, &identity).unwrap();
+        let entries = store.entries().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].1.as_slice(), canary.as_slice());
+        assert_eq!(store.invite_secret(b"g").unwrap(), Some(secret));
+        assert_eq!(
+            store.pending_commit(b"g").unwrap(),
+            Some((4, vec![1, 2, 3]))
+        );
+        drop(store);
+
+        let stranger = GroupStore::open(&path, &Identity::generate()).unwrap();
+        assert!(matches!(
+            stranger.entries(),
+            Err(GroupStoreError::Unreadable(_))
+        ));
+    }
+}

@@ -1,0 +1,306 @@
+//! The server's encryption group over a real relay on loopback: members let in by invite
+//! proofs (also while the joiner waits offline), media keys that follow epochs, removal that
+//! cuts a member off, state that survives a restart, and a relay whose files hold no secret.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sotto_client::Session;
+use sotto_client::group::{GroupSetup, GroupState};
+use sotto_net::client::{ClientEvent, ClientOptions};
+use sotto_net::crypto::{KeyProvider, SenderContext};
+use sotto_net::group::MediaKeyRing;
+use sotto_net::identity::Identity;
+use sotto_net::invite::{InviteLink, encode_b64};
+use sotto_net::proto::StreamKind;
+use sotto_relay::RelayConfig;
+
+mod common;
+use common::relay;
+
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Someone with an identity and a group store that outlive their sessions.
+struct Person {
+    name: &'static str,
+    identity: Identity,
+    store: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Person {
+    fn new(name: &'static str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            name,
+            identity: Identity::generate(),
+            store: dir.path().join("group.db"),
+            _dir: dir,
+        }
+    }
+
+    /// Connects with `link`; returns the session and its media key ring.
+    async fn connect(&self, link: &InviteLink) -> (Session, Arc<MediaKeyRing>) {
+        let group = GroupSetup::open(&self.store, &self.identity, link.secret.clone()).unwrap();
+        let keys = group.keys();
+        let options =
+            ClientOptions::new(link.clone(), self.identity.clone(), self.name, keys.clone())
+                .unwrap();
+        let session = Session::connect(options, group, DEADLINE, |_| {})
+            .await
+            .unwrap();
+        (session, keys)
+    }
+}
+
+async fn until(
+    session: &mut Session,
+    what: &str,
+    done: impl FnMut(&GroupState) -> bool,
+) -> GroupState {
+    match tokio::time::timeout(DEADLINE, session.group.wait_for(done)).await {
+        Ok(Ok(state)) => state,
+        _ => panic!(
+            "timed out waiting for {what}; state {:?}",
+            session.group.state()
+        ),
+    }
+}
+
+fn is_member(state: &GroupState) -> bool {
+    matches!(state, GroupState::Member { .. })
+}
+
+fn code_and_epoch(state: &GroupState) -> (String, u64) {
+    match state {
+        GroupState::Member {
+            privacy_code,
+            epoch,
+            ..
+        } => (privacy_code.to_string(), *epoch),
+        other => panic!("not a member: {other:?}"),
+    }
+}
+
+/// Joins `channel_id` and waits until the relay seats us.
+async fn join_voice(session: &mut Session, channel_id: u32) {
+    session.client.join_voice(channel_id).await.unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(deadline, session.events.recv()).await {
+            Ok(Some(ClientEvent::VoiceJoined { .. })) => return,
+            Ok(Some(_)) => {}
+            other => panic!("not seated: {other:?}"),
+        }
+    }
+}
+
+/// Media payloads received within `wait`.
+async fn received(session: &mut Session, wait: Duration) -> Vec<Vec<u8>> {
+    let mut payloads = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, session.events.recv()).await {
+        if let ClientEvent::Media(frame) = event {
+            payloads.push(frame.payload.to_vec());
+        }
+    }
+    payloads
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_waits_for_a_member_and_is_let_in_when_one_comes_online() {
+    let relay = relay(RelayConfig::default()).await;
+    let ada = Person::new("Ada");
+    let bob = Person::new("Bob");
+    let (mut ada_session, _) = ada.connect(&relay.owner).await;
+    let created = until(&mut ada_session, "the group", is_member).await;
+    assert_eq!(code_and_epoch(&created).1, 0);
+    let invite = ada_session
+        .group
+        .create_invite(None, Some(1))
+        .await
+        .unwrap();
+    assert!(
+        invite.secret.is_some(),
+        "the link carries the invite secret"
+    );
+    drop(ada_session);
+
+    // Nobody is online to vouch for Bob: he is told so.
+    let (mut bob_session, _) = bob.connect(&invite).await;
+    let waiting = bob_session.group.join_within(DEADLINE).await;
+    assert_eq!(waiting, GroupState::WaitingToBeLetIn { members_online: 0 });
+
+    // Ada comes back (her group state restored from disk) and lets him in.
+    let (mut ada_session, _) = ada.connect(&relay.owner).await;
+    let bob_in = until(&mut bob_session, "Bob let in", is_member).await;
+    let ada_state = until(&mut ada_session, "Ada at Bob's epoch", |state| {
+        matches!(state, GroupState::Member { epoch, .. } if *epoch == code_and_epoch(&bob_in).1)
+    })
+    .await;
+    assert_eq!(code_and_epoch(&ada_state), code_and_epoch(&bob_in));
+    let GroupState::Member { members, .. } = &bob_in else {
+        unreachable!()
+    };
+    assert_eq!(members.len(), 2);
+    assert_eq!(
+        members.iter().filter(|member| member.is_admin).count(),
+        1,
+        "only the owner is an admin"
+    );
+
+    // Bob restarts: his membership and keys come back from his sealed store.
+    drop(bob_session);
+    let (mut bob_session, _) = bob.connect(&invite).await;
+    let again = until(&mut bob_session, "Bob back", is_member).await;
+    assert_eq!(code_and_epoch(&again), code_and_epoch(&ada_state));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_gets_no_key_for_anything_sent_after_its_removal() {
+    let relay = relay(RelayConfig::default()).await;
+    let (ada, bob, cy) = (Person::new("Ada"), Person::new("Bob"), Person::new("Cy"));
+    let (mut ada_session, _) = ada.connect(&relay.owner).await;
+    until(&mut ada_session, "the group", is_member).await;
+    let invite = ada_session.group.create_invite(None, None).await.unwrap();
+    let (mut bob_session, bob_keys) = bob.connect(&invite).await;
+    until(&mut bob_session, "Bob let in", is_member).await;
+    let (mut cy_session, cy_keys) = cy.connect(&invite).await;
+    until(&mut cy_session, "Cy let in", is_member).await;
+    until(
+        &mut bob_session,
+        "Bob at Cy's epoch",
+        |state| matches!(state, GroupState::Member { members, .. } if members.len() == 3),
+    )
+    .await;
+
+    let voice = ada_session.voice_channels().next().unwrap().id;
+    for session in [&mut ada_session, &mut bob_session, &mut cy_session] {
+        join_voice(session, voice).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..20 {
+        ada_session
+            .client
+            .send_media(StreamKind::Voice, b"before the removal")
+            .unwrap();
+    }
+    assert!(
+        !received(&mut cy_session, Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "Cy hears Ada while a member"
+    );
+
+    let cy_key = cy.identity.public_key();
+    ada_session.group.remove(vec![cy_key]).await.unwrap();
+    let GroupState::Member { epoch, members, .. } = ada_session.group.state() else {
+        panic!("Ada left the group")
+    };
+    assert!(!members.iter().any(|member| member.public_key == cy_key));
+    for _ in 0..20 {
+        ada_session
+            .client
+            .send_media(StreamKind::Voice, b"after the removal")
+            .unwrap();
+    }
+    let bob_heard = received(&mut bob_session, Duration::from_millis(800)).await;
+    assert!(
+        bob_heard
+            .iter()
+            .any(|payload| payload == b"after the removal"),
+        "Bob still hears Ada"
+    );
+    let cy_heard = received(&mut cy_session, Duration::from_millis(300)).await;
+    assert!(
+        !cy_heard
+            .iter()
+            .any(|payload| payload == b"after the removal"),
+        "Cy decrypted a frame sent after the removal"
+    );
+
+    // Beyond the relay cutting Cy off: Cy holds no key of the new epoch at all.
+    let sender = SenderContext {
+        channel_id: voice,
+        public_key: ada.identity.public_key(),
+        session_salt: [0; 16],
+    };
+    let new_key_id = (epoch & 0xff) as u8;
+    assert!(bob_keys.media_key(&sender, new_key_id).is_ok());
+    assert!(cy_keys.media_key(&sender, new_key_id).is_err());
+    assert_ne!(cy_keys.current_key_id(), new_key_id);
+}
+
+/// Every file of the relay's data directory, as bytes.
+fn relay_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_keeps_no_invite_secret_and_no_media_it_forwarded() {
+    let relay = relay(RelayConfig::default()).await;
+    let (ada, bob) = (Person::new("Ada"), Person::new("Bob"));
+    let (mut ada_session, _) = ada.connect(&relay.owner).await;
+    until(&mut ada_session, "the group", is_member).await;
+    let invite = ada_session.group.create_invite(None, None).await.unwrap();
+    let (mut bob_session, _) = bob.connect(&invite).await;
+    until(&mut bob_session, "Bob let in", is_member).await;
+    let voice = ada_session.voice_channels().next().unwrap().id;
+    join_voice(&mut ada_session, voice).await;
+    join_voice(&mut bob_session, voice).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let canary = b"canary-voice-7c1e9a55d3";
+    for _ in 0..20 {
+        ada_session
+            .client
+            .send_media(StreamKind::Voice, canary)
+            .unwrap();
+    }
+    assert!(
+        received(&mut bob_session, Duration::from_millis(500))
+            .await
+            .iter()
+            .any(|payload| payload == canary)
+    );
+    drop((ada_session, bob_session));
+    relay.handle.shutdown().await;
+
+    let secret = invite.secret.unwrap().as_bytes().to_vec();
+    let encoded = encode_b64(&secret);
+    let files = relay_files(&relay.dir.path().join("relay"));
+    assert!(files.len() >= 3);
+    for (path, bytes) in files {
+        let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);
+        assert!(
+            !contains(&secret),
+            "{} holds the invite secret",
+            path.display()
+        );
+        assert!(
+            !contains(encoded.as_bytes()),
+            "{} holds the encoded invite secret",
+            path.display()
+        );
+        assert!(
+            !contains(canary),
+            "{} holds forwarded media",
+            path.display()
+        );
+    }
+    // Nor does Bob's own store hold the secret in the clear.
+    let store = std::fs::read(&bob.store).unwrap();
+    assert!(
+        !store
+            .windows(secret.len())
+            .any(|window| window == secret.as_slice())
+    );
+}
