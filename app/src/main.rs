@@ -32,10 +32,13 @@ enum Command {
     /// Start a relay on this machine, let two members talk through it with recorded speech, and
     /// report what the listener heard and how long it took.
     Demo(demo::DemoArgs),
-    /// Join a server with an invite link (creates your identity on first use).
+    /// Join a server with an invite link (creates your identity on first use). Paste the link
+    /// when asked, or pipe it in: a link's secret must not go on the command line, where other
+    /// users of the machine can read it.
     Join {
-        /// The invite link, `sotto://…#…`.
-        link: String,
+        /// An invite link without a secret (an owner link from the relay); links made with
+        /// `sotto invite` are read from standard input instead.
+        link: Option<String>,
         /// Your display name. Default: your login name.
         #[arg(long)]
         name: Option<String>,
@@ -109,11 +112,24 @@ fn default_name() -> String {
         .unwrap_or_else(|_| "someone".into())
 }
 
-async fn join(link: &str, name: Option<String>) -> Result<()> {
-    let link = InviteLink::parse(link)?;
+async fn join(link: Option<&str>, name: Option<String>) -> Result<()> {
     let display_name = name.unwrap_or_else(default_name);
     // Refuse a name the relay would refuse before anything is created or sent.
     sotto_net::client::check_display_name(&display_name)?;
+    let link = match link {
+        Some(text) => {
+            let link = InviteLink::parse(text)?;
+            if link.secret.is_some() {
+                anyhow::bail!(
+                    "this invite link carries a secret (the part after '#'), which must not go on the \
+                     command line, where other users of this machine can read it. Run `sotto join` and \
+                     paste the link when asked, or pipe it in: `sotto join < link.txt`"
+                );
+            }
+            link
+        }
+        None => read_link()?,
+    };
     let profile = Profile::open()?;
     // The link's secret goes to the sealed group store, never to client.db in the clear.
     let invite = link.secret.clone();
@@ -181,6 +197,25 @@ pub(crate) fn describe_group(state: &GroupState) -> String {
         GroupState::Removed => "You were removed from this server's encryption group.".into(),
         _ => "Still connecting to the encryption group.".into(),
     }
+}
+
+/// Reads an invite link from standard input, prompting when it is a terminal.
+fn read_link() -> Result<InviteLink> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Paste the invite link: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the invite link from standard input")?;
+    if line.trim().is_empty() {
+        anyhow::bail!("no invite link given: paste it when asked, or pipe it in");
+    }
+    Ok(InviteLink::parse(&line)?)
 }
 
 fn print_channels(channels: &[sotto_net::proto::control::ChannelInfo]) {
@@ -254,7 +289,7 @@ async fn host(data: Option<PathBuf>, listen: SocketAddr, public_addr: String) ->
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Demo(_) => unreachable!("the demo runs its own runtime"),
-        Command::Join { link, name } => join(&link, name).await,
+        Command::Join { link, name } => join(link.as_deref(), name).await,
         Command::Members { server } => members::list(server.as_deref()).await,
         Command::Verify {
             member,

@@ -21,7 +21,7 @@ fn without_a_keychain_the_key_is_a_private_file_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let (_host, link) = relay(dir.path());
     let ada = dir.path().join("ada");
-    let joined = sotto(&ada, &["join", &link, "--name", "Ada"]);
+    let joined = join(&ada, &link, "Ada");
     let stderr = String::from_utf8_lossy(&joined.stderr);
     let warnings: Vec<&str> = stderr
         .lines()

@@ -81,9 +81,9 @@ fn a_is_heard_only_while_the_key_is_held() {
     let address = free_address();
     let (_host, link) = start_host(&dir.path().join("relay"), &address, &address);
     let (ada, bob) = (dir.path().join("ada"), dir.path().join("bob"));
-    sotto(&ada, &["join", &link.unwrap(), "--name", "Ada"]);
+    join(&ada, &link.unwrap(), "Ada");
     let invite = String::from_utf8(sotto(&ada, &["invite"]).stdout).unwrap();
-    sotto(&bob, &["join", invite.trim(), "--name", "Bob"]);
+    join(&bob, invite.trim(), "Bob");
 
     // Eight recordings back to back: A talks for about eleven seconds.
     let speech = alsa_speech(&ALL_CLIPS, 0);

@@ -17,12 +17,12 @@ fn voice_resumes_after_the_relay_is_killed_and_restarted() {
     let owner_link = owner_link.unwrap();
 
     let (ada, bob) = (dir.path().join("ada"), dir.path().join("bob"));
-    sotto(&ada, &["join", &owner_link, "--name", "Ada"]);
+    join(&ada, &owner_link, "Ada");
     let invite = String::from_utf8(sotto(&ada, &["invite"]).stdout)
         .unwrap()
         .trim()
         .to_owned();
-    sotto(&bob, &["join", &invite, "--name", "Bob"]);
+    join(&bob, &invite, "Bob");
 
     // Ada talks for ~12 s (open mic, so she sends throughout); Bob records.
     let speech = alsa_speech(&ALL_CLIPS, 2_400);

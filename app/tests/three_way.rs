@@ -18,21 +18,21 @@ fn c_hears_a_and_b_speaking_at_once() {
         .iter()
         .map(|name| dir.path().join(name))
         .collect();
-    sotto(&profiles[0], &["join", &owner_link, "--name", "Ada"]);
+    join(&profiles[0], &owner_link, "Ada");
     let invite = String::from_utf8(sotto(&profiles[0], &["invite"]).stdout)
         .unwrap()
         .trim()
         .to_owned();
     // Bob and Cy wait to be let into the encryption group until a member is online: Ada's
     // `sotto members` lets them in (their invite proofs check out) and lists them.
-    let bob_joined = sotto(&profiles[1], &["join", &invite, "--name", "Bob"]);
+    let bob_joined = join(&profiles[1], &invite, "Bob");
     assert!(
         String::from_utf8_lossy(&bob_joined.stdout)
             .contains("Waiting to be let into the encryption group"),
         "{}",
         String::from_utf8_lossy(&bob_joined.stdout)
     );
-    sotto(&profiles[2], &["join", &invite, "--name", "Cy"]);
+    join(&profiles[2], &invite, "Cy");
     let listed = String::from_utf8(sotto(&profiles[0], &["members"]).stdout).unwrap();
     assert!(listed.starts_with("3 member(s)"), "{listed}");
 

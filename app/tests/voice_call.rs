@@ -85,12 +85,12 @@ fn call_on(
     let owner_link = owner_link.unwrap();
 
     let (ada, bob) = (dir.path().join("ada"), dir.path().join("bob"));
-    sotto(&ada, &["join", &owner_link, "--name", "Ada"]);
+    join(&ada, &owner_link, "Ada");
     let invite = String::from_utf8(sotto(&ada, &["invite", "--max-uses", "1"]).stdout)
         .unwrap()
         .trim()
         .to_owned();
-    sotto(&bob, &["join", &invite, "--name", "Bob"]);
+    join(&bob, &invite, "Bob");
     let servers = String::from_utf8(sotto(&bob, &["servers"]).stdout).unwrap();
     assert!(servers.contains("as Bob"), "{servers}");
 

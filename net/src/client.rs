@@ -2,12 +2,19 @@
 //! join and leave voice channels, send and receive end-to-end encrypted media, and reconnect
 //! with backoff whenever the relay goes away.
 //!
+//! Media keys come from a [`crate::crypto::KeyProvider`]: in the product the MLS group's
+//! [`crate::group::MediaKeyRing`], kept up to date by the client core's group agent.
+//!
 //! ```no_run
 //! # async fn demo(link: sotto_net::invite::InviteLink) -> Result<(), sotto_net::client::ClientError> {
+//! use std::sync::Arc;
+//!
 //! use sotto_net::client::{Client, ClientEvent, ClientOptions};
+//! use sotto_net::group::MediaKeyRing;
 //! use sotto_net::identity::Identity;
 //!
-//! let options = ClientOptions::from_link(link, Identity::generate(), "ada")?;
+//! let keys = Arc::new(MediaKeyRing::new());
+//! let options = ClientOptions::new(link, Identity::generate(), "ada", keys)?;
 //! let (client, mut events) = Client::start(options)?;
 //! while let Some(event) = events.recv().await {
 //!     if let ClientEvent::Connected { channels, .. } = &event {

@@ -499,3 +499,138 @@ fn the_relay_takes_key_packages_only_from_their_owner() {
     assert!(check_key_package(&key_package[..key_package.len() - 1], &person.key()).is_err());
     assert!(check_key_package(b"", &person.key()).is_err());
 }
+
+/// A sender's (key, nonce) pairs never repeat over a million frames, across epoch changes (each
+/// merged commit re-keys) and restarts (a new process restores the group from the flushed store
+/// and joins with a fresh salt, its counters starting at 0 again).
+#[test]
+fn no_key_and_nonce_pair_repeats_across_epochs_and_restarts() {
+    use std::collections::HashSet;
+
+    use crate::crypto::new_session_salt;
+    use crate::proto::StreamKind;
+    use crate::proto::datagram::{MediaHeader, MediaSealer};
+
+    const FRAMES: usize = 1_000_000;
+    const CHANNEL: u32 = 3;
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+    let streams = [StreamKind::Voice, StreamKind::Screen];
+    let mut seen: HashSet<([u8; 32], u8, u32)> = HashSet::with_capacity(FRAMES);
+    let mut sent = 0usize;
+    let mut segment = 0usize;
+    let mut out = Vec::with_capacity(64);
+    let mut disk: std::collections::HashMap<Vec<u8>, zeroize::Zeroizing<Vec<u8>>> =
+        std::collections::HashMap::new();
+    while sent < FRAMES {
+        // What is on the sender's disk after each step.
+        let delta = alice.provider.take_delta();
+        for key in delta.deletes {
+            disk.remove(&key);
+        }
+        disk.extend(delta.upserts);
+        // Every third segment the sender restarts: a new process restores its store.
+        if segment % 3 == 2 {
+            alice.provider = GroupProvider::restore(disk.clone());
+            alice.group = Some(
+                Group::load(&alice.provider, &alice.identity, GROUP)
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        let ring = MediaKeyRing::new();
+        let group = alice.group.as_ref().unwrap();
+        ring.install(
+            group.epoch(),
+            [(CHANNEL, group.media_base(&alice.provider, CHANNEL).unwrap())],
+            Instant::now(),
+        );
+        let context = SenderContext {
+            channel_id: CHANNEL,
+            public_key: alice.key(),
+            session_salt: new_session_salt(),
+        };
+        let key_id = ring.current_key_id();
+        let key = ring.media_key(&context, key_id).unwrap();
+        let mut sealer = MediaSealer::new(&key, key_id, 1);
+        // Segments of varying length: 37k to 137k frames.
+        let length = (37_000 + (segment * 48_611) % 100_000).min(FRAMES - sent);
+        for index in 0..length {
+            let stream = streams[index % 2];
+            out.clear();
+            let header: MediaHeader = sealer.seal(stream, &[index as u8], &mut out).unwrap();
+            assert!(
+                seen.insert((*key.as_bytes(), header.stream.code(), header.counter)),
+                "a (key, nonce) pair repeated at frame {sent}"
+            );
+            sent += 1;
+        }
+        // A new epoch: someone commits, everyone merges.
+        let update = bob.call(|g, p, i| g.self_update(p, i)).unwrap();
+        relay.accept(&update.commit).unwrap();
+        bob.call(|g, p, _| g.merge_pending(p)).unwrap();
+        alice.receive(&update.commit).unwrap();
+        segment += 1;
+    }
+    assert_eq!(seen.len(), FRAMES);
+    assert!(segment >= 8, "{segment} segments");
+}
+
+/// Fifty joins and leaves, committed by whoever is around: every member ends in the same epoch
+/// with the same privacy code, members and media keys as the others and the relay.
+#[test]
+fn privacy_codes_agree_after_a_churn_of_fifty_joins_and_leaves() {
+    let (alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut people = vec![alice];
+    for step in 0..50usize {
+        let committer = step % people.len();
+        let leave = people.len() > 3 && step % 3 == 2;
+        if leave {
+            // The newest non-founder asks to leave; someone else commits it.
+            let leaver_index = people.len() - 1;
+            let mut leaver = people.remove(leaver_index);
+            let proposal = leaver.call(|g, p, i| g.propose_leave(p, i)).unwrap();
+            relay.group.check_proposal(&proposal).unwrap();
+            for person in people.iter_mut() {
+                assert_eq!(person.receive(&proposal).unwrap(), Received::Proposal);
+            }
+            let committer = committer % people.len();
+            let outgoing = people[committer]
+                .call(|g, p, i| g.commit_proposals(p, i))
+                .unwrap();
+            relay.accept(&outgoing.commit).unwrap();
+            people[committer]
+                .call(|g, p, _| g.merge_pending(p))
+                .unwrap();
+            for (index, person) in people.iter_mut().enumerate() {
+                if index != committer {
+                    assert!(matches!(
+                        person.receive(&outgoing.commit).unwrap(),
+                        Received::Commit { .. }
+                    ));
+                }
+            }
+            assert_eq!(leaver.receive(&outgoing.commit).unwrap(), Received::Removed);
+        } else {
+            let (head, tail) = people.split_at_mut(committer);
+            let (admitter, rest) = tail.split_first_mut().unwrap();
+            let mut others: Vec<&mut Person> = head.iter_mut().chain(rest.iter_mut()).collect();
+            let joiner = admit(admitter, &mut others, &mut relay, (&secret, &grant));
+            people.push(joiner);
+        }
+    }
+    let epoch = relay.group.epoch();
+    let code = people[0].group().privacy_code();
+    let base = people[0].media_base(9);
+    let mut keys: Vec<PublicKey> = people.iter().map(Person::key).collect();
+    keys.sort_unstable();
+    assert_eq!(relay.group.members(), keys);
+    for person in people.iter_mut() {
+        assert_eq!(person.group().epoch(), epoch);
+        assert_eq!(person.group().privacy_code(), code);
+        assert_eq!(person.media_base(9), base);
+    }
+    assert_eq!(epoch, 50);
+}
