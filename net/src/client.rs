@@ -143,6 +143,8 @@ pub struct MediaFrame {
 struct VoiceSender {
     connection: quinn::Connection,
     sealer: Mutex<MediaSealer>,
+    /// The seat (channel, slot, salt) it seals for.
+    seat: (u32, u16, crate::proto::control::SessionSalt),
 }
 
 /// State shared between the [`Client`] handle and its background task.
@@ -175,10 +177,24 @@ impl Shared {
         };
         let key_id = self.keys.current_key_id();
         match self.keys.media_key(&context, key_id) {
-            Ok(key) => self.voice.store(Some(Arc::new(VoiceSender {
-                connection: connection.clone(),
-                sealer: Mutex::new(MediaSealer::new(&key, key_id, slot)),
-            }))),
+            Ok(key) => {
+                // The same seat with a new epoch's key: counters go on (the receivers' media
+                // sequence must not restart); a new seat starts at 0 under its fresh salt.
+                let same_seat = self.voice.load().as_ref().and_then(|voice| {
+                    let sealer = voice
+                        .sealer
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    (voice.seat == (channel_id, slot, session_salt))
+                        .then(|| sealer.rekeyed(&key, key_id))
+                });
+                let sealer = same_seat.unwrap_or_else(|| MediaSealer::new(&key, key_id, slot));
+                self.voice.store(Some(Arc::new(VoiceSender {
+                    connection: connection.clone(),
+                    sealer: Mutex::new(sealer),
+                    seat: (channel_id, slot, session_salt),
+                })));
+            }
             Err(error) => {
                 tracing::debug!("not sending media yet: {error}");
                 self.voice.store(None);

@@ -45,6 +45,8 @@ pub struct CallOptions {
     pub stats_interval: Duration,
     /// How long the relay has to seat us.
     pub join_timeout: Duration,
+    /// How often we rotate the group's keys while in the call (a self-update commit).
+    pub key_rotation: Duration,
 }
 
 impl CallOptions {
@@ -54,6 +56,7 @@ impl CallOptions {
             engine,
             stats_interval: Duration::from_millis(500),
             join_timeout: JOIN_TIMEOUT,
+            key_rotation: pump::VOICE_ROTATION,
         }
     }
 }
@@ -235,6 +238,8 @@ impl Call {
             controls: controls.clone(),
             own_slot,
             interval: options.stats_interval,
+            group: group.clone(),
+            rotation: options.key_rotation,
             bytes_sent: bytes_sent.clone(),
             engine_closed: engine_closed.clone(),
             stop: stopped,

@@ -46,6 +46,14 @@ async fn member(link: &InviteLink, name: &str) -> Session {
     session
 }
 
+/// The group epoch a session stands at.
+fn epoch_of(session: &Session) -> u64 {
+    match session.group.state() {
+        GroupState::Member { epoch, .. } => epoch,
+        other => panic!("not a member: {other:?}"),
+    }
+}
+
 /// Ada (owner) and Bob (member) connected and in the group, and the voice channel's id.
 async fn two_members(relay: &Relay) -> (Session, Session, u32) {
     let ada = member(&relay.owner, "Ada").await;
@@ -120,13 +128,12 @@ async fn a_call_carries_speech_and_reports_who_is_here_and_how_it_goes() {
     )
     .await
     .unwrap();
-    let (ada_call, mut ada_events) = Call::join(
-        ada,
-        voice,
-        engine(file(&dir.path().join("said.wav")), AudioSink::Discard),
-    )
-    .await
-    .unwrap();
+    // Ada rotates the group's keys every second while in the call: speech must not break at
+    // the epoch changes.
+    let mut ada_options = engine(file(&dir.path().join("said.wav")), AudioSink::Discard);
+    ada_options.key_rotation = Duration::from_secs(1);
+    let epoch_before = epoch_of(&ada);
+    let (ada_call, mut ada_events) = Call::join(ada, voice, ada_options).await.unwrap();
     assert_ne!(ada_call.own_slot(), bob_call.own_slot());
 
     // Bob learns who is here, and his statistics show Ada speaking and packets arriving.
@@ -164,9 +171,22 @@ async fn a_call_carries_speech_and_reports_who_is_here_and_how_it_goes() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (ada, ada_result) = ada_call.stop().await;
-    let (bob, bob_result) = bob_call.stop().await;
+    let (mut bob, bob_result) = bob_call.stop().await;
     ada_result.unwrap();
     bob_result.unwrap();
+    let rotations = epoch_of(&ada) - epoch_before;
+    println!("call: the group's keys rotated {rotations} times during the call");
+    assert!(rotations >= 2, "{rotations} rotations");
+    let target = epoch_of(&ada);
+    tokio::time::timeout(
+        DEADLINE,
+        bob.group.wait_for(
+            |state| matches!(state, GroupState::Member { epoch, .. } if *epoch == target),
+        ),
+    )
+    .await
+    .expect("Bob follows every epoch")
+    .unwrap();
 
     // What Bob heard is what Ada said.
     let heard = sotto_media::wav::read_mono(&heard_path).unwrap();

@@ -634,3 +634,59 @@ fn privacy_codes_agree_after_a_churn_of_fifty_joins_and_leaves() {
     }
     assert_eq!(epoch, 50);
 }
+
+/// What a relay that misbehaves can try with handshake messages, and what members do.
+#[test]
+fn a_forging_relay_can_neither_replay_an_old_commit_nor_slip_in_a_foreign_one() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+
+    // Replay: a commit already applied is refused, and nothing changes.
+    let update = alice.call(|g, p, i| g.self_update(p, i)).unwrap();
+    relay.accept(&update.commit).unwrap();
+    alice.call(|g, p, _| g.merge_pending(p)).unwrap();
+    bob.receive(&update.commit).unwrap();
+    let (epoch, code) = (bob.group().epoch(), bob.group().privacy_code());
+    assert!(bob.receive(&update.commit).is_err());
+    assert!(
+        relay.accept(&update.commit).is_err(),
+        "the relay's own check refuses it too"
+    );
+    assert_eq!(
+        (bob.group().epoch(), bob.group().privacy_code()),
+        (epoch, code)
+    );
+
+    // A commit made in another group that happens to share the id and epoch: the relay (or
+    // anyone) cannot pass it off as this group's.
+    let mut mallory = Person::new();
+    mallory.group = Some(Group::create(&mallory.provider, &mallory.identity, GROUP).unwrap());
+    for _ in 0..epoch {
+        mallory.call(|g, p, i| g.self_update(p, i)).unwrap();
+        mallory.call(|g, p, _| g.merge_pending(p)).unwrap();
+    }
+    let foreign = mallory.call(|g, p, i| g.self_update(p, i)).unwrap();
+    assert_eq!(foreign.epoch, epoch);
+    assert!(bob.receive(&foreign.commit).is_err());
+    assert!(relay.accept(&foreign.commit).is_err());
+    assert_eq!(bob.group().epoch(), epoch);
+
+    // A joiner decrypts nothing from before it joined: it holds no earlier epoch's keys.
+    let before = alice.media_base(2);
+    let mut cy = admit(&mut alice, &mut [&mut bob], &mut relay, (&secret, &grant));
+    assert_ne!(cy.media_base(2), before);
+    assert_eq!(cy.group().epoch(), epoch + 1);
+    let ring = MediaKeyRing::new();
+    ring.install(
+        cy.group().epoch(),
+        [(2, cy.call(|g, p, _| g.media_base(p, 2)).unwrap())],
+        Instant::now(),
+    );
+    let sender = SenderContext {
+        channel_id: 2,
+        public_key: alice.key(),
+        session_salt: [1; 16],
+    };
+    assert!(ring.media_key(&sender, (epoch & 0xff) as u8).is_err());
+}

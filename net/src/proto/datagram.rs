@@ -220,6 +220,23 @@ impl MediaSealer {
         }
     }
 
+    /// A sealer with a new key (a new epoch) whose counters go on from this one's, so the
+    /// receivers' media sequence continues across the change. (The key is new, so no
+    /// (key, nonce) pair can repeat.)
+    pub fn rekeyed(&self, key: &MediaKey, key_id: u8) -> Self {
+        Self {
+            cipher: ChaCha20Poly1305::new(key.as_key()),
+            key_id,
+            sender: self.sender,
+            next_counter: self.next_counter,
+        }
+    }
+
+    /// The key id this sealer seals with.
+    pub fn key_id(&self) -> u8 {
+        self.key_id
+    }
+
     /// Appends the sealed datagram for `payload` on `stream` to `out` (cleared first).
     pub fn seal(
         &mut self,

@@ -28,7 +28,15 @@ pub(super) struct Pump {
     pub(super) bytes_sent: Arc<AtomicU64>,
     pub(super) engine_closed: Arc<Mutex<Option<EngineClosed>>>,
     pub(super) stop: oneshot::Receiver<()>,
+    /// The server's group, whose keys the call rotates.
+    pub(super) group: crate::group::GroupHandle,
+    /// How often (of call time).
+    pub(super) rotation: Duration,
 }
+
+/// By default every member of a voice channel rotates its group keys (a self-update commit, with path)
+/// after this long in a call, so a key stolen during a long call stops working soon.
+pub(crate) const VOICE_ROTATION: Duration = Duration::from_secs(15 * 60);
 
 /// The pump's working state.
 struct State {
@@ -58,6 +66,9 @@ pub(super) async fn run(mut pump: Pump) -> mpsc::Receiver<ClientEvent> {
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + pump.interval, pump.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rotation =
+        tokio::time::interval_at(tokio::time::Instant::now() + pump.rotation, pump.rotation);
+    rotation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut pump.stop => break,
@@ -71,6 +82,15 @@ pub(super) async fn run(mut pump: Pump) -> mpsc::Receiver<ClientEvent> {
                 }
             },
             _ = tick.tick() => on_tick(&pump, &mut state),
+            _ = rotation.tick() => {
+                // Not awaited: the commit settles in the group's own task.
+                let group = pump.group.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = group.self_update().await {
+                        tracing::debug!("key rotation skipped: {error}");
+                    }
+                });
+            }
         }
     }
     pump.events

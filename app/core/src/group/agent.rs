@@ -14,6 +14,9 @@ use tracing::warn;
 use super::logic::{GroupLogic, GroupState, LogicEvent, Purpose};
 use super::store::GroupStore;
 
+/// How long after a new epoch (without removals) our media switches to its key.
+const SENDER_SWITCH_DELAY: Duration = Duration::from_millis(300);
+
 /// How often retired media keys are checked for expiry.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
 
@@ -360,7 +363,7 @@ impl Agent {
         }
         while let Some(event) = self.logic.poll_event() {
             match event {
-                LogicEvent::EpochChanged(_) => self.install_keys(),
+                LogicEvent::EpochChanged { removal, .. } => self.install_keys(removal),
                 LogicEvent::State(state) => {
                     if state == GroupState::Removed {
                         self.keys.clear();
@@ -383,12 +386,28 @@ impl Agent {
         let _ = self.busy.send(self.logic.is_busy());
     }
 
-    fn install_keys(&mut self) {
+    fn install_keys(&mut self, removal: bool) {
         match self.logic.media_bases() {
             Some((epoch, bases)) => {
+                // Receivers can open the new epoch at once; the old one stays readable for the
+                // grace time.
                 self.keys.install(epoch, bases, Instant::now());
-                if let Some(client) = self.client.upgrade() {
+                let Some(client) = self.client.upgrade() else {
+                    return;
+                };
+                if removal {
+                    // Whoever was removed must not read what we send from now on.
                     client.rekey_media();
+                } else {
+                    // Others merge the commit a moment after us: sealing with the new key only
+                    // after that keeps their audio whole.
+                    let client = client.downgrade();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(SENDER_SWITCH_DELAY).await;
+                        if let Some(client) = client.upgrade() {
+                            client.rekey_media();
+                        }
+                    });
                 }
             }
             None => self.keys.clear(),

@@ -62,8 +62,15 @@ pub enum GroupState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LogicEvent {
-    /// The group's epoch changed: install new media keys and re-key our sender.
-    EpochChanged(u64),
+    /// The group's epoch changed: install new media keys and re-key our sender: at once when
+    /// the commit removed someone (they must not read what we send next), else after a short
+    /// delay so the others have the new keys before our media uses them.
+    EpochChanged {
+        /// The new epoch.
+        epoch: u64,
+        /// Whether the commit removed members.
+        removal: bool,
+    },
     /// A commit we asked for was accepted (`Ok`) or finally refused (`Err(reason)`).
     CommitSettled {
         /// What the commit was for.
@@ -183,8 +190,10 @@ impl GroupLogic {
             };
             if self.group.is_some() {
                 self.announce_member();
-                self.events
-                    .push_back(LogicEvent::EpochChanged(self.epoch().unwrap_or(0)));
+                self.events.push_back(LogicEvent::EpochChanged {
+                    epoch: self.epoch().unwrap_or(0),
+                    removal: false,
+                });
             }
         }
         self.voice_channels = channels
@@ -296,9 +305,14 @@ impl GroupLogic {
     }
 
     fn epoch_changed(&mut self) {
+        self.epoch_changed_by(false);
+    }
+
+    fn epoch_changed_by(&mut self, removal: bool) {
         self.announce_member();
         if let Some(epoch) = self.epoch() {
-            self.events.push_back(LogicEvent::EpochChanged(epoch));
+            self.events
+                .push_back(LogicEvent::EpochChanged { epoch, removal });
         }
     }
 
@@ -340,11 +354,6 @@ impl GroupLogic {
         };
         if let Some(group) = self.active_group() {
             let ours = group.epoch();
-            if ours == 0 && relay_epoch == 0 {
-                // The group we created is stored: keys for epoch 0.
-                self.epoch_changed();
-                return;
-            }
             if ours > relay_epoch {
                 self.problem(format!(
                     "the relay is at epoch {relay_epoch} but we are at {ours}: its state was rolled back"
@@ -355,6 +364,11 @@ impl GroupLogic {
                 && *epoch >= relay_epoch
             {
                 self.drop_pending_commit();
+            }
+            if ours == 0 && relay_epoch == 0 {
+                // The group we created is stored: keys for epoch 0.
+                self.epoch_changed();
+                return;
             }
             self.announce_member();
             return;
@@ -468,11 +482,12 @@ impl GroupLogic {
                     commit: None,
                 });
                 self.restored_pending = None;
+                // The new state and keys first: whoever waits for the commit sees them.
+                self.epoch_changed_by(matches!(purpose, Purpose::Remove | Purpose::Proposals));
                 self.events.push_back(LogicEvent::CommitSettled {
                     purpose,
                     outcome: Ok(()),
                 });
-                self.epoch_changed();
             }
             Err(error) => self.problem(format!("could not merge our accepted commit: {error}")),
         }
@@ -547,8 +562,21 @@ impl GroupLogic {
         let Some(group) = self.group.as_mut().filter(|group| group.is_active()) else {
             return;
         };
-        if epoch < group.epoch() {
+        let ours = group.epoch();
+        if epoch < ours {
             return; // Already applied.
+        }
+        if epoch > ours {
+            // A commit for an epoch we never reached: one was withheld from us.
+            self.problem(format!(
+                "the relay sent a message of epoch {epoch} while we are at epoch {ours}: it \
+                 skipped a commit; asking for what we missed"
+            ));
+            self.transmit.push_back(ControlFrame::GroupSync {
+                group_id: self.group_id.clone(),
+                epoch: Some(ours),
+            });
+            return;
         }
         if group.has_pending_commit() {
             // Someone else's commit won the epoch our commit was for.
@@ -562,14 +590,20 @@ impl GroupLogic {
             Ok(Received::Commit { epoch, added, removed }) => {
                 debug!(epoch, added = added.len(), removed = removed.len(), "applied a commit");
                 let own = self.identity.public_key();
-                self.join_queue
-                    .retain(|request| !added.iter().any(|key| *key == request_key(request).unwrap_or(own)));
-                self.epoch_changed();
+                self.join_queue.retain(|request| {
+                    !added
+                        .iter()
+                        .any(|key| *key == request_key(request).unwrap_or(own))
+                });
+                self.epoch_changed_by(!removed.is_empty());
             }
             Ok(Received::Removed) => {
                 info!("removed from the group");
                 self.set_state(GroupState::Removed);
-                self.events.push_back(LogicEvent::EpochChanged(epoch + 1));
+                self.events.push_back(LogicEvent::EpochChanged {
+                    epoch: epoch + 1,
+                    removal: true,
+                });
             }
             Ok(Received::Proposal) => debug!("a member asked to leave"),
             Ok(Received::Application { .. }) => debug!("ignored an application message"),
@@ -719,3 +753,6 @@ fn request_key(request: &JoinRequest) -> Option<PublicKey> {
     // The KeyPackage's identity is checked by every admitter; here it only names the request.
     sotto_net::group::key_package_identity(&request.key_package)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+//! The member's decisions, driven frame by frame. The relay here is a test double built on the
+//! real delivery-service checks (`DeliveryGroup`): the relay itself, with its store, is tested
+//! against real clients in `tests/group.rs` and in the relay's crate.
+
+use std::collections::HashMap;
+
+use sotto_net::group::{DeliveryGroup, InviteGrant, InviteSecret, server_group_id};
+use sotto_net::proto::control::{ChannelInfo, ChannelKind};
+
+use super::*;
+
+const SERVER: u32 = 1;
+
+fn channels() -> Vec<ChannelInfo> {
+    vec![ChannelInfo {
+        id: 2,
+        name: "voice".into(),
+        kind: ChannelKind::Voice,
+        position: 0,
+        category: String::new(),
+    }]
+}
+
+/// A member's logic with the disk it writes to.
+struct Device {
+    identity: Identity,
+    logic: GroupLogic,
+    disk: HashMap<Vec<u8>, Zeroizing<Vec<u8>>>,
+    pending: Option<(u64, Vec<u8>)>,
+}
+
+impl Device {
+    fn new(identity: Identity, invite: Option<InviteSecret>) -> Self {
+        Self {
+            logic: GroupLogic::new(identity.clone(), GroupProvider::new(), invite),
+            identity,
+            disk: HashMap::new(),
+            pending: None,
+        }
+    }
+
+    /// Writes what the logic changed, then returns the frames it sends.
+    fn flush(&mut self) -> Vec<ControlFrame> {
+        let (delta, changes) = self.logic.take_changes();
+        for key in delta.deletes {
+            self.disk.remove(&key);
+        }
+        self.disk.extend(delta.upserts);
+        for change in changes {
+            if let StoreChange::PendingCommit { commit, .. } = change {
+                self.pending = commit;
+            }
+        }
+        std::iter::from_fn(|| self.logic.poll_transmit()).collect()
+    }
+
+    fn handle(&mut self, frame: ControlFrame) -> Vec<ControlFrame> {
+        self.logic.handle(frame);
+        self.flush()
+    }
+
+    /// The process dies; a new one starts from what is on disk and reconnects.
+    fn restart(&mut self) -> Vec<ControlFrame> {
+        let provider = GroupProvider::restore(self.disk.clone());
+        self.logic = GroupLogic::new(self.identity.clone(), provider, None);
+        self.logic
+            .connected(SERVER, &channels(), (self.pending.clone(), None));
+        self.flush()
+    }
+
+    fn events(&mut self) -> Vec<LogicEvent> {
+        std::iter::from_fn(|| self.logic.poll_event()).collect()
+    }
+}
+
+fn group_id() -> Vec<u8> {
+    server_group_id(SERVER)
+}
+
+/// The relay double: checks commits and keeps one per epoch, as the relay's store does.
+#[derive(Default)]
+struct Relay {
+    group: Option<DeliveryGroup>,
+    commits: Vec<Vec<u8>>,
+}
+
+impl Relay {
+    fn status(&self, grant: Option<Vec<u8>>) -> ControlFrame {
+        ControlFrame::GroupStatus {
+            group_id: group_id(),
+            epoch: self.group.as_ref().map(DeliveryGroup::epoch),
+            grant,
+        }
+    }
+
+    /// Takes a member's frame; returns the answer to the sender.
+    fn take(&mut self, sender: &Identity, frame: ControlFrame) -> Option<ControlFrame> {
+        match frame {
+            ControlFrame::GroupCreate { group_info, .. } => {
+                self.group = Some(
+                    DeliveryGroup::from_group_info(&group_info, &sender.public_key()).unwrap(),
+                );
+                Some(self.status(None))
+            }
+            ControlFrame::GroupCommit { epoch, commit, .. } => {
+                let group = self.group.as_mut().unwrap();
+                match group.check_commit(&commit, unix_now()) {
+                    Ok(checked) => {
+                        group.merge(checked).unwrap();
+                        self.commits.push(commit);
+                        Some(ControlFrame::CommitAccepted {
+                            group_id: group_id(),
+                            epoch,
+                        })
+                    }
+                    Err(error) => Some(ControlFrame::GroupRefused {
+                        group_id: group_id(),
+                        epoch,
+                        current_epoch: group.epoch(),
+                        reason: error.to_string(),
+                    }),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The commit that ended `epoch`, as the relay hands it out.
+    fn message(&self, epoch: u64) -> ControlFrame {
+        ControlFrame::GroupMessage {
+            group_id: group_id(),
+            epoch,
+            message: self.commits[epoch as usize].clone(),
+        }
+    }
+}
+
+/// The owner's device, with the group created and stored at the relay.
+fn owner(relay: &mut Relay) -> Device {
+    let mut ada = Device::new(Identity::generate(), None);
+    ada.logic.connected(SERVER, &channels(), (None, None));
+    assert!(matches!(
+        ada.flush()[..],
+        [ControlFrame::GroupSync { epoch: None, .. }]
+    ));
+    let create = ada.handle(relay.status(None));
+    let answer = relay
+        .take(&ada.identity, create.into_iter().next().unwrap())
+        .unwrap();
+    assert!(ada.handle(answer).is_empty());
+    assert!(matches!(
+        ada.logic.state(),
+        GroupState::Member { epoch: 0, .. }
+    ));
+    ada
+}
+
+#[test]
+fn a_commit_the_relay_accepted_while_we_were_down_is_merged_after_the_restart() {
+    let mut relay = Relay::default();
+    let mut ada = owner(&mut relay);
+    ada.logic.self_update().unwrap();
+    let sent = ada.flush();
+    assert!(
+        ada.pending.is_some(),
+        "the commit is on disk before it is sent"
+    );
+    // The relay stores it, but Ada dies before hearing so.
+    relay.take(&ada.identity, sent.into_iter().next().unwrap());
+
+    let sync = ada.restart();
+    assert!(matches!(
+        sync[..],
+        [ControlFrame::GroupSync { epoch: Some(0), .. }]
+    ));
+    assert!(ada.logic.is_busy());
+    // The relay hands back what she missed (her own commit), then its status.
+    assert!(ada.handle(relay.message(0)).is_empty());
+    ada.handle(relay.status(None));
+    assert_eq!(ada.logic.epoch(), Some(1));
+    assert_eq!(ada.pending, None);
+    assert!(!ada.logic.is_busy());
+    assert!(
+        ada.events().contains(&LogicEvent::EpochChanged {
+            epoch: 1,
+            removal: false
+        }),
+        "keys follow the merged epoch"
+    );
+}
+
+#[test]
+fn a_commit_the_relay_never_got_is_dropped_after_the_restart_and_work_goes_on() {
+    let mut relay = Relay::default();
+    let mut ada = owner(&mut relay);
+    ada.logic.self_update().unwrap();
+    let _lost = ada.flush();
+    ada.restart();
+    ada.handle(relay.status(None));
+    assert_eq!(ada.logic.epoch(), Some(0));
+    assert_eq!(ada.pending, None, "the lost commit is forgotten");
+    assert!(!ada.logic.is_busy());
+    ada.logic.self_update().unwrap();
+    let sent = ada.flush();
+    let answer = relay
+        .take(&ada.identity, sent.into_iter().next().unwrap())
+        .unwrap();
+    ada.handle(answer);
+    assert_eq!(ada.logic.epoch(), Some(1));
+}
+
+#[test]
+fn a_joiner_is_admitted_by_a_member_and_a_withheld_commit_is_asked_for_again() {
+    let mut relay = Relay::default();
+    let mut ada = owner(&mut relay);
+    let secret = InviteSecret::generate();
+    let grant = InviteGrant::sign(&ada.identity, &group_id(), &secret, unix_now() + 600).unwrap();
+
+    let mut bob = Device::new(Identity::generate(), Some(secret));
+    bob.logic.connected(SERVER, &channels(), (None, None));
+    bob.flush();
+    let join = bob.handle(relay.status(Some(grant.encode())));
+    let [ControlFrame::JoinGroup { request, .. }] = &join[..] else {
+        panic!("expected a join request, got {join:?}")
+    };
+    bob.handle(ControlFrame::JoinPending {
+        group_id: group_id(),
+        members_online: 1,
+    });
+    assert_eq!(
+        bob.logic.state(),
+        &GroupState::WaitingToBeLetIn { members_online: 1 }
+    );
+
+    // Ada admits him: the commit carries the Welcome.
+    let sent = ada.handle(ControlFrame::JoinRequested {
+        group_id: group_id(),
+        request: request.clone(),
+    });
+    let [ControlFrame::GroupCommit { welcome, .. }] = &sent[..] else {
+        panic!("expected a commit, got {sent:?}")
+    };
+    let welcome = welcome.clone().unwrap();
+    let answer = relay.take(&ada.identity, sent[0].clone()).unwrap();
+    ada.handle(answer);
+    let after_join = bob.handle(ControlFrame::GroupWelcome {
+        group_id: group_id(),
+        welcome,
+    });
+    assert!(matches!(
+        after_join[..],
+        [ControlFrame::GroupSync { epoch: Some(1), .. }]
+    ));
+    assert_eq!(bob.logic.epoch(), Some(1));
+    let codes = |device: &Device| match device.logic.state() {
+        GroupState::Member { privacy_code, .. } => privacy_code.clone(),
+        other => panic!("not a member: {other:?}"),
+    };
+    assert_eq!(codes(&ada), codes(&bob));
+
+    // Two commits later, the relay hands Bob only the second one.
+    for _ in 0..2 {
+        ada.logic.self_update().unwrap();
+        let sent = ada.flush();
+        let answer = relay
+            .take(&ada.identity, sent.into_iter().next().unwrap())
+            .unwrap();
+        ada.handle(answer);
+    }
+    bob.events();
+    let asked = bob.handle(relay.message(2));
+    assert!(matches!(
+        asked[..],
+        [ControlFrame::GroupSync { epoch: Some(1), .. }]
+    ));
+    assert!(
+        bob.events().iter().any(
+            |event| matches!(event, LogicEvent::Problem(message) if message.contains("skipped a commit"))
+        ),
+        "Bob says the relay withheld a commit"
+    );
+    assert_eq!(bob.logic.epoch(), Some(1), "nothing applied out of order");
+    // Given what it missed, Bob catches up.
+    bob.handle(relay.message(1));
+    bob.handle(relay.message(2));
+    assert_eq!(bob.logic.epoch(), Some(3));
+    assert_eq!(codes(&ada), codes(&bob));
+}
