@@ -391,12 +391,14 @@ impl Agent {
             Some((epoch, bases)) => {
                 // Receivers can open the new epoch at once; the old one stays readable for the
                 // grace time.
+                let first = self.keys.epochs().0.is_none();
                 self.keys.install(epoch, bases, Instant::now());
                 let Some(client) = self.client.upgrade() else {
                     return;
                 };
-                if removal {
-                    // Whoever was removed must not read what we send from now on.
+                if removal || first {
+                    // Whoever was removed must not read what we send from now on; and with no
+                    // key before this one there is nothing to wait for.
                     client.rekey_media();
                 } else {
                     // Others merge the commit a moment after us: sealing with the new key only
