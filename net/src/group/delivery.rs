@@ -15,6 +15,8 @@ use openmls::prelude::{
 use openmls_memory_storage::MemoryStorage;
 use openmls_rust_crypto::RustCrypto;
 
+use sha2::{Digest, Sha256};
+
 use super::CIPHERSUITE;
 use super::admins::AdminList;
 use super::codec::{Reader, put_vec32};
@@ -175,24 +177,34 @@ impl DeliveryGroup {
         Ok(group)
     }
 
-    /// The group's public state as bytes, for the relay's store.
+    /// The group's public state as bytes, for the relay's store: a SHA-256 of the entries,
+    /// then the entries (count u32, then key and value each with a u32 length).
     pub fn snapshot(&self) -> Vec<u8> {
         let values = self.storage.values.read().expect("store lock poisoned");
         let mut entries: Vec<_> = values.iter().collect();
         entries.sort_unstable();
-        let mut out = Vec::new();
-        out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        let mut body = Vec::new();
+        body.extend_from_slice(&(entries.len() as u32).to_be_bytes());
         for (key, value) in entries {
-            put_vec32(&mut out, key);
-            put_vec32(&mut out, value);
+            put_vec32(&mut body, key);
+            put_vec32(&mut body, value);
         }
+        let mut out = Sha256::digest(&body).to_vec();
+        out.extend_from_slice(&body);
         out
     }
 
-    /// Restores a group from [`Self::snapshot`].
+    /// Restores a group from [`Self::snapshot`]. A damaged snapshot is refused before any of
+    /// it is parsed (openmls's store trusts what it reads back).
     pub fn restore(snapshot: &[u8], group_id: &[u8]) -> Result<Self, DeliveryError> {
         let malformed = |error| DeliveryError::malformed("stored group state", error);
-        let mut reader = Reader::new(snapshot);
+        if snapshot.len() < 32 || Sha256::digest(&snapshot[32..])[..] != snapshot[..32] {
+            return Err(DeliveryError::malformed(
+                "stored group state",
+                "its checksum does not match; the database may be damaged",
+            ));
+        }
+        let mut reader = Reader::new(&snapshot[32..]);
         let count = reader.u32().map_err(malformed)?;
         let mut values = std::collections::HashMap::new();
         for _ in 0..count {
