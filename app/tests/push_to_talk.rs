@@ -84,6 +84,7 @@ fn a_is_heard_only_while_the_key_is_held() {
     join(&ada, &link.unwrap(), "Ada");
     let invite = String::from_utf8(sotto(&ada, &["invite"]).stdout).unwrap();
     join(&bob, invite.trim(), "Bob");
+    let_in(&ada);
 
     // Eight recordings back to back: A talks for about eleven seconds.
     let speech = alsa_speech(&ALL_CLIPS, 0);

@@ -23,6 +23,7 @@ fn voice_resumes_after_the_relay_is_killed_and_restarted() {
         .trim()
         .to_owned();
     join(&bob, &invite, "Bob");
+    let_in(&ada);
 
     // Ada talks for ~12 s (open mic, so she sends throughout); Bob records.
     let speech = alsa_speech(&ALL_CLIPS, 2_400);

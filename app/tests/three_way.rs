@@ -33,7 +33,7 @@ fn c_hears_a_and_b_speaking_at_once() {
         String::from_utf8_lossy(&bob_joined.stdout)
     );
     join(&profiles[2], &invite, "Cy");
-    let listed = String::from_utf8(sotto(&profiles[0], &["members"]).stdout).unwrap();
+    let listed = let_in(&profiles[0]);
     assert!(listed.starts_with("3 member(s)"), "{listed}");
 
     let ada_says = alsa_speech(&["Front_Center", "Front_Left", "Front_Right"], 9_600);

@@ -91,6 +91,7 @@ fn call_on(
         .trim()
         .to_owned();
     join(&bob, &invite, "Bob");
+    let_in(&ada);
     let servers = String::from_utf8(sotto(&bob, &["servers"]).stdout).unwrap();
     assert!(servers.contains("as Bob"), "{servers}");
 

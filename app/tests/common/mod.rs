@@ -65,6 +65,13 @@ pub fn join(profile: &Path, link: &str, name: &str) -> Output {
     output
 }
 
+/// A member comes online long enough to let waiting joiners into the encryption group
+/// (`sotto members` waits until it has), as happens when people who joined while nobody was
+/// online are let in by the first member to connect.
+pub fn let_in(member: &Path) -> String {
+    String::from_utf8(sotto(member, &["members"]).stdout).unwrap()
+}
+
 pub fn read(path: &Path) -> Vec<f32> {
     let mut reader = hound::WavReader::open(path).unwrap();
     reader
