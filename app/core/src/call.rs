@@ -33,6 +33,10 @@ use crate::connection::Session;
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes each voice packet costs on top of its Opus payload (header and tag, end to end).
 const SEALING_OVERHEAD: u64 = sotto_net::proto::datagram::OVERHEAD as u64;
+/// How long a call waits for the group's keys before joining anyway (a member still waiting to
+/// be let in hears and is heard once it is).
+const KEYS_WAIT: Duration = Duration::from_secs(2);
+
 /// Call events queued for the front end before the oldest statistics are dropped.
 const EVENT_QUEUE: usize = 64;
 
@@ -190,6 +194,9 @@ impl Call {
         options: CallOptions,
     ) -> Result<(Self, mpsc::Receiver<CallEvent>), Box<JoinFailure>> {
         let fail = |error: CallError, session: Session| Box::new(JoinFailure { error, session });
+        // Right after connecting, the group's keys may still be on their way: the first words
+        // would be sealed with nothing and lost. Wait (briefly) until the group has settled.
+        session.group.wait_idle(KEYS_WAIT).await;
         if let Err(error) = session.client.join_voice(channel_id).await {
             return Err(fail(error.into(), session));
         }
