@@ -67,7 +67,7 @@ async fn malformed_input_closes_only_the_offender() {
     let identity = sotto_net::identity::Identity::generate();
     let mut raw = RawClient::connect(&link).await;
     raw.handshake(&link, &identity, &identity).await;
-    raw.join_voice(&link, &identity, ada.voice_channel()).await;
+    raw.join_voice(&identity, ada.voice_channel()).await;
     raw.connection.send_datagram(vec![0xff; 40].into()).unwrap();
     assert_eq!(
         raw.closed_code().await,

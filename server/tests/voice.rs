@@ -138,9 +138,7 @@ async fn forged_sender_is_dropped_by_the_relay_and_replays_by_the_receiver() {
         welcome,
         sotto_net::proto::control::ControlFrame::Welcome { .. }
     ));
-    let (slot, mut sealer) = raw
-        .join_voice(&link, &identity, listener.voice_channel())
-        .await;
+    let (slot, mut sealer) = raw.join_voice(&identity, listener.voice_channel()).await;
     listener.wait_roster(2).await;
 
     // A datagram claiming another member's slot never leaves the relay.

@@ -66,12 +66,7 @@ impl RawClient {
     }
 
     /// Joins the voice channel; returns a sealer for our slot.
-    pub async fn join_voice(
-        &mut self,
-        _link: &InviteLink,
-        identity: &Identity,
-        channel_id: u32,
-    ) -> (u16, MediaSealer) {
+    pub async fn join_voice(&mut self, identity: &Identity, channel_id: u32) -> (u16, MediaSealer) {
         let session_salt = new_session_salt();
         self.control
             .send(&ControlFrame::JoinVoice {
