@@ -11,7 +11,7 @@ use sotto_net::proto::control::PublicKey;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
-use super::logic::{GroupLogic, GroupState, LogicEvent, Purpose};
+use super::logic::{GroupLogic, GroupState, LogicEvent, Purpose, unix_now};
 use super::store::GroupStore;
 
 /// How long after a new epoch (without removals) our media switches to its key.
@@ -213,12 +213,6 @@ pub(crate) fn spawn(
         commands: commands_tx,
         own_key,
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 impl Agent {

@@ -1,10 +1,10 @@
 //! What a member does in its server's MLS group, as plain code: frames in, frames out.
 //!
-//! It reads no clock and touches no socket or disk. Tell it what happened
-//! ([`GroupLogic::connected`], [`GroupLogic::handle`], and the user's requests), then send what
-//! [`GroupLogic::poll_transmit`] yields, save what [`GroupLogic::take_changes`] yields *before*
-//! sending (so a commit the relay may accept is always on disk first), and act on
-//! [`GroupLogic::poll_event`].
+//! It touches no socket or disk, and reads only the wall clock (to check invites' expiry).
+//! Tell it what happened ([`GroupLogic::connected`], [`GroupLogic::handle`], and the user's
+//! requests), then send what [`GroupLogic::poll_transmit`] yields, save what
+//! [`GroupLogic::take_changes`] yields *before* sending (so a commit the relay may accept is
+//! always on disk first), and act on [`GroupLogic::poll_event`].
 //!
 //! Rules it follows:
 //! - the server's owner creates the group when the relay has none;
@@ -132,7 +132,8 @@ impl std::fmt::Debug for GroupLogic {
     }
 }
 
-fn unix_now() -> u64 {
+/// Seconds since the Unix epoch (invite expiry is checked against it).
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs())
