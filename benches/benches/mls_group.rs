@@ -112,7 +112,8 @@ fn group_of(size: usize) -> Setup {
         .into_iter()
         .map(|(index, provider)| {
             let identity = joiners[index].clone();
-            let group = Group::join(&provider, &identity, &welcome, GROUP_ID).unwrap();
+            let group =
+                Group::join(&provider, &identity, &welcome, GROUP_ID, &grant.inviter).unwrap();
             (identity, provider, group)
         })
         .collect();

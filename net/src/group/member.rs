@@ -196,6 +196,10 @@ impl Group {
         secret: &InviteSecret,
         grant: InviteGrant,
     ) -> Result<JoinRequest, GroupError> {
+        if grant.invite_key != secret.invite_public_key() {
+            // The relay handed us a grant for someone else's invite.
+            return Err(GroupError::Refused(policy::PolicyViolation::BadProof));
+        }
         let (key_package, reference) = Self::key_package(provider, identity, false)?;
         Ok(JoinRequest {
             key_package,
@@ -203,12 +207,15 @@ impl Group {
         })
     }
 
-    /// Joins the group a Welcome is for; `expected_group_id` is the group the invite named.
+    /// Joins the group a Welcome is for; `expected_group_id` is the group the invite named and
+    /// `inviter` the member who signed its grant. A group without the inviter in it (say, one a
+    /// relay made up to read what we send) is refused.
     pub fn join(
         provider: &GroupProvider,
         identity: &Identity,
         welcome: &[u8],
         expected_group_id: &[u8],
+        inviter: &PublicKey,
     ) -> Result<Self, GroupError> {
         let message = MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(|error| GroupError::malformed("Welcome", error))?;
@@ -228,6 +235,17 @@ impl Group {
         }
         AdminList::from_context(staged.group_context().extensions())
             .map_err(|error| GroupError::malformed("Welcome", error))?;
+        // The tree's leaves are signed by their own keys, so only the inviter can have put a
+        // leaf with its key in it.
+        let inviter_is_member = staged.members().any(|member| {
+            identity_of(&member.credential).as_ref() == Some(inviter)
+                && member.signature_key.as_slice() == inviter.as_slice()
+        });
+        if !inviter_is_member {
+            return Err(GroupError::Refused(
+                policy::PolicyViolation::InviterNotMember,
+            ));
+        }
         let mls = staged
             .into_group(provider)
             .map_err(|error| GroupError::mls("join from a Welcome", error))?;

@@ -6,6 +6,7 @@ use openmls::prelude::tls_codec::Serialize as _;
 
 use super::*;
 use crate::crypto::{KeyProvider, SenderContext, derive_media_key};
+use crate::group::policy::PolicyViolation;
 use crate::identity::Identity;
 use crate::proto::control::PublicKey;
 
@@ -126,6 +127,7 @@ fn admit(
             &joiner.identity,
             &outgoing.welcome.unwrap(),
             GROUP,
+            &inviter_grant.1.inviter,
         )
         .unwrap(),
     );
@@ -269,15 +271,15 @@ fn adds_without_a_valid_proof_are_refused() {
     );
     assert!(relay.accept(&forged).is_err());
 
-    // A proof made with another secret does not verify either.
+    // A proof made with another secret does not verify either (`join_request` refuses to
+    // make one, so Mallory makes it by hand).
     let wrong_secret = InviteSecret::generate();
-    let request = Group::join_request(
-        &mallory.provider,
-        &mallory.identity,
-        &wrong_secret,
-        grant.clone(),
-    )
-    .unwrap();
+    let (key_package, reference) =
+        Group::key_package(&mallory.provider, &mallory.identity, false).unwrap();
+    let request = JoinRequest {
+        key_package,
+        proof: JoinProof::new(&wrong_secret, grant.clone(), &reference),
+    };
     assert_eq!(
         alice
             .call(|g, p, i| g.admit(p, i, &[request], NOW))
@@ -699,4 +701,51 @@ fn a_forging_relay_can_neither_replay_an_old_commit_nor_slip_in_a_foreign_one() 
         session_salt: [1; 16],
     };
     assert!(ring.media_key(&sender, (epoch & 0xff) as u8).is_err());
+}
+
+#[test]
+fn a_joiner_refuses_a_group_the_relay_made_up_and_a_grant_for_another_invite() {
+    let (alice, _relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let bob = Person::new();
+    let request =
+        Group::join_request(&bob.provider, &bob.identity, &secret, grant.clone()).unwrap();
+
+    // The relay makes its own group under the server's id and welcomes Bob into it, hoping
+    // to read what he sends.
+    let mut relay_member = Person::new();
+    relay_member.group =
+        Some(Group::create(&relay_member.provider, &relay_member.identity, GROUP).unwrap());
+    // It calls openmls itself: our own `admit` would refuse the proof's foreign inviter.
+    let key_package =
+        super::member::parse_key_package(&relay_member.provider, &request.key_package).unwrap();
+    let (_, welcome, _) = relay_member
+        .call(|g, p, i| {
+            g.mls
+                .add_members(p, &super::signer::IdentitySigner(i), &[key_package])
+        })
+        .unwrap();
+    let refused = Group::join(
+        &bob.provider,
+        &bob.identity,
+        &welcome.tls_serialize_detached().unwrap(),
+        GROUP,
+        &grant.inviter,
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(GroupError::Refused(PolicyViolation::InviterNotMember))
+        ),
+        "{refused:?}"
+    );
+
+    // A grant the relay swapped in for another invite does not make a request.
+    let (_, other_grant) = invite(&alice);
+    let carol = Person::new();
+    let swapped = Group::join_request(&carol.provider, &carol.identity, &secret, other_grant);
+    assert!(
+        matches!(swapped, Err(GroupError::Refused(PolicyViolation::BadProof))),
+        "{swapped:?}"
+    );
 }

@@ -12,13 +12,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
 use super::logic::{GroupLogic, GroupState, LogicEvent, Purpose, unix_now};
-use super::store::GroupStore;
+use super::store::{GroupStore, StoredGroup};
 
 /// How long after a new epoch (without removals) our media switches to its key.
 const SENDER_SWITCH_DELAY: Duration = Duration::from_millis(300);
 
 /// How often retired media keys are checked for expiry.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
+
+/// How often the logic is told the time (for its key rotations).
+const ROTATION_TICK: Duration = Duration::from_secs(60);
 
 /// Why a group action failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,7 @@ enum Command {
 pub struct GroupHandle {
     state: watch::Receiver<GroupState>,
     busy: watch::Receiver<bool>,
+    problem: watch::Receiver<Option<String>>,
     commands: mpsc::Sender<Command>,
     own_key: PublicKey,
 }
@@ -80,6 +84,12 @@ impl GroupHandle {
     /// Where we stand now.
     pub fn state(&self) -> GroupState {
         self.state.borrow().clone()
+    }
+
+    /// The last problem the group met that a person should hear about (say, a relay that
+    /// withheld a commit or sent a Welcome into a group it made up), if any.
+    pub fn last_problem(&self) -> Option<String> {
+        self.problem.borrow().clone()
     }
 
     /// Our identity key.
@@ -182,6 +192,7 @@ struct Agent {
     keys: Arc<MediaKeyRing>,
     state: watch::Sender<GroupState>,
     busy: watch::Sender<bool>,
+    problem: watch::Sender<Option<String>>,
     waiting: Vec<(Purpose, oneshot::Sender<Result<(), GroupActionError>>)>,
 }
 
@@ -195,6 +206,7 @@ pub(crate) fn spawn(
 ) -> GroupHandle {
     let (state_tx, state) = watch::channel(GroupState::Connecting);
     let (busy_tx, busy) = watch::channel(true);
+    let (problem_tx, problem) = watch::channel(None);
     let (commands_tx, commands) = mpsc::channel(16);
     let own_key = logic.own_key();
     let agent = Agent {
@@ -204,12 +216,14 @@ pub(crate) fn spawn(
         keys,
         state: state_tx,
         busy: busy_tx,
+        problem: problem_tx,
         waiting: Vec::new(),
     };
     tokio::spawn(agent.run(events, commands));
     GroupHandle {
         state,
         busy,
+        problem,
         commands: commands_tx,
         own_key,
     }
@@ -222,6 +236,8 @@ impl Agent {
         mut commands: mpsc::Receiver<Command>,
     ) {
         let mut tick = tokio::time::interval(EXPIRY_TICK);
+        let mut rotation_tick = tokio::time::interval(ROTATION_TICK);
+        rotation_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = events.recv() => match event {
@@ -239,6 +255,10 @@ impl Agent {
                 },
                 Some(command) = commands.recv() => self.command(command).await,
                 _ = tick.tick() => self.keys.expire(Instant::now()),
+                _ = rotation_tick.tick() => {
+                    self.logic.tick(unix_now());
+                    self.settle().await;
+                }
             }
         }
         for (_, reply) in self.waiting.drain(..) {
@@ -246,31 +266,21 @@ impl Agent {
         }
     }
 
-    /// Our pending commit and invite secret kept for `group_id`.
-    async fn stored(
-        &self,
-        group_id: Vec<u8>,
-    ) -> (
-        Option<(u64, Vec<u8>)>,
-        Option<sotto_net::group::InviteSecret>,
-    ) {
+    /// What the store kept for `group_id`.
+    async fn stored(&self, group_id: Vec<u8>) -> StoredGroup {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let store = store
+            store
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let pending = store.pending_commit(&group_id).unwrap_or_else(|error| {
-                warn!("{error}");
-                None
-            });
-            let invite = store.invite_secret(&group_id).unwrap_or_else(|error| {
-                warn!("{error}");
-                None
-            });
-            (pending, invite)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .stored(&group_id)
+                .unwrap_or_else(|error| {
+                    warn!("{error}");
+                    StoredGroup::default()
+                })
         })
         .await
-        .unwrap_or((None, None))
+        .unwrap_or_default()
     }
 
     async fn command(&mut self, command: Command) {
@@ -374,7 +384,10 @@ impl Agent {
                         let _ = reply.send(outcome.map_err(GroupActionError::Refused));
                     }
                 }
-                LogicEvent::Problem(message) => warn!("group: {message}"),
+                LogicEvent::Problem(message) => {
+                    warn!("group: {message}");
+                    let _ = self.problem.send(Some(message));
+                }
             }
         }
         let _ = self.busy.send(self.logic.is_busy());

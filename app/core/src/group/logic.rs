@@ -12,7 +12,12 @@
 //! - a member in the group admits waiting joiners whose invite proofs verify, and commits the
 //!   proposals of members who asked to leave;
 //! - our own commit is merged only once the relay accepted it (also after a restart, when the
-//!   relay hands it back); a refused one is dropped and the work retried on the new epoch.
+//!   relay hands it back); a refused one is dropped and the work retried on the new epoch;
+//! - a Welcome is taken only into a group the member who signed our invite is in (a relay
+//!   cannot make up a group of its own to read what we send);
+//! - each member rotates its own keys (a self-update commit) after [`ROTATE_AFTER_SECS`] or
+//!   [`ROTATE_AFTER_MESSAGES`] messages sent, whichever comes first; [`GroupLogic::tick`]
+//!   tells it the time.
 
 use std::collections::VecDeque;
 
@@ -25,7 +30,45 @@ use sotto_net::proto::control::{ChannelInfo, ChannelKind, ControlFrame, PublicKe
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
-use super::store::StoreChange;
+use super::store::{StoreChange, StoredGroup};
+
+/// A member rotates its keys at least this often (seconds): 7 days.
+pub const ROTATE_AFTER_SECS: u64 = 7 * 24 * 60 * 60;
+
+/// A member rotates its keys after sending this many messages.
+pub const ROTATE_AFTER_MESSAGES: u64 = 1_000;
+
+/// The store's fact naming the member who signed the invite we are joining with.
+const FACT_INVITER: &str = "inviter";
+
+/// The store's fact recording our last key rotation: its time and the messages sent since.
+const FACT_ROTATION: &str = "rotation";
+
+/// When we last rotated our own keys, and how much we sent since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rotation {
+    /// Unix seconds of our last self-update (or of joining).
+    since: u64,
+    /// Messages sent since.
+    sent: u64,
+}
+
+impl Rotation {
+    fn encode(self) -> Vec<u8> {
+        [self.since.to_be_bytes(), self.sent.to_be_bytes()].concat()
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let since = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let sent = u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
+        Some(Self { since, sent })
+    }
+
+    fn is_due(self, now_unix: u64) -> bool {
+        now_unix.saturating_sub(self.since) >= ROTATE_AFTER_SECS
+            || self.sent >= ROTATE_AFTER_MESSAGES
+    }
+}
 
 /// A voice channel's media base key for an epoch.
 pub type ChannelBase = (u32, Zeroizing<[u8; 32]>);
@@ -92,8 +135,10 @@ pub enum Purpose {
     Admit,
     /// Removing members (an admin's kick).
     Remove,
-    /// Rotating our keys.
+    /// Rotating our keys when asked to.
     SelfUpdate,
+    /// Rotating our keys because they were due (time or messages sent).
+    Rotation,
     /// Committing members' requests to leave.
     Proposals,
 }
@@ -110,6 +155,11 @@ pub struct GroupLogic {
     group_id: Vec<u8>,
     group: Option<Group>,
     invite: Option<InviteSecret>,
+    /// Who signed the grant of the invite we are joining with.
+    inviter: Option<PublicKey>,
+    rotation: Option<Rotation>,
+    /// The latest time [`Self::tick`] was given: the logic's clock never runs behind it.
+    told_time: u64,
     pending: Option<Pending>,
     /// Our commit from before a restart, to recognise when the relay hands it back.
     restored_pending: Option<(u64, Vec<u8>)>,
@@ -149,6 +199,9 @@ impl GroupLogic {
             group_id: Vec::new(),
             group: None,
             invite,
+            inviter: None,
+            rotation: None,
+            told_time: 0,
             pending: None,
             restored_pending: None,
             join_queue: Vec::new(),
@@ -162,18 +215,17 @@ impl GroupLogic {
     }
 
     /// The relay admitted us to server `server_id`. `stored` is what the store kept for its
-    /// group: our pending commit from before a restart and our invite secret.
-    pub fn connected(
-        &mut self,
-        server_id: u32,
-        channels: &[ChannelInfo],
-        stored: (Option<(u64, Vec<u8>)>, Option<InviteSecret>),
-    ) {
+    /// group: our pending commit from before a restart, our invite secret and our facts.
+    pub fn connected(&mut self, server_id: u32, channels: &[ChannelInfo], stored: StoredGroup) {
         let group_id = server_group_id(server_id);
         if self.group_id != group_id {
             self.group_id = group_id;
-            let (pending, stored_invite) = stored;
-            self.restored_pending = pending;
+            self.restored_pending = stored.pending_commit.clone();
+            self.inviter = stored
+                .fact(FACT_INVITER)
+                .and_then(|bytes| bytes.try_into().ok());
+            self.rotation = stored.fact(FACT_ROTATION).and_then(Rotation::decode);
+            let stored_invite = stored.invite;
             match self.invite.clone() {
                 // The link's secret: keep it (sealed) until we are let in.
                 Some(secret) => self.changes.push(StoreChange::InviteSecret {
@@ -368,6 +420,9 @@ impl GroupLogic {
             }
             if ours == 0 && relay_epoch == 0 {
                 // The group we created is stored: keys for epoch 0.
+                if self.rotation.is_none() {
+                    self.rotated(self.now());
+                }
                 self.epoch_changed();
                 return;
             }
@@ -388,21 +443,37 @@ impl GroupLogic {
             self.set_state(GroupState::NoInvite);
             return;
         };
-        let grant = match InviteGrant::decode(&grant) {
+        let grant = match InviteGrant::decode(&grant)
+            .and_then(|grant| grant.verify(&self.group_id, unix_now()).map(|()| grant))
+        {
             Ok(grant) => grant,
             Err(error) => {
-                self.problem(format!("the relay sent a damaged invite grant: {error}"));
+                self.problem(format!(
+                    "the relay sent an invite grant that does not hold ({error}); ask for a new invite link"
+                ));
                 return;
             }
         };
+        let inviter = grant.inviter;
         match Group::join_request(&self.provider, &self.identity, &secret, grant) {
             Ok(request) => {
+                // Kept before the request goes out: the Welcome must come from a group the
+                // inviter is in, also after a restart.
+                self.inviter = Some(inviter);
+                self.changes.push(StoreChange::Fact {
+                    group_id: self.group_id.clone(),
+                    name: FACT_INVITER,
+                    value: Some(inviter.to_vec()),
+                });
                 // The relay's JoinPending says how many could let us in.
                 self.transmit.push_back(ControlFrame::JoinGroup {
                     group_id: self.group_id.clone(),
                     request: request.encode(),
                 });
             }
+            Err(GroupError::Refused(violation)) => self.problem(format!(
+                "the relay sent an invite grant that does not hold ({violation}); ask for a new invite link"
+            )),
             Err(error) => self.problem(format!("could not make a request to join: {error}")),
         }
     }
@@ -442,7 +513,17 @@ impl GroupLogic {
         if self.active_group().is_some() {
             return;
         }
-        match Group::join(&self.provider, &self.identity, welcome, &self.group_id) {
+        let Some(inviter) = self.inviter else {
+            self.problem("the relay sent a Welcome we never asked for; ignoring it".into());
+            return;
+        };
+        match Group::join(
+            &self.provider,
+            &self.identity,
+            welcome,
+            &self.group_id,
+            &inviter,
+        ) {
             Ok(group) => {
                 info!(epoch = group.epoch(), "let into the group");
                 self.group = Some(group);
@@ -450,13 +531,24 @@ impl GroupLogic {
                     group_id: self.group_id.clone(),
                     secret: None,
                 });
+                self.changes.push(StoreChange::Fact {
+                    group_id: self.group_id.clone(),
+                    name: FACT_INVITER,
+                    value: None,
+                });
                 self.invite = None;
+                self.inviter = None;
+                self.rotated(self.now());
                 self.transmit.push_back(ControlFrame::GroupSync {
                     group_id: self.group_id.clone(),
                     epoch: self.epoch(),
                 });
                 self.epoch_changed();
             }
+            Err(GroupError::Refused(violation)) => self.problem(format!(
+                "refused the Welcome the relay sent: {violation}; the relay may be trying to \
+                 read our messages, so we stay out and wait"
+            )),
             Err(error) => self.problem(format!("could not join with the Welcome: {error}")),
         }
     }
@@ -483,6 +575,9 @@ impl GroupLogic {
                     commit: None,
                 });
                 self.restored_pending = None;
+                if matches!(purpose, Purpose::SelfUpdate | Purpose::Rotation) {
+                    self.rotated(self.now());
+                }
                 // The new state and keys first: whoever waits for the commit sees them.
                 self.epoch_changed_by(matches!(purpose, Purpose::Remove | Purpose::Proposals));
                 self.events.push_back(LogicEvent::CommitSettled {
@@ -693,6 +788,63 @@ impl GroupLogic {
                 });
             }
         }
+    }
+
+    /// The wall clock, or the time last told if that is later.
+    fn now(&self) -> u64 {
+        unix_now().max(self.told_time)
+    }
+
+    /// Records that our keys were just rotated (or first made) at `now_unix`.
+    fn rotated(&mut self, now_unix: u64) {
+        self.set_rotation(Rotation {
+            since: now_unix,
+            sent: 0,
+        });
+    }
+
+    fn set_rotation(&mut self, rotation: Rotation) {
+        self.rotation = Some(rotation);
+        self.changes.push(StoreChange::Fact {
+            group_id: self.group_id.clone(),
+            name: FACT_ROTATION,
+            value: Some(rotation.encode()),
+        });
+    }
+
+    /// Counts `messages` we sealed and sent in the group (they bring the next rotation
+    /// closer).
+    pub fn note_sent(&mut self, messages: u64) {
+        if let Some(mut rotation) = self.rotation {
+            rotation.sent = rotation.sent.saturating_add(messages);
+            self.set_rotation(rotation);
+        }
+    }
+
+    /// Whether our keys are due for rotation at `now_unix`.
+    pub fn rotation_due(&self, now_unix: u64) -> bool {
+        self.active_group().is_some() && self.rotation.is_some_and(|r| r.is_due(now_unix))
+    }
+
+    /// Tells the logic the time: rotates our keys when they are due and nothing else is under
+    /// way (a member who was in the group before rotations were kept starts counting now).
+    pub fn tick(&mut self, now_unix: u64) {
+        self.told_time = self.told_time.max(now_unix);
+        if self.active_group().is_none() {
+            return;
+        }
+        if self.rotation.is_none() {
+            self.rotated(now_unix);
+        }
+        if !self.rotation_due(now_unix) || self.is_busy() {
+            return;
+        }
+        info!("rotating our keys (a self-update is due)");
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
+        let outgoing = group.self_update(&self.provider, &self.identity);
+        self.send_commit(outgoing, Purpose::Rotation);
     }
 
     /// Removes `members` from the group (admins only); settles as a `CommitSettled` event.

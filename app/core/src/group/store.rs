@@ -1,5 +1,6 @@
-//! The member's MLS state on disk: openmls's store entries, our pending commit and the invite
-//! secret we joined with, in SQLite, every secret sealed.
+//! The member's MLS state on disk: openmls's store entries, our pending commit, the invite
+//! secret we joined with and a few facts about each group (who invited us, when we last
+//! rotated our keys), in SQLite, every value sealed.
 //!
 //! Values are sealed with XChaCha20-Poly1305 under a key derived from the identity key (which
 //! lives in the OS keychain), with the table and entry key as associated data, so the file
@@ -20,6 +21,11 @@ use zeroize::Zeroizing;
 
 const STORE_KEY_SALT: &[u8] = b"sotto/1 local group store";
 const NONCE_LEN: usize = 24;
+
+/// The associated data's key for a fact: group id, a zero byte, the fact's name.
+fn fact_key(group_id: &[u8], name: &str) -> Vec<u8> {
+    [group_id, b"\0", name.as_bytes()].concat()
+}
 
 /// One openmls store entry: key and (opened) value.
 pub type StoreEntry = (Vec<u8>, Zeroizing<Vec<u8>>);
@@ -55,6 +61,36 @@ pub enum StoreChange {
         /// The secret.
         secret: Option<InviteSecret>,
     },
+    /// Keeps (or forgets, with `None`) a named fact about a group.
+    Fact {
+        /// The group.
+        group_id: Vec<u8>,
+        /// Which fact.
+        name: &'static str,
+        /// Its value.
+        value: Option<Vec<u8>>,
+    },
+}
+
+/// What the store kept for one group, read when a session connects.
+#[derive(Debug, Clone, Default)]
+pub struct StoredGroup {
+    /// Our commit the relay may have accepted before we stopped: its epoch and bytes.
+    pub pending_commit: Option<(u64, Vec<u8>)>,
+    /// The invite secret we are joining with.
+    pub invite: Option<InviteSecret>,
+    /// Named facts the group logic keeps (see [`StoreChange::Fact`]).
+    pub facts: Vec<(String, Zeroizing<Vec<u8>>)>,
+}
+
+impl StoredGroup {
+    /// The fact called `name`, if kept.
+    pub fn fact(&self, name: &str) -> Option<&[u8]> {
+        self.facts
+            .iter()
+            .find(|(kept, _)| kept == name)
+            .map(|(_, value)| value.as_slice())
+    }
 }
 
 /// The sealed SQLite file of a member's MLS state.
@@ -83,7 +119,10 @@ impl GroupStore {
              CREATE TABLE IF NOT EXISTS pending_commits (
                  group_id BLOB PRIMARY KEY, epoch INTEGER NOT NULL, commit_message BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS invite_secrets (
-                 group_id BLOB PRIMARY KEY, secret BLOB NOT NULL);",
+                 group_id BLOB PRIMARY KEY, secret BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS group_facts (
+                 group_id BLOB NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+                 PRIMARY KEY (group_id, name));",
         )?;
         #[cfg(unix)]
         {
@@ -199,6 +238,27 @@ impl GroupStore {
         Ok(Some(InviteSecret::from_bytes(bytes)))
     }
 
+    /// Everything kept for `group_id`.
+    pub fn stored(&self, group_id: &[u8]) -> Result<StoredGroup, GroupStoreError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT name, value FROM group_facts WHERE group_id = ?1")?;
+        let rows = statement.query_map(params![group_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut facts = Vec::new();
+        for row in rows {
+            let (name, sealed) = row?;
+            let value = self.open_value("group_facts", &fact_key(group_id, &name), &sealed)?;
+            facts.push((name, value));
+        }
+        Ok(StoredGroup {
+            pending_commit: self.pending_commit(group_id)?,
+            invite: self.invite_secret(group_id)?,
+            facts,
+        })
+    }
+
     /// Writes `delta` and `changes` in one transaction.
     pub fn save(
         &mut self,
@@ -220,6 +280,11 @@ impl GroupStore {
                     group_id,
                     secret: Some(secret),
                 } => Some(self.seal("invite_secrets", group_id, secret.as_bytes())),
+                StoreChange::Fact {
+                    group_id,
+                    name,
+                    value: Some(value),
+                } => Some(self.seal("group_facts", &fact_key(group_id, name), value)),
                 _ => None,
             })
             .collect();
@@ -254,6 +319,21 @@ impl GroupStore {
                         params![group_id],
                     )?;
                 }
+                StoreChange::Fact { group_id, name, .. } => match sealed_secret {
+                    Some(sealed) => {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO group_facts (group_id, name, value)
+                             VALUES (?1, ?2, ?3)",
+                            params![group_id, name, sealed],
+                        )?;
+                    }
+                    None => {
+                        tx.execute(
+                            "DELETE FROM group_facts WHERE group_id = ?1 AND name = ?2",
+                            params![group_id, name],
+                        )?;
+                    }
+                },
                 StoreChange::InviteSecret { group_id, .. } => match sealed_secret {
                     Some(sealed) => {
                         tx.execute(
@@ -303,6 +383,11 @@ mod tests {
                         group_id: b"g".to_vec(),
                         commit: Some((4, vec![1, 2, 3])),
                     },
+                    StoreChange::Fact {
+                        group_id: b"g".to_vec(),
+                        name: "inviter",
+                        value: Some(vec![0x77; 32]),
+                    },
                 ],
             )
             .unwrap();
@@ -313,6 +398,7 @@ mod tests {
         for bytes in [&raw, &wal] {
             assert!(!bytes.windows(canary.len()).any(|w| w == canary));
             assert!(!bytes.windows(32).any(|w| w == [0x5a; 32]));
+            assert!(!bytes.windows(32).any(|w| w == [0x77; 32]));
         }
 
         let store = GroupStore::open(&path, &identity).unwrap();
@@ -324,6 +410,9 @@ mod tests {
             store.pending_commit(b"g").unwrap(),
             Some((4, vec![1, 2, 3]))
         );
+        let stored = store.stored(b"g").unwrap();
+        assert_eq!(stored.fact("inviter"), Some(&[0x77; 32][..]));
+        assert_eq!(stored.fact("rotation"), None);
         drop(store);
 
         let stranger = GroupStore::open(&path, &Identity::generate()).unwrap();

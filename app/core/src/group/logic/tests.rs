@@ -27,6 +27,7 @@ struct Device {
     logic: GroupLogic,
     disk: HashMap<Vec<u8>, Zeroizing<Vec<u8>>>,
     pending: Option<(u64, Vec<u8>)>,
+    facts: HashMap<&'static str, Vec<u8>>,
 }
 
 impl Device {
@@ -36,6 +37,7 @@ impl Device {
             identity,
             disk: HashMap::new(),
             pending: None,
+            facts: HashMap::new(),
         }
     }
 
@@ -47,8 +49,17 @@ impl Device {
         }
         self.disk.extend(delta.upserts);
         for change in changes {
-            if let StoreChange::PendingCommit { commit, .. } = change {
-                self.pending = commit;
+            match change {
+                StoreChange::PendingCommit { commit, .. } => self.pending = commit,
+                StoreChange::Fact { name, value, .. } => match value {
+                    Some(value) => {
+                        self.facts.insert(name, value);
+                    }
+                    None => {
+                        self.facts.remove(name);
+                    }
+                },
+                StoreChange::InviteSecret { .. } => {}
             }
         }
         std::iter::from_fn(|| self.logic.poll_transmit()).collect()
@@ -63,8 +74,16 @@ impl Device {
     fn restart(&mut self) -> Vec<ControlFrame> {
         let provider = GroupProvider::restore(self.disk.clone());
         self.logic = GroupLogic::new(self.identity.clone(), provider, None);
-        self.logic
-            .connected(SERVER, &channels(), (self.pending.clone(), None));
+        let stored = StoredGroup {
+            pending_commit: self.pending.clone(),
+            invite: None,
+            facts: self
+                .facts
+                .iter()
+                .map(|(name, value)| (name.to_string(), Zeroizing::new(value.clone())))
+                .collect(),
+        };
+        self.logic.connected(SERVER, &channels(), stored);
         self.flush()
     }
 
@@ -138,7 +157,8 @@ impl Relay {
 /// The owner's device, with the group created and stored at the relay.
 fn owner(relay: &mut Relay) -> Device {
     let mut ada = Device::new(Identity::generate(), None);
-    ada.logic.connected(SERVER, &channels(), (None, None));
+    ada.logic
+        .connected(SERVER, &channels(), StoredGroup::default());
     assert!(matches!(
         ada.flush()[..],
         [ControlFrame::GroupSync { epoch: None, .. }]
@@ -217,7 +237,8 @@ fn a_joiner_is_admitted_by_a_member_and_a_withheld_commit_is_asked_for_again() {
     let grant = InviteGrant::sign(&ada.identity, &group_id(), &secret, unix_now() + 600).unwrap();
 
     let mut bob = Device::new(Identity::generate(), Some(secret));
-    bob.logic.connected(SERVER, &channels(), (None, None));
+    bob.logic
+        .connected(SERVER, &channels(), StoredGroup::default());
     bob.flush();
     let join = bob.handle(relay.status(Some(grant.encode())));
     let [ControlFrame::JoinGroup { request, .. }] = &join[..] else {
@@ -233,16 +254,7 @@ fn a_joiner_is_admitted_by_a_member_and_a_withheld_commit_is_asked_for_again() {
     );
 
     // Ada admits him: the commit carries the Welcome.
-    let sent = ada.handle(ControlFrame::JoinRequested {
-        group_id: group_id(),
-        request: request.clone(),
-    });
-    let [ControlFrame::GroupCommit { welcome, .. }] = &sent[..] else {
-        panic!("expected a commit, got {sent:?}")
-    };
-    let welcome = welcome.clone().unwrap();
-    let answer = relay.take(&ada.identity, sent[0].clone()).unwrap();
-    ada.handle(answer);
+    let welcome = admit_through(&mut relay, &mut ada, request);
     let after_join = bob.handle(ControlFrame::GroupWelcome {
         group_id: group_id(),
         welcome,
@@ -285,4 +297,154 @@ fn a_joiner_is_admitted_by_a_member_and_a_withheld_commit_is_asked_for_again() {
     bob.handle(relay.message(2));
     assert_eq!(bob.logic.epoch(), Some(3));
     assert_eq!(codes(&ada), codes(&bob));
+}
+
+/// Sends what `device` committed to the relay and hands it the answer.
+fn commit_through(relay: &mut Relay, device: &mut Device, sent: Vec<ControlFrame>) {
+    let [commit @ ControlFrame::GroupCommit { .. }] = &sent[..] else {
+        panic!("expected a commit, got {sent:?}")
+    };
+    let answer = relay.take(&device.identity, commit.clone()).unwrap();
+    device.handle(answer);
+}
+
+/// `admitter` lets in whoever sent `request`; returns the Welcome of the accepted commit.
+fn admit_through(relay: &mut Relay, admitter: &mut Device, request: &[u8]) -> Vec<u8> {
+    let sent = admitter.handle(ControlFrame::JoinRequested {
+        group_id: group_id(),
+        request: request.to_vec(),
+    });
+    let [ControlFrame::GroupCommit { welcome, .. }] = &sent[..] else {
+        panic!("expected a commit, got {sent:?}")
+    };
+    let welcome = welcome.clone().expect("an Add comes with its Welcome");
+    commit_through(relay, admitter, sent);
+    welcome
+}
+
+fn problems(device: &mut Device) -> Vec<String> {
+    device
+        .events()
+        .into_iter()
+        .filter_map(|event| match event {
+            LogicEvent::Problem(message) => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn keys_rotate_after_seven_days_or_a_thousand_messages_also_across_a_restart() {
+    let mut relay = Relay::default();
+    let mut ada = owner(&mut relay);
+    let start = unix_now();
+
+    ada.logic.tick(start + ROTATE_AFTER_SECS - 60);
+    assert!(ada.flush().is_empty(), "not due yet");
+    // The clock is kept on disk: a restart does not reset it.
+    ada.restart();
+    ada.handle(relay.status(None));
+    ada.logic.tick(start + ROTATE_AFTER_SECS + 1);
+    let sent = ada.flush();
+    commit_through(&mut relay, &mut ada, sent);
+    assert_eq!(ada.logic.epoch(), Some(1));
+    assert!(ada.events().contains(&LogicEvent::CommitSettled {
+        purpose: Purpose::Rotation,
+        outcome: Ok(()),
+    }));
+    ada.logic.tick(start + ROTATE_AFTER_SECS + 2);
+    assert!(ada.flush().is_empty(), "rotated just now");
+
+    // A thousand messages bring the next rotation forward.
+    let now = unix_now();
+    ada.logic.note_sent(ROTATE_AFTER_MESSAGES - 1);
+    ada.logic.tick(now);
+    assert!(ada.flush().is_empty());
+    ada.logic.note_sent(1);
+    assert!(ada.logic.rotation_due(now));
+    assert!(
+        ada.flush().is_empty(),
+        "the count is saved; the commit waits for a tick"
+    );
+    ada.restart();
+    ada.handle(relay.status(None));
+    ada.logic.tick(now);
+    let sent = ada.flush();
+    commit_through(&mut relay, &mut ada, sent);
+    assert_eq!(ada.logic.epoch(), Some(2));
+    assert!(!ada.logic.rotation_due(now));
+}
+
+#[test]
+fn a_swapped_grant_and_an_unasked_welcome_are_refused_and_said() {
+    let mut relay = Relay::default();
+    let mut ada = owner(&mut relay);
+    let secret = InviteSecret::generate();
+    let mut bob = Device::new(Identity::generate(), Some(secret.clone()));
+    bob.logic
+        .connected(SERVER, &channels(), StoredGroup::default());
+    bob.flush();
+    bob.events();
+
+    // The relay hands Bob a grant for another invite: he sends no request and says why.
+    let other = InviteGrant::sign(
+        &ada.identity,
+        &group_id(),
+        &InviteSecret::generate(),
+        unix_now() + 600,
+    )
+    .unwrap();
+    assert!(bob.handle(relay.status(Some(other.encode()))).is_empty());
+    assert!(
+        problems(&mut bob)
+            .iter()
+            .any(|p| p.contains("does not hold"))
+    );
+
+    // A grant signed for another group is refused the same way.
+    let elsewhere =
+        InviteGrant::sign(&ada.identity, b"sotto/server/99", &secret, unix_now() + 600).unwrap();
+    assert!(
+        bob.handle(relay.status(Some(elsewhere.encode())))
+            .is_empty()
+    );
+    assert!(
+        problems(&mut bob)
+            .iter()
+            .any(|p| p.contains("does not hold"))
+    );
+
+    // A Welcome he never asked for (Ada admitting someone else) is not taken.
+    let carol_secret = InviteSecret::generate();
+    let grant =
+        InviteGrant::sign(&ada.identity, &group_id(), &carol_secret, unix_now() + 600).unwrap();
+    let mut carol = Device::new(Identity::generate(), Some(carol_secret));
+    carol
+        .logic
+        .connected(SERVER, &channels(), StoredGroup::default());
+    carol.flush();
+    let join = carol.handle(relay.status(Some(grant.encode())));
+    let [ControlFrame::JoinGroup { request, .. }] = &join[..] else {
+        panic!("expected a join request, got {join:?}")
+    };
+    let welcome = admit_through(&mut relay, &mut ada, request);
+    bob.handle(ControlFrame::GroupWelcome {
+        group_id: group_id(),
+        welcome: welcome.clone(),
+    });
+    assert_eq!(bob.logic.epoch(), None);
+    assert!(
+        problems(&mut bob)
+            .iter()
+            .any(|p| p.contains("never asked for"))
+    );
+
+    // Carol, who asked, is let in; her inviter is forgotten once she is in.
+    carol.handle(ControlFrame::GroupWelcome {
+        group_id: group_id(),
+        welcome,
+    });
+    assert_eq!(carol.logic.epoch(), Some(1));
+    assert!(!carol.facts.contains_key(FACT_INVITER));
+    assert!(carol.facts.contains_key(FACT_ROTATION));
 }
