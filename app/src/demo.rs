@@ -15,7 +15,7 @@ use sotto_media::send::{GateMode, Profile};
 use sotto_net::client::ClientOptions;
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
-use sotto_relay::{DataDir, InitOptions, RelayConfig, RelayHandle};
+use sotto_relay::{RelayConfig, RelayHandle};
 use tokio::sync::mpsc;
 
 /// Options of `sotto demo`.
@@ -170,23 +170,12 @@ async fn demo(args: &DemoArgs) -> Result<()> {
         .with_context(|| format!("creating {}", recordings.display()))?;
 
     // 1. A relay on loopback, with its database in a temporary directory.
-    let data = DataDir::new(scratch.path().join("relay"));
-    let report = data.initialize(&InitOptions {
-        server_name: "Sotto demo".into(),
-        public_address: "127.0.0.1:7878".into(),
-    })?;
-    let relay = RelayHandle::spawn(
-        &data,
-        RelayConfig {
-            listen: "127.0.0.1:0".parse()?,
-            ..RelayConfig::default()
-        },
+    let (relay, owner_link) = RelayHandle::spawn_on_loopback(
+        &scratch.path().join("relay"),
+        "Sotto demo",
+        RelayConfig::default(),
     )
     .await?;
-    let owner_link = InviteLink {
-        port: relay.local_addr().port(),
-        ..report.owner_link
-    };
     println!(
         "relay    listening on udp://{} (QUIC); it routes encrypted voice it cannot decrypt",
         relay.local_addr()

@@ -92,6 +92,22 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Rotate your encryption keys in a server now (they also rotate by themselves every 7
+    /// days and during calls). Use it if you fear this device's keys were exposed.
+    Rekey {
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Leave a server: you are removed from its encryption group and it is forgotten here.
+    Leave {
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+        /// Leave without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Host a relay from this machine and print the link to share.
     Host {
         /// Relay data directory. Default: the platform data directory for sotto-relay.
@@ -297,6 +313,8 @@ async fn run(command: Command) -> Result<()> {
             yes,
         } => members::verify(server.as_deref(), &member, yes).await,
         Command::Kick { member, server } => members::kick(server.as_deref(), &member).await,
+        Command::Rekey { server } => members::rekey(server.as_deref()).await,
+        Command::Leave { server, yes } => members::leave(server.as_deref(), yes).await,
         Command::Voice(args) => voice::run(&args).await,
         Command::Servers => {
             let servers = Profile::open()?.servers()?;

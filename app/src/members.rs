@@ -1,5 +1,5 @@
-//! `sotto members`, `sotto verify` and `sotto kick`: who is in the server's encryption group,
-//! checking them, and removing them.
+//! `sotto members`, `sotto verify`, `sotto kick`, `sotto rekey` and `sotto leave`: who is in
+//! the server's encryption group, checking them, removing them, rotating our keys, leaving.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -7,9 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use sotto_client::group::GroupState;
 use sotto_client::{Profile, Session};
+use sotto_net::client::{ClientError, ClientEvent};
 use sotto_net::group::{GroupMember, SafetyNumber};
 use sotto_net::invite::encode_b64;
 use sotto_net::proto::control::PublicKey;
+use sotto_net::transport::close_code;
 
 use crate::session;
 
@@ -32,6 +34,15 @@ async fn member_session(server: Option<&str>) -> Result<(Profile, Session, Vec<G
         other => bail!("{}", crate::describe_group(&other)),
     };
     Ok((profile, session, members))
+}
+
+/// Asks `question` on the terminal; true for a yes.
+fn confirm(question: &str) -> Result<bool> {
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// The one member whose short id starts with `prefix`.
@@ -94,13 +105,7 @@ pub(crate) async fn verify(server: Option<&str>, who: &str, yes: bool) -> Result
     println!(
         "Compare it with theirs (in person or on a call you trust). It is the same on both sides."
     );
-    let confirmed = yes || {
-        print!("Do the numbers match? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        matches!(answer.trim(), "y" | "Y" | "yes")
-    };
+    let confirmed = yes || confirm("Do the numbers match?")?;
     if confirmed {
         profile.mark_verified(&member.public_key)?;
         println!("Marked {} as verified.", short_id(&member.public_key));
@@ -128,5 +133,82 @@ pub(crate) async fn kick(server: Option<&str>, who: &str) -> Result<()> {
         "Removed {} from the server: it can no longer join calls or decrypt anything sent from now on.",
         short_id(&member.public_key)
     );
+    Ok(())
+}
+
+/// Rotates our keys in the server's group now (a self-update commit).
+pub(crate) async fn rekey(server: Option<&str>) -> Result<()> {
+    let (_profile, session, _members) = member_session(server).await?;
+    session
+        .group
+        .self_update()
+        .await
+        .context("could not rotate your keys; try again in a moment")?;
+    if let GroupState::Member {
+        epoch,
+        privacy_code,
+        ..
+    } = session.group.state()
+    {
+        println!("Rotated your keys: epoch {epoch}, privacy code {privacy_code}");
+    }
+    Ok(())
+}
+
+/// Waits until we are out of the group: its state says so, or the relay ends our connection
+/// because a commit removed us (it may do so before we read the commit).
+async fn removal(session: &mut Session) -> bool {
+    let mut group = session.group.clone();
+    let removed_from_group = group.wait_for(|state| *state == GroupState::Removed);
+    tokio::pin!(removed_from_group);
+    loop {
+        tokio::select! {
+            state = &mut removed_from_group => return state.is_ok(),
+            event = session.events.recv() => match event {
+                Some(ClientEvent::Stopped(error)) => {
+                    return matches!(
+                        *error,
+                        ClientError::ClosedByRelay { code: close_code::REFUSED, .. }
+                    );
+                }
+                Some(_) => {}
+                None => return false,
+            },
+        }
+    }
+}
+
+/// How long `sotto leave` waits for a member to commit our removal.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
+/// Leaves a server: asks the group to remove us and forgets the server on this device.
+pub(crate) async fn leave(server: Option<&str>, yes: bool) -> Result<()> {
+    let (profile, mut session, _members) = member_session(server).await?;
+    let name = session.server.name.clone();
+    let confirmed = yes
+        || confirm(&format!(
+            "Leave \"{name}\"? You will need a new invite to come back."
+        ))?;
+    if !confirmed {
+        println!("Still in \"{name}\".");
+        return Ok(());
+    }
+    session
+        .group
+        .leave()
+        .await
+        .context("could not ask to leave; try again in a moment")?;
+    let removed = tokio::time::timeout(LEAVE_WAIT, removal(&mut session))
+        .await
+        .unwrap_or(false);
+    profile.forget_server(&name)?;
+    if removed {
+        println!("Left \"{name}\": you are out of its encryption group and it is forgotten here.");
+    } else {
+        println!(
+            "Asked to leave \"{name}\" and forgot it here. No other member is online to remove \
+             you from its encryption group yet; the first who comes online does."
+        );
+    }
     Ok(())
 }

@@ -549,9 +549,14 @@ impl Session {
                     .metrics
                     .requests_rate_limited
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // A refused commit names its epoch, so its sender drops it.
+                let epoch = match &frame {
+                    ControlFrame::GroupCommit { epoch, .. } => *epoch,
+                    _ => 0,
+                };
                 let answer = ControlFrame::GroupRefused {
                     group_id,
-                    epoch: 0,
+                    epoch,
                     current_epoch: 0,
                     reason: "too many requests; slow down".into(),
                 };
@@ -646,6 +651,7 @@ impl Session {
                 requests_sent: Default::default(),
                 welcome_sent: false,
                 claimed_epoch: epoch.filter(|_| !in_group),
+                more: false,
             });
         }
         if is_create
@@ -663,6 +669,7 @@ impl Session {
                 requests_sent: Default::default(),
                 welcome_sent: false,
                 claimed_epoch: None,
+                more: false,
             });
         }
         if let (Some(ControlFrame::CommitAccepted { epoch, .. }), Some(cursor)) =
@@ -700,22 +707,29 @@ impl Session {
         &mut self,
         control: &mut ControlStream,
     ) -> Result<(), SessionError> {
-        let Some(mut cursor) = self.group.take() else {
-            return Ok(());
-        };
-        let shared = self.shared.clone();
-        let key = self.member.public_key;
-        let (cursor, frames) = tokio::task::spawn_blocking(move || {
-            let frames = cursor.pending(&shared.store, &key);
-            (cursor, frames)
-        })
-        .await
-        .expect("reading group updates does not panic");
-        self.group = Some(cursor);
-        for frame in frames? {
-            control.send(&frame).await?;
+        // In batches, until the member has everything (a member back after a long time may
+        // have hundreds of commits to catch up on).
+        loop {
+            let Some(mut cursor) = self.group.take() else {
+                return Ok(());
+            };
+            let shared = self.shared.clone();
+            let key = self.member.public_key;
+            let (cursor, frames) = tokio::task::spawn_blocking(move || {
+                let frames = cursor.pending(&shared.store, &key);
+                (cursor, frames)
+            })
+            .await
+            .expect("reading group updates does not panic");
+            let more = cursor.more;
+            self.group = Some(cursor);
+            for frame in frames? {
+                control.send(&frame).await?;
+            }
+            if !more {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     fn leave_voice(&self) {

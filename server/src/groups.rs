@@ -414,6 +414,8 @@ pub(crate) struct GroupCursor {
     /// The epoch a member no longer in the group says it holds: it gets the commits from
     /// there once, so it learns it was removed.
     pub(crate) claimed_epoch: Option<u64>,
+    /// Whether the last [`Self::pending`] stopped at its batch limit (more commits wait).
+    pub(crate) more: bool,
 }
 
 /// Most commits sent per wake-up; the rest follow on the next.
@@ -450,9 +452,9 @@ impl GroupCursor {
             }
             return Ok(frames);
         }
-        for (epoch, message) in
-            store.commits_since(&self.group_id, self.next_epoch, COMMITS_PER_BATCH)?
-        {
+        let commits = store.commits_since(&self.group_id, self.next_epoch, COMMITS_PER_BATCH)?;
+        self.more = commits.len() >= COMMITS_PER_BATCH as usize;
+        for (epoch, message) in commits {
             self.next_epoch = epoch + 1;
             self.proposals_sent = None;
             frames.push(ControlFrame::GroupMessage {

@@ -288,6 +288,34 @@ impl RelayHandle {
         })
     }
 
+    /// Initializes a fresh data directory at `root` for a server called `server_name` and
+    /// starts a relay on a free loopback port (for demos, tests and load tools); returns it
+    /// and the owner's invite link, which points at that port.
+    pub async fn spawn_on_loopback(
+        root: &std::path::Path,
+        server_name: &str,
+        config: RelayConfig,
+    ) -> Result<(Self, sotto_net::invite::InviteLink), RelayError> {
+        let data = DataDir::new(root.to_owned());
+        let report = data.initialize(&crate::InitOptions {
+            server_name: server_name.into(),
+            public_address: "127.0.0.1:7878".into(),
+        })?;
+        let relay = Self::spawn(
+            &data,
+            RelayConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..config
+            },
+        )
+        .await?;
+        let owner_link = sotto_net::invite::InviteLink {
+            port: relay.local_addr().port(),
+            ..report.owner_link
+        };
+        Ok((relay, owner_link))
+    }
+
     /// The UDP address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.address

@@ -292,6 +292,13 @@ impl Profile {
         Ok(())
     }
 
+    /// Forgets a joined server (after leaving it).
+    pub fn forget_server(&self, name: &str) -> Result<(), ProfileError> {
+        self.db
+            .execute("DELETE FROM servers WHERE name = ?1", params![name])?;
+        Ok(())
+    }
+
     /// Identity keys the user compared safety numbers with and confirmed.
     pub fn verified_keys(&self) -> Result<Vec<[u8; 32]>, ProfileError> {
         let mut statement = self.db.prepare("SELECT public_key FROM verified_keys")?;

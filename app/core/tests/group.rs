@@ -312,3 +312,53 @@ async fn the_relay_keeps_no_invite_secret_and_no_media_it_forwarded() {
             .any(|window| window == secret.as_slice())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_offline_for_seventy_commits_catches_up_and_racing_rotations_all_settle() {
+    let relay = relay(RelayConfig::default()).await;
+    let (ada, bob, cy) = (Person::new("Ada"), Person::new("Bob"), Person::new("Cy"));
+    let (mut ada_session, _) = ada.connect(&relay.owner).await;
+    until(&mut ada_session, "the group", is_member).await;
+    let invite = ada_session.group.create_invite(None, None).await.unwrap();
+    let (mut bob_session, _) = bob.connect(&invite).await;
+    until(&mut bob_session, "Bob let in", is_member).await;
+    let (mut cy_session, _) = cy.connect(&invite).await;
+    until(&mut cy_session, "Cy let in", is_member).await;
+    drop(cy_session);
+
+    // Ada and Bob rotate at the same time, over and over (within the relay's request rate):
+    // every rotation settles (the loser of each race tries again by itself).
+    let (ada_group, bob_group) = (ada_session.group.clone(), bob_session.group.clone());
+    let rotate = |group: sotto_client::group::GroupHandle| {
+        tokio::spawn(async move {
+            for _ in 0..35 {
+                tokio::time::timeout(DEADLINE, group.self_update())
+                    .await
+                    .expect("a rotation never settled")
+                    .unwrap();
+                // Under the relay's 20 requests a second (retries count too).
+                tokio::time::sleep(Duration::from_millis(80)).await;
+            }
+        })
+    };
+    let (a, b) = (rotate(ada_group), rotate(bob_group));
+    a.await.unwrap();
+    b.await.unwrap();
+    let ada_now = until(&mut ada_session, "Ada at epoch 72", |state| {
+        matches!(state, GroupState::Member { epoch: 72, .. })
+    })
+    .await;
+
+    // Cy was away for all 70 of them (more than the relay sends in one batch); he comes back and catches up.
+    let (mut cy_session, _) = cy.connect(&invite).await;
+    let cy_now = until(&mut cy_session, "Cy at epoch 72", |state| {
+        matches!(state, GroupState::Member { epoch: 72, .. })
+    })
+    .await;
+    assert_eq!(code_and_epoch(&cy_now), code_and_epoch(&ada_now));
+    let bob_now = until(&mut bob_session, "Bob at epoch 72", |state| {
+        matches!(state, GroupState::Member { epoch: 72, .. })
+    })
+    .await;
+    assert_eq!(code_and_epoch(&bob_now), code_and_epoch(&ada_now));
+}

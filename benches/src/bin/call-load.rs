@@ -21,7 +21,7 @@ use sotto_media::test_support::{ALSA_SPEECH_CLIPS, alsa_clip};
 use sotto_net::client::ClientOptions;
 use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
-use sotto_relay::{DataDir, InitOptions, RelayConfig, RelayHandle};
+use sotto_relay::{RelayConfig, RelayHandle};
 
 fn arg(name: &str, default: u64) -> Result<u64> {
     let args: Vec<String> = std::env::args().collect();
@@ -68,22 +68,11 @@ fn main() -> Result<()> {
         .build()?;
 
     let dir = tempfile::tempdir()?;
-    let data = DataDir::new(dir.path().join("relay"));
-    let report = data.initialize(&InitOptions {
-        server_name: "load".into(),
-        public_address: "127.0.0.1:7878".into(),
-    })?;
-    let relay = relay_runtime.block_on(RelayHandle::spawn(
-        &data,
-        RelayConfig {
-            listen: "127.0.0.1:0".parse()?,
-            ..RelayConfig::default()
-        },
+    let (relay, owner) = relay_runtime.block_on(RelayHandle::spawn_on_loopback(
+        &dir.path().join("relay"),
+        "load",
+        RelayConfig::default(),
     ))?;
-    let owner = InviteLink {
-        port: relay.local_addr().port(),
-        ..report.owner_link
-    };
 
     // Speech for everyone: alsa-utils' recordings, looped to the run length.
     let mut speech = Vec::new();

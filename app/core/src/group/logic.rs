@@ -146,6 +146,17 @@ pub enum Purpose {
 struct Pending {
     outgoing: Outgoing,
     purpose: Purpose,
+    /// The join requests it admits (queued again if the commit is lost).
+    admitted: Vec<JoinRequest>,
+}
+
+/// Our commit sent before a reconnection or restart, whose fate the relay's sync tells.
+struct Unsettled {
+    epoch: u64,
+    commit: Vec<u8>,
+    /// Why we made it; unknown after a restart (nobody waits for it then).
+    purpose: Option<Purpose>,
+    admitted: Vec<JoinRequest>,
 }
 
 /// A member's group logic for one server.
@@ -162,10 +173,16 @@ pub struct GroupLogic {
     told_time: u64,
     pending: Option<Pending>,
     /// Our commit from before a restart, to recognise when the relay hands it back.
-    restored_pending: Option<(u64, Vec<u8>)>,
+    restored_pending: Option<Unsettled>,
+    /// A rotation whose commit lost its epoch to another: made again on the next epoch.
+    retry: Option<Purpose>,
     join_queue: Vec<JoinRequest>,
     /// Whether the relay answered our last `GroupSync` (false from each (re)connection on).
     synced: bool,
+    /// Our `GroupSync`s the relay has not answered yet (on this connection).
+    syncs_unanswered: u32,
+    /// The latest epoch the relay said the group is at.
+    relay_epoch: Option<u64>,
     voice_channels: Vec<u32>,
     state: GroupState,
     transmit: VecDeque<ControlFrame>,
@@ -204,8 +221,11 @@ impl GroupLogic {
             told_time: 0,
             pending: None,
             restored_pending: None,
+            retry: None,
             join_queue: Vec::new(),
             synced: false,
+            syncs_unanswered: 0,
+            relay_epoch: None,
             voice_channels: Vec::new(),
             state: GroupState::Connecting,
             transmit: VecDeque::new(),
@@ -220,7 +240,16 @@ impl GroupLogic {
         let group_id = server_group_id(server_id);
         if self.group_id != group_id {
             self.group_id = group_id;
-            self.restored_pending = stored.pending_commit.clone();
+            self.restored_pending =
+                stored
+                    .pending_commit
+                    .clone()
+                    .map(|(epoch, commit)| Unsettled {
+                        epoch,
+                        commit,
+                        purpose: None,
+                        admitted: Vec::new(),
+                    });
             self.inviter = stored
                 .fact(FACT_INVITER)
                 .and_then(|bytes| bytes.try_into().ok());
@@ -254,8 +283,24 @@ impl GroupLogic {
             .filter(|channel| channel.kind == ChannelKind::Voice)
             .map(|channel| channel.id)
             .collect();
-        // Whatever was in flight before a reconnection is settled by the sync that follows.
+        // Whatever was in flight before a reconnection is settled by the sync that follows:
+        // the relay hands our commit back if it took it.
+        if let Some(pending) = self.pending.take() {
+            self.restored_pending = Some(Unsettled {
+                epoch: pending.outgoing.epoch,
+                commit: pending.outgoing.commit,
+                purpose: Some(pending.purpose),
+                admitted: pending.admitted,
+            });
+        }
         self.synced = false;
+        self.syncs_unanswered = 0;
+        self.send_sync();
+    }
+
+    /// Asks the relay for what we missed of the group from our epoch on.
+    fn send_sync(&mut self) {
+        self.syncs_unanswered += 1;
         self.transmit.push_back(ControlFrame::GroupSync {
             group_id: self.group_id.clone(),
             epoch: self.active_group().map(Group::epoch),
@@ -271,12 +316,20 @@ impl GroupLogic {
         self.active_group().map(Group::epoch)
     }
 
-    /// Whether work is under way: the relay has not answered our sync yet, a commit waits for
-    /// the relay, joiners wait to be admitted, or proposals to be committed.
+    /// Whether work is under way: the relay has not answered our syncs yet, we have not
+    /// caught up with the epoch it reported, a commit waits for the relay, joiners wait to be
+    /// admitted, or proposals to be committed.
     pub fn is_busy(&self) -> bool {
+        let behind = match (self.active_group(), self.relay_epoch) {
+            (Some(group), Some(relay_epoch)) => group.epoch() < relay_epoch,
+            _ => false,
+        };
         !self.synced
+            || self.syncs_unanswered > 0
+            || behind
             || self.pending.is_some()
             || self.restored_pending.is_some()
+            || self.retry.is_some()
             || !self.join_queue.is_empty()
             || self
                 .active_group()
@@ -393,6 +446,8 @@ impl GroupLogic {
 
     fn on_status(&mut self, relay_epoch: Option<u64>, grant: Option<Vec<u8>>) {
         self.synced = true;
+        self.syncs_unanswered = self.syncs_unanswered.saturating_sub(1);
+        self.relay_epoch = relay_epoch;
         let Some(relay_epoch) = relay_epoch else {
             if self.active_group().is_some_and(|group| group.epoch() > 0) {
                 self.problem(
@@ -412,11 +467,18 @@ impl GroupLogic {
                     "the relay is at epoch {relay_epoch} but we are at {ours}: its state was rolled back"
                 ));
             }
-            // A commit of ours from before a restart that the relay never took: drop it.
-            if let Some((epoch, _)) = &self.restored_pending
-                && *epoch >= relay_epoch
+            // A commit of ours from before a reconnection that the relay never took.
+            if self
+                .restored_pending
+                .as_ref()
+                .is_some_and(|unsettled| unsettled.epoch >= relay_epoch)
+                && let Some(unsettled) = self.restored_pending.take()
             {
-                self.drop_pending_commit();
+                self.commit_lost(
+                    unsettled.purpose,
+                    unsettled.admitted,
+                    "the connection to the relay dropped before it answered",
+                );
             }
             if ours == 0 && relay_epoch == 0 {
                 // The group we created is stored: keys for epoch 0.
@@ -539,10 +601,7 @@ impl GroupLogic {
                 self.invite = None;
                 self.inviter = None;
                 self.rotated(self.now());
-                self.transmit.push_back(ControlFrame::GroupSync {
-                    group_id: self.group_id.clone(),
-                    epoch: self.epoch(),
-                });
+                self.send_sync();
                 self.epoch_changed();
             }
             Err(GroupError::Refused(violation)) => self.problem(format!(
@@ -561,10 +620,12 @@ impl GroupLogic {
             self.pending = Some(pending);
             return;
         }
-        self.merge_own(pending.purpose);
+        self.merge_own(Some(pending.purpose));
     }
 
-    fn merge_own(&mut self, purpose: Purpose) {
+    /// Merges our commit the relay accepted; `purpose` is unknown for one from before a
+    /// restart (nobody waits for it then).
+    fn merge_own(&mut self, purpose: Option<Purpose>) {
         let Some(group) = self.group.as_mut() else {
             return;
         };
@@ -575,15 +636,24 @@ impl GroupLogic {
                     commit: None,
                 });
                 self.restored_pending = None;
-                if matches!(purpose, Purpose::SelfUpdate | Purpose::Rotation) {
+                if matches!(
+                    purpose,
+                    Some(Purpose::SelfUpdate | Purpose::Rotation) | None
+                ) {
                     self.rotated(self.now());
                 }
-                // The new state and keys first: whoever waits for the commit sees them.
-                self.epoch_changed_by(matches!(purpose, Purpose::Remove | Purpose::Proposals));
-                self.events.push_back(LogicEvent::CommitSettled {
+                // The new state and keys first: whoever waits for the commit sees them. A
+                // commit from before a restart may have removed someone: re-key at once.
+                self.epoch_changed_by(matches!(
                     purpose,
-                    outcome: Ok(()),
-                });
+                    Some(Purpose::Remove | Purpose::Proposals) | None
+                ));
+                if let Some(purpose) = purpose {
+                    self.events.push_back(LogicEvent::CommitSettled {
+                        purpose,
+                        outcome: Ok(()),
+                    });
+                }
             }
             Err(error) => self.problem(format!("could not merge our accepted commit: {error}")),
         }
@@ -623,22 +693,26 @@ impl GroupLogic {
                 self.set_state(GroupState::NoGroupYet);
                 return;
             }
+            if current_epoch > epoch {
+                // The refusal of a commit we already know lost its epoch.
+                debug!("our commit for epoch {epoch} was refused: {reason}");
+                return;
+            }
             self.problem(format!("the relay refused a group request: {reason}"));
             return;
         }
         let pending = self.pending.take().expect("checked above");
-        self.drop_pending_commit();
         let lost_race = current_epoch > epoch;
         if lost_race {
             // Another commit won the epoch; it follows as a GroupMessage, then we retry.
             debug!("our commit for epoch {epoch} lost to another; retrying after it");
-            if pending.purpose == Purpose::Remove {
-                self.events.push_back(LogicEvent::CommitSettled {
-                    purpose: pending.purpose,
-                    outcome: Err(format!("another change came first ({reason}); try again")),
-                });
-            }
+            self.commit_lost(
+                Some(pending.purpose),
+                pending.admitted,
+                &format!("another change came first ({reason})"),
+            );
         } else {
+            self.drop_pending_commit();
             self.events.push_back(LogicEvent::CommitSettled {
                 purpose: pending.purpose,
                 outcome: Err(reason),
@@ -647,13 +721,23 @@ impl GroupLogic {
     }
 
     fn on_message(&mut self, epoch: u64, message: &[u8]) {
-        // Our own commit handed back after a restart: it was accepted.
-        if let Some((pending_epoch, commit)) = &self.restored_pending
-            && *pending_epoch == epoch
-            && commit.as_slice() == message
+        // Our own commit handed back after a reconnection: it was accepted.
+        if let Some(unsettled) = &self.restored_pending
+            && unsettled.epoch == epoch
         {
-            self.merge_own(Purpose::SelfUpdate);
-            return;
+            if unsettled.commit.as_slice() == message {
+                let purpose = unsettled.purpose;
+                self.merge_own(purpose);
+                return;
+            }
+            // Another commit took that epoch.
+            if let Some(unsettled) = self.restored_pending.take() {
+                self.commit_lost(
+                    unsettled.purpose,
+                    unsettled.admitted,
+                    "another change came first",
+                );
+            }
         }
         let Some(group) = self.group.as_mut().filter(|group| group.is_active()) else {
             return;
@@ -668,16 +752,19 @@ impl GroupLogic {
                 "the relay sent a message of epoch {epoch} while we are at epoch {ours}: it \
                  skipped a commit; asking for what we missed"
             ));
-            self.transmit.push_back(ControlFrame::GroupSync {
-                group_id: self.group_id.clone(),
-                epoch: Some(ours),
-            });
+            self.send_sync();
             return;
         }
         if group.has_pending_commit() {
-            // Someone else's commit won the epoch our commit was for.
-            self.drop_pending_commit();
-            self.pending = None;
+            // Someone else's commit won the epoch our commit was for (its refusal follows).
+            match self.pending.take() {
+                Some(pending) => self.commit_lost(
+                    Some(pending.purpose),
+                    pending.admitted,
+                    "another change came first",
+                ),
+                None => self.drop_pending_commit(),
+            }
         }
         let Some(group) = self.group.as_mut() else {
             return;
@@ -748,6 +835,7 @@ impl GroupLogic {
             .filter(|request| request_key(request).is_some_and(|key| !members.contains(&key)))
             .collect();
         if waiting.is_empty() {
+            self.retry_rotation();
             return;
         }
         // Admit those whose proofs verify; drop the others with a note.
@@ -760,13 +848,54 @@ impl GroupLogic {
             }
         }
         if admitted.is_empty() {
+            self.retry_rotation();
             return;
         }
         let outgoing = group.admit(&self.provider, &self.identity, &admitted, now);
-        self.send_commit(outgoing, Purpose::Admit);
+        self.send_commit_admitting(outgoing, Purpose::Admit, admitted);
+    }
+
+    /// Makes again a rotation whose commit lost its epoch.
+    fn retry_rotation(&mut self) {
+        if !self.synced {
+            return; // After the relay's status, on the epoch it says.
+        }
+        let Some(purpose) = self.retry.take() else {
+            return;
+        };
+        let Some(group) = self.group.as_mut().filter(|group| group.is_active()) else {
+            return;
+        };
+        let outgoing = group.self_update(&self.provider, &self.identity);
+        self.send_commit(outgoing, purpose);
+    }
+
+    /// Our commit will not be accepted (`why`): forget it, queue its joiners again, and retry
+    /// a rotation or tell whoever waits for anything else.
+    fn commit_lost(&mut self, purpose: Option<Purpose>, admitted: Vec<JoinRequest>, why: &str) {
+        self.drop_pending_commit();
+        self.join_queue.extend(admitted);
+        match purpose {
+            Some(purpose @ (Purpose::SelfUpdate | Purpose::Rotation)) => self.retry = Some(purpose),
+            Some(purpose @ Purpose::Remove) => self.events.push_back(LogicEvent::CommitSettled {
+                purpose,
+                outcome: Err(format!("{why}; try again")),
+            }),
+            // Admits and proposals are made again from what is queued.
+            _ => {}
+        }
     }
 
     fn send_commit(&mut self, outgoing: Result<Outgoing, GroupError>, purpose: Purpose) {
+        self.send_commit_admitting(outgoing, purpose, Vec::new());
+    }
+
+    fn send_commit_admitting(
+        &mut self,
+        outgoing: Result<Outgoing, GroupError>,
+        purpose: Purpose,
+        admitted: Vec<JoinRequest>,
+    ) {
         match outgoing {
             Ok(outgoing) => {
                 self.changes.push(StoreChange::PendingCommit {
@@ -779,7 +908,11 @@ impl GroupLogic {
                     commit: outgoing.commit.clone(),
                     welcome: outgoing.welcome.clone(),
                 });
-                self.pending = Some(Pending { outgoing, purpose });
+                self.pending = Some(Pending {
+                    outgoing,
+                    purpose,
+                    admitted,
+                });
             }
             Err(error) => {
                 self.events.push_back(LogicEvent::CommitSettled {
