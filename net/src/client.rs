@@ -109,6 +109,9 @@ pub enum ClientEvent {
     Group(crate::proto::ControlFrame),
 }
 
+/// One page of the member list and whether more follow.
+pub(crate) type MemberPage = (Vec<crate::proto::control::ListedMember>, bool);
+
 /// What the group channel ([`ClientOptions::group_events`]) carries.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -213,6 +216,10 @@ enum Command {
         reply: oneshot::Sender<Result<InviteLink, ClientError>>,
     },
     Group(crate::proto::ControlFrame),
+    ListMembers {
+        after: u32,
+        reply: oneshot::Sender<Result<MemberPage, ClientError>>,
+    },
 }
 
 /// Events buffered before the oldest media frames are dropped.
@@ -316,6 +323,31 @@ impl Client {
             .await
             .map_err(|_| ClientError::Stopped)?;
         response.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// The server's members, as the relay knows them (every page of its list).
+    pub async fn list_members(
+        &self,
+    ) -> Result<Vec<crate::proto::control::ListedMember>, ClientError> {
+        // At most this many pages (a million members): a relay cannot keep us asking forever.
+        const MAX_PAGES: usize = 1000;
+        let mut members: Vec<crate::proto::control::ListedMember> = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let after = members.last().map_or(0, |member| member.member_id);
+            let (reply, response) = oneshot::channel();
+            self.commands
+                .send(Command::ListMembers { after, reply })
+                .await
+                .map_err(|_| ClientError::Stopped)?;
+            let (page, more) = response.await.map_err(|_| ClientError::Stopped)??;
+            let progressed = page.last().is_some_and(|last| last.member_id > after);
+            members.extend(page);
+            // A relay that says "more" but gives nothing new is not followed forever.
+            if !more || !progressed {
+                break;
+            }
+        }
+        Ok(members)
     }
 
     /// Sends a group frame (MLS delivery) to the relay; dropped while disconnected.

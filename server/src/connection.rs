@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use sotto_net::proto::MediaHeader;
-use sotto_net::proto::control::{ChannelKind, ControlFrame, ErrorCode};
+use sotto_net::proto::control::{
+    ChannelKind, ControlFrame, ErrorCode, ListedMember, MAX_MEMBERS_PER_PAGE,
+};
 use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
 use sotto_net::transport::{ControlStream, StreamError, close_code};
 use tracing::{debug, info, warn};
@@ -366,35 +368,36 @@ impl Session {
                 }
                 return Ok(());
             }
-            ControlFrame::JoinVoice { .. } | ControlFrame::CreateInvite { .. } => {
-                match self.limiter.check(Instant::now()) {
-                    Verdict::Allow => match frame {
-                        ControlFrame::JoinVoice {
-                            channel_id,
-                            session_salt,
-                        } => self.join_voice(channel_id, session_salt, control).await?,
-                        _ => self.create_invite(&frame).await?,
-                    },
-                    Verdict::Refuse => {
-                        self.shared
-                            .metrics
-                            .requests_rate_limited
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        error_frame(
-                            ErrorCode::RateLimited,
-                            format!(
-                                "too many requests: at most {} per second; slow down",
-                                self.shared.config.request_rate
-                            ),
-                        )
-                    }
-                    Verdict::Close => {
-                        return Err(SessionError::Flood(
-                            crate::rate_limit::REFUSALS_BEFORE_CLOSE,
-                        ));
-                    }
+            ControlFrame::JoinVoice { .. }
+            | ControlFrame::CreateInvite { .. }
+            | ControlFrame::ListMembers { .. } => match self.limiter.check(Instant::now()) {
+                Verdict::Allow => match frame {
+                    ControlFrame::JoinVoice {
+                        channel_id,
+                        session_salt,
+                    } => self.join_voice(channel_id, session_salt, control).await?,
+                    ControlFrame::ListMembers { after } => self.list_members(after).await?,
+                    _ => self.create_invite(&frame).await?,
+                },
+                Verdict::Refuse => {
+                    self.shared
+                        .metrics
+                        .requests_rate_limited
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    error_frame(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "too many requests: at most {} per second; slow down",
+                            self.shared.config.request_rate
+                        ),
+                    )
                 }
-            }
+                Verdict::Close => {
+                    return Err(SessionError::Flood(
+                        crate::rate_limit::REFUSALS_BEFORE_CLOSE,
+                    ));
+                }
+            },
             group @ (ControlFrame::GroupSync { .. }
             | ControlFrame::GroupCreate { .. }
             | ControlFrame::GroupCommit { .. }
@@ -469,6 +472,46 @@ impl Session {
                 Ok(error_frame(ErrorCode::ChannelFull, error.to_string()))
             }
         }
+    }
+
+    /// A page of the server's member list, with who is online.
+    async fn list_members(&self, after: u32) -> Result<ControlFrame, SessionError> {
+        let shared = self.shared.clone();
+        let page = MAX_MEMBERS_PER_PAGE as u32;
+        let listed = tokio::task::spawn_blocking(move || {
+            // One more than a page tells whether more follow.
+            shared
+                .store
+                .members_after(shared.server.id, after, page + 1)
+                .map(|members| {
+                    members
+                        .into_iter()
+                        .map(|member| ListedMember {
+                            online: shared.is_online(member.id),
+                            member_id: member.id,
+                            public_key: member.public_key,
+                            display_name: member.display_name,
+                            is_owner: member.role == Role::Owner,
+                        })
+                        .collect::<Vec<_>>()
+                })
+        })
+        .await
+        .expect("listing members does not panic");
+        Ok(match listed {
+            Ok(mut members) => {
+                let more = members.len() > MAX_MEMBERS_PER_PAGE;
+                members.truncate(MAX_MEMBERS_PER_PAGE);
+                ControlFrame::MemberList { members, more }
+            }
+            Err(error) => {
+                warn!("could not list members: {error}");
+                error_frame(
+                    ErrorCode::Internal,
+                    "the relay could not list members; try again",
+                )
+            }
+        })
     }
 
     /// Makes an invite, within the member's limits; returns the answer.

@@ -446,12 +446,23 @@ impl Store {
 
     /// Every member of `server_id`.
     pub fn members(&self, server_id: u32) -> Result<Vec<Member>, StoreError> {
+        self.members_after(server_id, 0, u32::MAX)
+    }
+
+    /// Up to `limit` members of a server with ids above `after`, by id (a page of the list).
+    pub fn members_after(
+        &self,
+        server_id: u32,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<Member>, StoreError> {
         self.with(|connection| {
             let mut statement = connection.prepare_cached(
                 "SELECT m.id, m.public_key, m.display_name, ms.role FROM members m
-                 JOIN memberships ms ON ms.member_id = m.id WHERE ms.server_id = ?1 ORDER BY m.id",
+                 JOIN memberships ms ON ms.member_id = m.id
+                 WHERE ms.server_id = ?1 AND m.id > ?2 ORDER BY m.id LIMIT ?3",
             )?;
-            let rows = statement.query_map([server_id], |row| {
+            let rows = statement.query_map(params![server_id, after, limit], |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, Vec<u8>>(1)?,

@@ -83,6 +83,14 @@ impl Shared {
             .len()
     }
 
+    /// Whether `member_id` is connected now.
+    pub(crate) fn is_online(&self, member_id: u32) -> bool {
+        self.online
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains_key(&member_id)
+    }
+
     /// Closes `member_id`'s connection, if online, saying why.
     pub(crate) fn disconnect(&self, member_id: u32, code: u32, reason: &str) {
         if let Some(connection) = self

@@ -435,3 +435,36 @@ async fn a_flood_of_leaves_is_carried_out_then_closed() {
     still_talking(&mut ada, &mut bob, 0).await;
     relay.handle.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_see_who_is_on_the_server_with_names_and_who_is_online() {
+    let relay = start_relay().await;
+    let ada = connect(&relay.owner_link, "Ada").await;
+    let bob = connect(&relay.member_link(None, None), "Bob ❤").await;
+    let cy = connect(&relay.member_link(None, None), "Cy").await;
+    let cy_key = cy.identity.public_key();
+    drop(cy);
+    // Cy's connection ends; the relay notices.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let members = loop {
+        let members = bob.client.list_members().await.unwrap();
+        if members.iter().any(|m| m.public_key == cy_key && !m.online) || Instant::now() > deadline
+        {
+            break members;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let summary: Vec<(&str, bool, bool)> = members
+        .iter()
+        .map(|m| (m.display_name.as_str(), m.is_owner, m.online))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("Ada", true, true),
+            ("Bob ❤", false, true),
+            ("Cy", false, false)
+        ]
+    );
+    assert_eq!(members[0].public_key, ada.identity.public_key());
+}

@@ -13,7 +13,7 @@ use tracing::{debug, info};
 use crate::client::connect::{self, Established, connection_error};
 use crate::client::receivers::Receivers;
 use crate::client::{
-    ClientError, ClientEvent, ClientOptions, Command, GroupEvent, MediaFrame, Shared,
+    ClientError, ClientEvent, ClientOptions, Command, GroupEvent, MediaFrame, MemberPage, Shared,
 };
 use crate::crypto::new_session_salt;
 use crate::invite::InviteLink;
@@ -35,6 +35,7 @@ enum Ended {
 }
 
 type InviteReply = oneshot::Sender<Result<InviteLink, ClientError>>;
+type MembersReply = oneshot::Sender<Result<MemberPage, ClientError>>;
 
 pub(crate) async fn run(
     options: ClientOptions,
@@ -50,6 +51,7 @@ pub(crate) async fn run(
         shared,
         events,
         invites: HashMap::new(),
+        member_pages: HashMap::new(),
     };
     loop {
         let attempt = tokio::time::timeout(
@@ -105,6 +107,7 @@ struct Actor {
     receivers: Receivers,
     session: ClientSession,
     invites: HashMap<RequestId, InviteReply>,
+    member_pages: HashMap<RequestId, MembersReply>,
 }
 
 impl Actor {
@@ -143,6 +146,14 @@ impl Actor {
                 // Dropped while disconnected: the group logic syncs again on reconnecting.
                 self.session.send_group(frame);
             }
+            Command::ListMembers { after, reply } => match self.session.list_members(after) {
+                Some(request) => {
+                    self.member_pages.insert(request, reply);
+                }
+                None => {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+            },
             Command::CreateInvite {
                 expires_in,
                 max_uses,
@@ -331,12 +342,31 @@ impl Actor {
                         message: message.clone(),
                     }));
                 }
+                if let Some(reply) = request.and_then(|request| self.member_pages.remove(&request))
+                {
+                    let _ = reply.send(Err(ClientError::Refused {
+                        code,
+                        message: message.clone(),
+                    }));
+                }
                 self.emit(ClientEvent::RequestFailed { code, message })
                     .await;
             }
             SessionEvent::RequestAbandoned(request) => {
                 if let Some(reply) = self.invites.remove(&request) {
                     let _ = reply.send(Err(ClientError::NotConnected));
+                }
+                if let Some(reply) = self.member_pages.remove(&request) {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+            }
+            SessionEvent::Members {
+                request,
+                members,
+                more,
+            } => {
+                if let Some(reply) = self.member_pages.remove(&request) {
+                    let _ = reply.send(Ok((members, more)));
                 }
             }
             SessionEvent::Group(frame) => match &self.options.group_events {

@@ -26,6 +26,8 @@ pub const MAX_MESSAGE_LEN: usize = 1024;
 pub const MAX_CHANNELS: usize = 1000;
 /// Most participants one `Roster` may list.
 pub const MAX_PARTICIPANTS: usize = 1000;
+/// Most members in one page of the member list.
+pub const MAX_MEMBERS_PER_PAGE: usize = 1000;
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
@@ -102,6 +104,21 @@ pub struct Participant {
     pub display_name: String,
     /// The salt this member chose when joining; receivers derive its media keys from it.
     pub session_salt: SessionSalt,
+}
+
+/// A member of the server, as the relay's member list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedMember {
+    /// The member's identifier.
+    pub member_id: u32,
+    /// The member's identity key.
+    pub public_key: PublicKey,
+    /// The display name the member last connected with.
+    pub display_name: String,
+    /// Whether the member owns the server.
+    pub is_owner: bool,
+    /// Whether the member is connected now.
+    pub online: bool,
 }
 
 /// Why the relay refused or ended something. Codes are stable on the wire.
@@ -269,6 +286,18 @@ pub enum ControlFrame {
         /// whoever joins with this invite, so they can prove they hold its secret.
         grant: Option<Vec<u8>>,
     },
+    /// Client → relay: list the server's members with ids above `after` (0 from the start).
+    ListMembers {
+        /// The last member id of the previous page; 0 for the first page.
+        after: u32,
+    },
+    /// Relay → client: one page of members, by ascending id.
+    MemberList {
+        /// The members.
+        members: Vec<ListedMember>,
+        /// Whether more follow (ask again with the last id here).
+        more: bool,
+    },
     /// Relay → client: the invite made on request.
     InviteCreated {
         /// The token to put in the link.
@@ -402,6 +431,8 @@ mod kind {
     pub(super) const INVITE_CREATED: u8 = 0x0a;
     pub(super) const ERROR: u8 = 0x0b;
     pub(super) const ROSTER_CHANGED: u8 = 0x0c;
+    pub(super) const LIST_MEMBERS: u8 = 0x0d;
+    pub(super) const MEMBER_LIST: u8 = 0x0e;
     pub(super) const GROUP_SYNC: u8 = 0x10;
     pub(super) const GROUP_STATUS: u8 = 0x11;
     pub(super) const GROUP_CREATE: u8 = 0x12;
@@ -625,6 +656,8 @@ impl ControlFrame {
             Self::RosterChanged { .. } => "RosterChanged",
             Self::CreateInvite { .. } => "CreateInvite",
             Self::InviteCreated { .. } => "InviteCreated",
+            Self::ListMembers { .. } => "ListMembers",
+            Self::MemberList { .. } => "MemberList",
             Self::GroupSync { .. } => "GroupSync",
             Self::GroupStatus { .. } => "GroupStatus",
             Self::GroupCreate { .. } => "GroupCreate",
@@ -654,6 +687,8 @@ impl ControlFrame {
             Self::RosterChanged { .. } => kind::ROSTER_CHANGED,
             Self::CreateInvite { .. } => kind::CREATE_INVITE,
             Self::InviteCreated { .. } => kind::INVITE_CREATED,
+            Self::ListMembers { .. } => kind::LIST_MEMBERS,
+            Self::MemberList { .. } => kind::MEMBER_LIST,
             Self::GroupSync { .. } => kind::GROUP_SYNC,
             Self::GroupStatus { .. } => kind::GROUP_STATUS,
             Self::GroupCreate { .. } => kind::GROUP_CREATE,
@@ -691,6 +726,12 @@ impl ControlFrame {
                 check_count("left", left.len(), MAX_PARTICIPANTS)
             }
             Self::Error { message, .. } => check_text("message", message, MAX_MESSAGE_LEN),
+            Self::MemberList { members, .. } => {
+                check_count("members", members.len(), MAX_MEMBERS_PER_PAGE)?;
+                members
+                    .iter()
+                    .try_for_each(|m| check_text("display name", &m.display_name, MAX_NAME_LEN))
+            }
             Self::CreateInvite { grant, .. } => {
                 check_count("grant", grant.as_ref().map_or(0, Vec::len), MAX_GRANT_LEN)
             }
@@ -899,6 +940,11 @@ impl ControlFrame {
                 w.blob(group_id);
                 w.u32(*members_online);
             }
+            Self::ListMembers { after } => w.u32(*after),
+            Self::MemberList { members, more } => {
+                w.list(members, write_listed_member);
+                w.u8(u8::from(*more));
+            }
             Self::InviteCreated {
                 token,
                 expires_at,
@@ -1021,6 +1067,13 @@ impl ControlFrame {
                 group_id: read_group_id(r)?,
                 members_online: r.u32("members online")?,
             },
+            kind::LIST_MEMBERS => Self::ListMembers {
+                after: r.u32("after")?,
+            },
+            kind::MEMBER_LIST => Self::MemberList {
+                members: r.list("members", MAX_MEMBERS_PER_PAGE, read_listed_member)?,
+                more: read_flag(r, "more")?,
+            },
             kind::INVITE_CREATED => Self::InviteCreated {
                 token: r.array("token")?,
                 expires_at: r.optional("expires at", |r| r.u64("expires at"))?,
@@ -1059,6 +1112,51 @@ fn read_participant(r: &mut Reader<'_>) -> Result<Participant, DecodeError> {
         display_name: r.string("display name", MAX_NAME_LEN)?,
         session_salt: r.array("session salt")?,
     })
+}
+
+/// Member flags on the wire: bit 0 owner, bit 1 online; other bits must be zero.
+const OWNER_FLAG: u8 = 0x01;
+const ONLINE_FLAG: u8 = 0x02;
+
+fn write_listed_member(w: &mut Writer<'_>, m: &ListedMember) {
+    w.u32(m.member_id);
+    w.bytes(&m.public_key);
+    w.string(&m.display_name);
+    let mut flags = 0;
+    if m.is_owner {
+        flags |= OWNER_FLAG;
+    }
+    if m.online {
+        flags |= ONLINE_FLAG;
+    }
+    w.u8(flags);
+}
+
+fn read_listed_member(r: &mut Reader<'_>) -> Result<ListedMember, DecodeError> {
+    let member_id = r.u32("member id")?;
+    let public_key = r.array("public key")?;
+    let display_name = r.string("display name", MAX_NAME_LEN)?;
+    let flags = r.u8("member flags")?;
+    if flags & !(OWNER_FLAG | ONLINE_FLAG) != 0 {
+        return Err(DecodeError::InvalidValue {
+            field: "member flags",
+        });
+    }
+    Ok(ListedMember {
+        member_id,
+        public_key,
+        display_name,
+        is_owner: flags & OWNER_FLAG != 0,
+        online: flags & ONLINE_FLAG != 0,
+    })
+}
+
+fn read_flag(r: &mut Reader<'_>, field: &'static str) -> Result<bool, DecodeError> {
+    match r.u8(field)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::InvalidValue { field }),
+    }
 }
 
 /// Splits a byte stream into control frames, checking each is complete before parsing it.

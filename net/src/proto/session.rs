@@ -10,7 +10,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::proto::control::{ControlFrame, ErrorCode, InviteToken, Participant, SessionSalt};
+use crate::proto::control::{
+    ControlFrame, ErrorCode, InviteToken, ListedMember, Participant, SessionSalt,
+};
 
 /// A connection that lasted this long counts as healthy: the next loss retries quickly again.
 pub const STABLE_CONNECTION: Duration = Duration::from_secs(10);
@@ -100,6 +102,15 @@ pub enum SessionEvent {
         /// Its token.
         token: InviteToken,
     },
+    /// A page of the server's member list came.
+    Members {
+        /// The request.
+        request: RequestId,
+        /// The members, by ascending id.
+        members: Vec<ListedMember>,
+        /// Whether more follow.
+        more: bool,
+    },
     /// The relay refused a request; `request` is none for a voice join.
     RequestFailed {
         /// The invite request refused, if it was one.
@@ -145,6 +156,17 @@ enum Pending {
         cancelled: bool,
     },
     Invite(RequestId),
+    Members(RequestId),
+}
+
+impl Pending {
+    /// The id of a request the user waits on (invites and member lists).
+    fn request(&self) -> Option<RequestId> {
+        match self {
+            Self::Invite(request) | Self::Members(request) => Some(*request),
+            Self::Join { .. } => None,
+        }
+    }
 }
 
 /// The client's session state; see the module documentation.
@@ -245,6 +267,18 @@ impl ClientSession {
         Some(request)
     }
 
+    /// Asks for a page of the member list (ids above `after`); none while disconnected.
+    pub fn list_members(&mut self, after: u32) -> Option<RequestId> {
+        if !self.is_connected() {
+            return None;
+        }
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending.push_back(Pending::Members(request));
+        self.transmit.push_back(ControlFrame::ListMembers { after });
+        Some(request)
+    }
+
     /// Sends a group frame (MLS delivery); false while disconnected.
     pub fn send_group(&mut self, frame: ControlFrame) -> bool {
         if !self.is_connected() {
@@ -307,6 +341,17 @@ impl ClientSession {
                 }
                 _ => Err(SessionError::Unsolicited("InviteCreated")),
             },
+            ControlFrame::MemberList { members, more } => match self.pending.pop_front() {
+                Some(Pending::Members(request)) => {
+                    self.events.push_back(SessionEvent::Members {
+                        request,
+                        members,
+                        more,
+                    });
+                    Ok(())
+                }
+                _ => Err(SessionError::Unsolicited("MemberList")),
+            },
             ControlFrame::Error { code, message } => {
                 self.on_error(code, message);
                 Ok(())
@@ -355,7 +400,7 @@ impl ClientSession {
 
     fn on_error(&mut self, code: ErrorCode, message: String) {
         let request = match self.pending.pop_front() {
-            Some(Pending::Invite(request)) => Some(request),
+            Some(Pending::Invite(request) | Pending::Members(request)) => Some(request),
             // A join we gave up on: its refusal changes nothing.
             Some(Pending::Join {
                 cancelled: true, ..
@@ -394,7 +439,7 @@ impl ClientSession {
             .take()
             .is_some_and(|at| now.saturating_duration_since(at) >= STABLE_CONNECTION);
         for pending in std::mem::take(&mut self.pending) {
-            if let Pending::Invite(request) = pending {
+            if let Some(request) = pending.request() {
                 self.events
                     .push_back(SessionEvent::RequestAbandoned(request));
             }

@@ -287,3 +287,38 @@ fn a_member_holds_a_bounded_number_of_invites_and_makes_a_bounded_number_per_hou
             .is_ok()
     );
 }
+
+#[test]
+fn the_member_list_pages_by_id() {
+    let (_dir, store, server) = store();
+    let terms = InviteTerms {
+        expires_at: None,
+        max_uses: None,
+        role: Role::Member,
+    };
+    let token = store.create_invite(server, None, terms, NOW).unwrap();
+    for index in 1..=5u8 {
+        store
+            .admit(
+                server,
+                &[index; 32],
+                &format!("m{index}"),
+                Some(&token),
+                NOW,
+            )
+            .unwrap()
+            .unwrap();
+    }
+    let first = store.members_after(server, 0, 2).unwrap();
+    let names: Vec<_> = first.iter().map(|m| m.display_name.as_str()).collect();
+    assert_eq!(names, ["m1", "m2"]);
+    let rest = store.members_after(server, first[1].id, 10).unwrap();
+    let names: Vec<_> = rest.iter().map(|m| m.display_name.as_str()).collect();
+    assert_eq!(names, ["m3", "m4", "m5"]);
+    assert!(
+        store
+            .members_after(server, rest[2].id, 10)
+            .unwrap()
+            .is_empty()
+    );
+}

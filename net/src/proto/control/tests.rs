@@ -137,6 +137,31 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             group_id: b"g".to_vec(),
             members_online: 0,
         },
+        ControlFrame::ListMembers { after: 0 },
+        ControlFrame::ListMembers { after: 41 },
+        ControlFrame::MemberList {
+            members: vec![
+                ListedMember {
+                    member_id: 1,
+                    public_key: [12; 32],
+                    display_name: "Ada".into(),
+                    is_owner: true,
+                    online: false,
+                },
+                ListedMember {
+                    member_id: 7,
+                    public_key: [13; 32],
+                    display_name: "Bob ❤".into(),
+                    is_owner: false,
+                    online: true,
+                },
+            ],
+            more: true,
+        },
+        ControlFrame::MemberList {
+            members: Vec::new(),
+            more: false,
+        },
         ControlFrame::InviteCreated {
             token: [9; 16],
             expires_at: Some(1_800_000_000),
@@ -397,5 +422,36 @@ fn empty_group_ids_are_refused_both_ways() {
     assert_eq!(
         decoder.poll_frame(),
         Err(DecodeError::InvalidValue { field: "group id" })
+    );
+}
+
+#[test]
+fn member_flags_other_than_owner_and_online_are_refused() {
+    let frame = ControlFrame::MemberList {
+        members: vec![ListedMember {
+            member_id: 1,
+            public_key: [1; 32],
+            display_name: "A".into(),
+            is_owner: false,
+            online: false,
+        }],
+        more: false,
+    };
+    let mut bytes = frame.to_bytes().unwrap();
+    // The flags byte sits before the trailing `more` byte.
+    let flags = bytes.len() - 2;
+    bytes[flags] = 0x04;
+    assert_eq!(
+        ControlFrame::decode(&bytes[4..]),
+        Err(DecodeError::InvalidValue {
+            field: "member flags"
+        })
+    );
+    let more = bytes.len() - 1;
+    bytes[flags] = 0x03;
+    bytes[more] = 2;
+    assert_eq!(
+        ControlFrame::decode(&bytes[4..]),
+        Err(DecodeError::InvalidValue { field: "more" })
     );
 }
