@@ -75,7 +75,8 @@ enum Command {
     },
     /// Show the safety number you share with a member and mark them verified.
     Verify {
-        /// The member's id (or its first characters), as `sotto members` lists it.
+        /// The member's name, or its id (or the id's first characters), as `sotto members`
+        /// lists them.
         member: String,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
@@ -83,6 +84,10 @@ enum Command {
         /// Mark as verified without asking (you compared the numbers already).
         #[arg(long)]
         yes: bool,
+        /// Accept a verified member's changed key without checking it (it then shows as not
+        /// verified, and calls are no longer blocked).
+        #[arg(long, conflicts_with = "yes")]
+        accept_change: bool,
     },
     /// Remove a member from a server (admins only).
     Kick {
@@ -311,7 +316,8 @@ async fn run(command: Command) -> Result<()> {
             member,
             server,
             yes,
-        } => members::verify(server.as_deref(), &member, yes).await,
+            accept_change,
+        } => members::verify(server.as_deref(), &member, yes, accept_change).await,
         Command::Kick { member, server } => members::kick(server.as_deref(), &member).await,
         Command::Rekey { server } => members::rekey(server.as_deref()).await,
         Command::Leave { server, yes } => members::leave(server.as_deref(), yes).await,

@@ -163,7 +163,9 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
     let config = engine_config(args)?;
     let profile = Profile::open()?;
     let saved = profile.server(args.server.as_deref())?;
-    let session = connect(&profile, &saved, None).await?;
+    let mut session = connect(&profile, &saved, None).await?;
+    // A verified member's changed key blocks the call until the user looks at it.
+    crate::members::refuse_unsettled_key_changes(&profile, &mut session).await?;
     let (channel_id, channel_name) = pick_channel(&session, args.channel.as_deref(), &saved.name)?;
     let (call, mut events) = Call::join(session, channel_id, CallOptions::new(config))
         .await

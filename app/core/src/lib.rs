@@ -18,6 +18,7 @@ pub mod group;
 mod keychain;
 pub mod profile;
 pub mod roster;
+pub mod verification;
 
 pub use call::{Call, CallControls, CallError, CallEvent, CallOptions, CallStats};
 pub use connection::{ConnectError, Session};

@@ -14,6 +14,7 @@ use sotto_net::identity::Identity;
 use sotto_net::invite::InviteLink;
 
 use crate::keychain::{self, KeyStore};
+use crate::verification::VerifiedKey;
 
 /// Why the profile could not be read or written. Every message says what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +217,17 @@ impl Profile {
              UPDATE servers SET link = substr(link, 1, instr(link, '#') - 1)
              WHERE instr(link, '#') > 0;",
         )?;
+        // Verified keys remember the name they had, so a key change under that name shows.
+        let has_names: bool = db
+            .prepare(
+                "SELECT 1 FROM pragma_table_info('verified_keys') WHERE name = 'display_name'",
+            )?
+            .exists([])?;
+        if !has_names {
+            db.execute_batch(
+                "ALTER TABLE verified_keys ADD COLUMN display_name TEXT NOT NULL DEFAULT ''",
+            )?;
+        }
         Ok(Self { dir, db })
     }
 
@@ -299,22 +311,49 @@ impl Profile {
         Ok(())
     }
 
-    /// Identity keys the user compared safety numbers with and confirmed.
-    pub fn verified_keys(&self) -> Result<Vec<[u8; 32]>, ProfileError> {
-        let mut statement = self.db.prepare("SELECT public_key FROM verified_keys")?;
+    /// Identity keys the user compared safety numbers with and confirmed, with the names they
+    /// had then.
+    pub fn verified_keys(&self) -> Result<Vec<VerifiedKey>, ProfileError> {
+        let mut statement = self
+            .db
+            .prepare("SELECT public_key, display_name FROM verified_keys")?;
         let keys = statement
-            .query_map([], |row| row.get::<_, Vec<u8>>(0))?
-            .filter_map(|key| key.ok().and_then(|key| key.try_into().ok()))
+            .query_map([], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+            })?
+            .filter_map(|row| {
+                let (key, display_name) = row.ok()?;
+                Some(VerifiedKey {
+                    public_key: key.try_into().ok()?,
+                    display_name,
+                })
+            })
             .collect();
         Ok(keys)
     }
 
-    /// Records that the user verified `key`'s safety number.
-    pub fn mark_verified(&self, key: &[u8; 32]) -> Result<(), ProfileError> {
+    /// Records that the user verified `key`'s safety number while it was called
+    /// `display_name`; an earlier key verified under that name is forgotten (its change is
+    /// settled).
+    pub fn mark_verified(&self, key: &[u8; 32], display_name: &str) -> Result<(), ProfileError> {
+        self.forget_verified_name(display_name)?;
         self.db.execute(
-            "INSERT OR REPLACE INTO verified_keys (public_key, verified_at) VALUES (?1, strftime('%s'))",
-            params![key.as_slice()],
+            "INSERT OR REPLACE INTO verified_keys (public_key, verified_at, display_name)
+             VALUES (?1, strftime('%s'), ?2)",
+            params![key.as_slice(), display_name],
         )?;
+        Ok(())
+    }
+
+    /// Forgets the keys verified under `display_name` (the user accepts a key change without
+    /// checking the new key).
+    pub fn forget_verified_name(&self, display_name: &str) -> Result<(), ProfileError> {
+        if !display_name.is_empty() {
+            self.db.execute(
+                "DELETE FROM verified_keys WHERE display_name = ?1",
+                params![display_name],
+            )?;
+        }
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 
 use sotto_media::test_support::{ALSA_SPEECH_CLIPS, alsa_clip};
@@ -278,4 +278,90 @@ impl VoiceProcess {
         let stdout = lines.lock().unwrap().join("\n");
         (output.status.success(), stdout)
     }
+}
+
+/// A server hosted by `sotto host`, with `names` joined and let into its group.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub relay_data: PathBuf,
+    pub address: String,
+    pub host: Host,
+    pub members: Vec<PathBuf>,
+}
+
+impl Server {
+    pub fn start(names: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let address = free_address();
+        let relay_data = dir.path().join("relay");
+        let (host, owner_link) = start_host(&relay_data, &address, &address);
+        let mut members: Vec<PathBuf> = Vec::new();
+        for (index, name) in names.iter().enumerate() {
+            let profile = dir.path().join(name.to_lowercase());
+            if index == 0 {
+                join(&profile, owner_link.as_deref().unwrap(), name);
+            } else {
+                let invite = String::from_utf8(sotto(&members[0], &["invite"]).stdout).unwrap();
+                join(&profile, invite.trim(), name);
+                let_in(&members[0]);
+            }
+            members.push(profile);
+        }
+        Self {
+            dir,
+            relay_data,
+            address,
+            host,
+            members,
+        }
+    }
+
+    pub fn kill_and_restart_relay(&mut self) {
+        self.host.0.kill().unwrap(); // SIGKILL
+        self.host.0.wait().unwrap();
+        self.host = start_host(&self.relay_data, &self.address, &self.address).0;
+    }
+}
+
+/// `sotto` on `profile`, success or not.
+pub fn try_sotto(profile: &Path, args: &[&str]) -> Output {
+    Command::new(SOTTO)
+        .args(args)
+        .env("SOTTO_DATA_DIR", profile)
+        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
+        .output()
+        .expect("sotto runs")
+}
+
+/// The epoch and privacy code `sotto members` shows for `profile`.
+pub fn epoch_and_code(profile: &Path) -> (u64, String) {
+    let output = sotto(profile, &["members"]);
+    let warnings = String::from_utf8_lossy(&output.stderr);
+    if !warnings.is_empty() {
+        println!("sotto members for {}: {warnings}", profile.display());
+    }
+    let listing = String::from_utf8(output.stdout).unwrap();
+    let header = listing.lines().next().unwrap_or_default();
+    let epoch = header
+        .split("epoch ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|epoch| epoch.parse().ok())
+        .unwrap_or_else(|| panic!("no epoch in {listing:?}"));
+    let code = header
+        .split("privacy code ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no privacy code in {listing:?}"))
+        .to_owned();
+    (epoch, code)
+}
+
+/// Every member shows the same epoch and privacy code; returns them.
+pub fn converged(members: &[PathBuf]) -> (u64, String) {
+    let views: Vec<(u64, String)> = members.iter().map(|m| epoch_and_code(m)).collect();
+    assert!(
+        views.windows(2).all(|pair| pair[0] == pair[1]),
+        "members disagree (a fork): {views:?}"
+    );
+    views[0].clone()
 }
