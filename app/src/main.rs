@@ -97,6 +97,15 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Let a server member into the encryption group who joined without an invite secret
+    /// (admins; `sotto members` lists who waits).
+    Admit {
+        /// The member's name, or its id (or the id's first characters).
+        member: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Rotate your encryption keys in a server now (they also rotate by themselves every 7
     /// days and during calls). Use it if you fear this device's keys were exposed.
     Rekey {
@@ -176,6 +185,9 @@ async fn join(link: Option<&str>, name: Option<String>) -> Result<()> {
     );
     print_channels(&session.channels);
     let state = session.group.join_within(GROUP_WAIT).await;
+    // Let the group finish what it started (our KeyPackages reaching the relay, so an admin
+    // can add us while we are away).
+    session.group.wait_idle(Duration::from_secs(3)).await;
     println!("{}", describe_group(&state));
     Ok(())
 }
@@ -320,6 +332,7 @@ async fn run(command: Command) -> Result<()> {
         } => members::verify(server.as_deref(), &member, yes, accept_change).await,
         Command::Kick { member, server } => members::kick(server.as_deref(), &member).await,
         Command::Rekey { server } => members::rekey(server.as_deref()).await,
+        Command::Admit { member, server } => members::admit(server.as_deref(), &member).await,
         Command::Leave { server, yes } => members::leave(server.as_deref(), yes).await,
         Command::Voice(args) => voice::run(&args).await,
         Command::Servers => {

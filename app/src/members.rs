@@ -1,5 +1,6 @@
-//! `sotto members`, `sotto verify`, `sotto kick`, `sotto rekey` and `sotto leave`: who is in
-//! the server's encryption group, checking them, removing them, rotating our keys, leaving.
+//! `sotto members`, `sotto verify`, `sotto admit`, `sotto kick`, `sotto rekey` and `sotto
+//! leave`: who is in the server's encryption group, checking them, letting in those who came
+//! without an invite secret, removing them, rotating our keys, leaving.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -296,6 +297,40 @@ pub(crate) async fn kick(server: Option<&str>, who: &str) -> Result<()> {
     println!(
         "Removed {} from the server: it can no longer join calls or decrypt anything sent from now on.",
         label(member)
+    );
+    Ok(())
+}
+
+/// Lets a server member who waits into the group (admins), from its KeyPackage at the relay.
+pub(crate) async fn admit(server: Option<&str>, who: &str) -> Result<()> {
+    let Members {
+        session, waiting, ..
+    } = member_session(server).await?;
+    let candidates: Vec<&ListedMember> = waiting
+        .iter()
+        .filter(|entry| {
+            encode_b64(&entry.public_key).starts_with(who)
+                || entry.display_name.eq_ignore_ascii_case(who)
+        })
+        .collect();
+    let entry = match candidates.as_slice() {
+        [one] => *one,
+        [] => bail!(
+            "nobody called `{who}` (or with an id starting with it) waits to be let in; \
+             `sotto members` lists who waits"
+        ),
+        _ => bail!("several waiting members match `{who}`; give the id `sotto members` shows"),
+    };
+    let label = format!("{} ({})", entry.display_name, short_id(&entry.public_key));
+    session
+        .group
+        .add(entry.public_key)
+        .await
+        .with_context(|| format!("could not let {label} in"))?;
+    println!(
+        "Let {label} into the encryption group. Compare safety numbers with them (`sotto verify \
+         {}`): they came without an invite anyone can vouch for.",
+        short_id(&entry.public_key)
     );
     Ok(())
 }

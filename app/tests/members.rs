@@ -99,7 +99,7 @@ fn a_verified_members_new_key_blocks_calls_until_it_is_looked_at() {
 }
 
 #[test]
-fn members_waiting_to_be_let_in_are_listed_apart() {
+fn members_without_an_invite_secret_wait_apart_until_an_admin_admits_them() {
     let server = Server::start(&["Ada"]);
     let ada = &server.members[0];
     // Cy joins with a link the relay made, which carries no invite secret: he is on the server
@@ -114,6 +114,23 @@ fn members_waiting_to_be_let_in_are_listed_apart() {
         .unwrap_or_else(|| panic!("nobody listed as waiting:\n{listing}"));
     assert!(members.starts_with("1 member(s)"), "{listing}");
     assert!(waiting.contains("Cy"), "{listing}");
+
+    // Cy is offline; Ada (an admin) lets him in from the KeyPackage the relay keeps for him.
+    let said = String::from_utf8(sotto(ada, &["admit", "cy"]).stdout).unwrap();
+    assert!(said.contains("Let Cy ("), "{said}");
+    let listing = let_in(ada);
+    assert!(listing.starts_with("2 member(s)"), "{listing}");
+    assert!(!listing.contains("Waiting"), "{listing}");
+    // When Cy comes back he is in, at the same epoch and privacy code as Ada.
+    assert_eq!(epoch_and_code(&cy), epoch_and_code(ada));
+    // Nobody else waits: admitting again says so.
+    let again = try_sotto(ada, &["admit", "cy"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("waits to be let in"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }
 
 #[test]

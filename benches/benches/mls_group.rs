@@ -112,8 +112,14 @@ fn group_of(size: usize) -> Setup {
         .into_iter()
         .map(|(index, provider)| {
             let identity = joiners[index].clone();
-            let group =
-                Group::join(&provider, &identity, &welcome, GROUP_ID, &grant.inviter).unwrap();
+            let group = Group::join(
+                &provider,
+                &identity,
+                &welcome,
+                GROUP_ID,
+                Some(&grant.inviter),
+            )
+            .unwrap();
             (identity, provider, group)
         })
         .collect();

@@ -12,10 +12,13 @@ use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
 use sotto_net::transport::{ControlStream, StreamError, close_code};
 use tracing::{debug, info, warn};
 
-use sotto_net::group::{InviteGrant, server_group_id};
+use sotto_net::group::{InviteGrant, check_key_package, server_group_id};
 
 use crate::data_dir::unix_now;
-use crate::db::{AdmissionError, InviteLimits, InviteTerms, Member, Role, StoreError};
+use crate::db::{
+    AdmissionError, InviteLimits, InviteTerms, KeyPackageCount, Member, NewKeyPackage, Role,
+    StoreError,
+};
 use crate::groups::GroupCursor;
 use crate::metrics::DropReason;
 use crate::rate_limit::{RequestLimiter, TokenBucket, Verdict};
@@ -405,6 +408,10 @@ impl Session {
             | ControlFrame::JoinGroup { .. }) => {
                 return self.handle_group_frame(group, control).await;
             }
+            key_packages @ (ControlFrame::UploadKeyPackages { .. }
+            | ControlFrame::ClaimKeyPackage { .. }) => {
+                return self.handle_key_packages(key_packages, control).await;
+            }
             other => return Err(SessionError::Unexpected(other.name())),
         };
         control.send(&answer).await?;
@@ -472,6 +479,112 @@ impl Session {
                 Ok(error_frame(ErrorCode::ChannelFull, error.to_string()))
             }
         }
+    }
+
+    /// Stores the member's KeyPackages, or hands out another member's. Like group frames,
+    /// these are never answered with `Error`: an upload is answered with what is stored (bad
+    /// KeyPackages are dropped), a claim with a KeyPackage or none.
+    async fn handle_key_packages(
+        &mut self,
+        frame: ControlFrame,
+        control: &mut ControlStream,
+    ) -> Result<(), SessionError> {
+        let verdict = self.limiter.check(Instant::now());
+        if verdict == Verdict::Close {
+            return Err(SessionError::Flood(
+                crate::rate_limit::REFUSALS_BEFORE_CLOSE,
+            ));
+        }
+        let allowed = verdict == Verdict::Allow;
+        if !allowed {
+            self.shared
+                .metrics
+                .requests_rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let shared = self.shared.clone();
+        let member = self.member.clone();
+        let answer = tokio::task::spawn_blocking(move || match frame {
+            ControlFrame::UploadKeyPackages {
+                key_packages,
+                last_resort,
+            } => {
+                let checked: Vec<(Vec<u8>, Vec<u8>, bool)> = if allowed {
+                    key_packages
+                        .into_iter()
+                        .map(|kp| (kp, false))
+                        .chain(last_resort.map(|kp| (kp, true)))
+                        .filter_map(|(kp, wants_last_resort)| {
+                            match check_key_package(&kp, &member.public_key) {
+                                Ok(info) if info.last_resort == wants_last_resort => {
+                                    Some((info.reference, kp, wants_last_resort))
+                                }
+                                Ok(_) => {
+                                    debug!(
+                                        member = member.id,
+                                        "dropped a KeyPackage of the wrong kind"
+                                    );
+                                    None
+                                }
+                                Err(error) => {
+                                    debug!(member = member.id, "dropped a KeyPackage: {error}");
+                                    None
+                                }
+                            }
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let new: Vec<NewKeyPackage<'_>> = checked
+                    .iter()
+                    .map(|(reference, key_package, last_resort)| NewKeyPackage {
+                        reference,
+                        key_package,
+                        last_resort: *last_resort,
+                    })
+                    .collect();
+                // A store failure is answered as "none stored", so the member uploads again.
+                let count = shared
+                    .store
+                    .store_key_packages(member.id, &new, unix_now())
+                    .unwrap_or_else(|error| {
+                        warn!(member = member.id, "could not store KeyPackages: {error}");
+                        KeyPackageCount {
+                            available: 0,
+                            last_resort: false,
+                        }
+                    });
+                ControlFrame::KeyPackagesStored {
+                    available: count.available,
+                    last_resort: count.last_resort,
+                }
+            }
+            ControlFrame::ClaimKeyPackage { member: wanted } => {
+                let key_package = if allowed {
+                    shared
+                        .store
+                        .claim_key_package(shared.server.id, &wanted)
+                        .unwrap_or_else(|error| {
+                            warn!(
+                                member = member.id,
+                                "could not hand out a KeyPackage: {error}"
+                            );
+                            None
+                        })
+                } else {
+                    None
+                };
+                ControlFrame::KeyPackageClaimed {
+                    member: wanted,
+                    key_package,
+                }
+            }
+            other => other,
+        })
+        .await
+        .expect("KeyPackage work does not panic");
+        control.send(&answer).await.map_err(Into::into)
     }
 
     /// A page of the server's member list, with who is online.

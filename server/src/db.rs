@@ -5,9 +5,11 @@
 //! (or a power cut) never loses it. Invite tokens are stored only as SHA-256 hashes.
 
 mod groups;
+mod key_packages;
 mod migrations;
 
 pub use groups::{AcceptCommit, CommitOutcome, StoredGroup};
+pub use key_packages::{KeyPackageCount, MAX_STORED_KEY_PACKAGES, NewKeyPackage};
 
 use std::path::Path;
 use std::sync::Mutex;

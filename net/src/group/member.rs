@@ -209,13 +209,15 @@ impl Group {
 
     /// Joins the group a Welcome is for; `expected_group_id` is the group the invite named and
     /// `inviter` the member who signed its grant. A group without the inviter in it (say, one a
-    /// relay made up to read what we send) is refused.
+    /// relay made up to read what we send) is refused. Without an inviter (an admin added us
+    /// from the KeyPackage the relay keeps for us) there is nothing to check it against: the
+    /// relay was trusted to admit us, and safety numbers tell the rest.
     pub fn join(
         provider: &GroupProvider,
         identity: &Identity,
         welcome: &[u8],
         expected_group_id: &[u8],
-        inviter: &PublicKey,
+        inviter: Option<&PublicKey>,
     ) -> Result<Self, GroupError> {
         let message = MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(|error| GroupError::malformed("Welcome", error))?;
@@ -237,11 +239,13 @@ impl Group {
             .map_err(|error| GroupError::malformed("Welcome", error))?;
         // The tree's leaves are signed by their own keys, so only the inviter can have put a
         // leaf with its key in it.
-        let inviter_is_member = staged.members().any(|member| {
-            identity_of(&member.credential).as_ref() == Some(inviter)
-                && member.signature_key.as_slice() == inviter.as_slice()
-        });
-        if !inviter_is_member {
+        let inviter_is_member = |inviter: &PublicKey| {
+            staged.members().any(|member| {
+                identity_of(&member.credential).as_ref() == Some(inviter)
+                    && member.signature_key.as_slice() == inviter.as_slice()
+            })
+        };
+        if inviter.is_some_and(|inviter| !inviter_is_member(inviter)) {
             return Err(GroupError::Refused(
                 policy::PolicyViolation::InviterNotMember,
             ));
@@ -370,6 +374,39 @@ impl Group {
             .mls
             .add_members(provider, &IdentitySigner(identity), &key_packages)
             .map_err(|error| GroupError::mls("admit a member", error))?;
+        self.outgoing(epoch, &commit, Some(&welcome))
+    }
+
+    /// Commits the Adds of `member`'s KeyPackage (an admin adding someone without an invite
+    /// proof: a server member the relay lists, from the KeyPackage it keeps for them).
+    pub fn add_member(
+        &mut self,
+        provider: &GroupProvider,
+        identity: &Identity,
+        member: &PublicKey,
+        key_package: &[u8],
+    ) -> Result<Outgoing, GroupError> {
+        self.ensure_ready()?;
+        if !self.admins().contains(&self.own_key) {
+            return Err(GroupError::NotAdmin("add members without an invite"));
+        }
+        let key_package = parse_key_package(provider, key_package)?;
+        let leaf = key_package.leaf_node();
+        // The relay chose the KeyPackage: it must be the member's own, signed by its key.
+        if identity_of(leaf.credential()).as_ref() != Some(member)
+            || leaf.signature_key().as_slice() != member.as_slice()
+        {
+            return Err(policy::PolicyViolation::IdentityMismatch.into());
+        }
+        if self.member_keys().contains(member) {
+            return Err(policy::PolicyViolation::AlreadyMember.into());
+        }
+        let epoch = self.epoch();
+        self.mls.set_aad(Vec::new());
+        let (commit, welcome, _) = self
+            .mls
+            .add_members(provider, &IdentitySigner(identity), &[key_package])
+            .map_err(|error| GroupError::mls("add a member", error))?;
         self.outgoing(epoch, &commit, Some(&welcome))
     }
 

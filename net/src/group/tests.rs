@@ -127,7 +127,7 @@ fn admit(
             &joiner.identity,
             &outgoing.welcome.unwrap(),
             GROUP,
-            &inviter_grant.1.inviter,
+            Some(&inviter_grant.1.inviter),
         )
         .unwrap(),
     );
@@ -730,7 +730,7 @@ fn a_joiner_refuses_a_group_the_relay_made_up_and_a_grant_for_another_invite() {
         &bob.identity,
         &welcome.tls_serialize_detached().unwrap(),
         GROUP,
-        &grant.inviter,
+        Some(&grant.inviter),
     );
     assert!(
         matches!(
@@ -748,4 +748,48 @@ fn a_joiner_refuses_a_group_the_relay_made_up_and_a_grant_for_another_invite() {
         matches!(swapped, Err(GroupError::Refused(PolicyViolation::BadProof))),
         "{swapped:?}"
     );
+}
+
+#[test]
+fn an_admin_adds_a_member_from_its_key_package_and_nobody_else_can() {
+    let (mut alice, mut relay) = founder();
+    let (secret, grant) = invite(&alice);
+    let mut bob = admit(&mut alice, &mut [], &mut relay, (&secret, &grant));
+    let mut dana = Person::new();
+    let (key_package, _) = Group::key_package(&dana.provider, &dana.identity, false).unwrap();
+
+    // Bob is no admin; nor may anyone pass off Dana's KeyPackage as Eve's.
+    assert_eq!(
+        bob.call(|g, p, i| g.add_member(p, i, &dana.key(), &key_package))
+            .unwrap_err(),
+        GroupError::NotAdmin("add members without an invite")
+    );
+    assert_eq!(
+        alice
+            .call(|g, p, i| g.add_member(p, i, &[9; 32], &key_package))
+            .unwrap_err(),
+        GroupError::Refused(PolicyViolation::IdentityMismatch)
+    );
+
+    let outgoing = alice
+        .call(|g, p, i| g.add_member(p, i, &dana.key(), &key_package))
+        .unwrap();
+    let accepted = relay.accept(&outgoing.commit).unwrap();
+    assert_eq!(accepted.added, vec![dana.key()]);
+    alice.call(|g, p, _| g.merge_pending(p)).unwrap();
+    assert!(matches!(
+        bob.receive(&outgoing.commit).unwrap(),
+        Received::Commit { ref added, .. } if added == &vec![dana.key()]
+    ));
+    dana.group = Some(
+        Group::join(
+            &dana.provider,
+            &dana.identity,
+            &outgoing.welcome.unwrap(),
+            GROUP,
+            None,
+        )
+        .unwrap(),
+    );
+    assert_eq!(dana.group().privacy_code(), bob.group().privacy_code());
 }

@@ -26,6 +26,10 @@ pub const MAX_MESSAGE_LEN: usize = 1024;
 pub const MAX_CHANNELS: usize = 1000;
 /// Most participants one `Roster` may list.
 pub const MAX_PARTICIPANTS: usize = 1000;
+/// Most KeyPackages uploaded in one frame.
+pub const MAX_KEY_PACKAGES_PER_UPLOAD: usize = 32;
+/// Largest KeyPackage (an MLS message) accepted.
+pub const MAX_KEY_PACKAGE_LEN: usize = 16 * 1024;
 /// Most members in one page of the member list.
 pub const MAX_MEMBERS_PER_PAGE: usize = 1000;
 /// Bytes of the length prefix.
@@ -409,6 +413,34 @@ pub enum ControlFrame {
         /// Members of the group online now.
         members_online: u32,
     },
+    /// Client → relay: store these KeyPackages of mine, for members who add me while I am
+    /// offline (an empty upload just asks how many are stored).
+    UploadKeyPackages {
+        /// Single-use KeyPackages (MLS messages).
+        key_packages: Vec<Vec<u8>>,
+        /// A last-resort KeyPackage, replacing the stored one.
+        last_resort: Option<Vec<u8>>,
+    },
+    /// Relay → client: how many of our KeyPackages it holds now.
+    KeyPackagesStored {
+        /// Single-use KeyPackages stored.
+        available: u32,
+        /// Whether a last-resort one is stored.
+        last_resort: bool,
+    },
+    /// Client → relay: hand me a KeyPackage of this member (to add them).
+    ClaimKeyPackage {
+        /// The member's identity key.
+        member: PublicKey,
+    },
+    /// Relay → client: a KeyPackage of `member` (a single-use one, removed from the store, or
+    /// the last-resort one), or none if it holds none or `member` is not on the server.
+    KeyPackageClaimed {
+        /// The member's identity key.
+        member: PublicKey,
+        /// The KeyPackage.
+        key_package: Option<Vec<u8>>,
+    },
     /// Either way: something was refused or failed.
     Error {
         /// What went wrong, for programs.
@@ -445,6 +477,10 @@ mod kind {
     pub(super) const JOIN_GROUP: u8 = 0x19;
     pub(super) const JOIN_REQUESTED: u8 = 0x1a;
     pub(super) const JOIN_PENDING: u8 = 0x1b;
+    pub(super) const UPLOAD_KEY_PACKAGES: u8 = 0x1c;
+    pub(super) const KEY_PACKAGES_STORED: u8 = 0x1d;
+    pub(super) const CLAIM_KEY_PACKAGE: u8 = 0x1e;
+    pub(super) const KEY_PACKAGE_CLAIMED: u8 = 0x1f;
 
     /// Group frames (kinds 0x10 to 0x1f) may be up to `MAX_GROUP_FRAME_LEN` long.
     pub(super) fn is_group(kind: u8) -> bool {
@@ -670,6 +706,10 @@ impl ControlFrame {
             Self::JoinGroup { .. } => "JoinGroup",
             Self::JoinRequested { .. } => "JoinRequested",
             Self::JoinPending { .. } => "JoinPending",
+            Self::UploadKeyPackages { .. } => "UploadKeyPackages",
+            Self::KeyPackagesStored { .. } => "KeyPackagesStored",
+            Self::ClaimKeyPackage { .. } => "ClaimKeyPackage",
+            Self::KeyPackageClaimed { .. } => "KeyPackageClaimed",
             Self::Error { .. } => "Error",
         }
     }
@@ -701,6 +741,10 @@ impl ControlFrame {
             Self::JoinGroup { .. } => kind::JOIN_GROUP,
             Self::JoinRequested { .. } => kind::JOIN_REQUESTED,
             Self::JoinPending { .. } => kind::JOIN_PENDING,
+            Self::UploadKeyPackages { .. } => kind::UPLOAD_KEY_PACKAGES,
+            Self::KeyPackagesStored { .. } => kind::KEY_PACKAGES_STORED,
+            Self::ClaimKeyPackage { .. } => kind::CLAIM_KEY_PACKAGE,
+            Self::KeyPackageClaimed { .. } => kind::KEY_PACKAGE_CLAIMED,
             Self::Error { .. } => kind::ERROR,
         }
     }
@@ -750,6 +794,25 @@ impl ControlFrame {
                 check_group_id(group_id)?;
                 check_text("reason", reason, MAX_MESSAGE_LEN)
             }
+            Self::UploadKeyPackages {
+                key_packages,
+                last_resort,
+            } => {
+                check_count(
+                    "key packages",
+                    key_packages.len(),
+                    MAX_KEY_PACKAGES_PER_UPLOAD,
+                )?;
+                key_packages
+                    .iter()
+                    .chain(last_resort)
+                    .try_for_each(|kp| check_count("key package", kp.len(), MAX_KEY_PACKAGE_LEN))
+            }
+            Self::KeyPackageClaimed { key_package, .. } => check_count(
+                "key package",
+                key_package.as_ref().map_or(0, Vec::len),
+                MAX_KEY_PACKAGE_LEN,
+            ),
             Self::GroupCommit {
                 group_id,
                 commit,
@@ -940,6 +1003,28 @@ impl ControlFrame {
                 w.blob(group_id);
                 w.u32(*members_online);
             }
+            Self::UploadKeyPackages {
+                key_packages,
+                last_resort,
+            } => {
+                w.list(key_packages, |w, kp| w.blob(kp));
+                w.optional(last_resort.as_ref(), |w, kp| w.blob(kp));
+            }
+            Self::KeyPackagesStored {
+                available,
+                last_resort,
+            } => {
+                w.u32(*available);
+                w.u8(u8::from(*last_resort));
+            }
+            Self::ClaimKeyPackage { member } => w.bytes(member),
+            Self::KeyPackageClaimed {
+                member,
+                key_package,
+            } => {
+                w.bytes(member);
+                w.optional(key_package.as_ref(), |w, kp| w.blob(kp));
+            }
             Self::ListMembers { after } => w.u32(*after),
             Self::MemberList { members, more } => {
                 w.list(members, write_listed_member);
@@ -1066,6 +1151,27 @@ impl ControlFrame {
             kind::JOIN_PENDING => Self::JoinPending {
                 group_id: read_group_id(r)?,
                 members_online: r.u32("members online")?,
+            },
+            kind::UPLOAD_KEY_PACKAGES => Self::UploadKeyPackages {
+                key_packages: r.list("key packages", MAX_KEY_PACKAGES_PER_UPLOAD, |r| {
+                    r.blob("key package", MAX_KEY_PACKAGE_LEN)
+                })?,
+                last_resort: r.optional("last resort", |r| {
+                    r.blob("key package", MAX_KEY_PACKAGE_LEN)
+                })?,
+            },
+            kind::KEY_PACKAGES_STORED => Self::KeyPackagesStored {
+                available: r.u32("available")?,
+                last_resort: read_flag(r, "last resort")?,
+            },
+            kind::CLAIM_KEY_PACKAGE => Self::ClaimKeyPackage {
+                member: r.array("member")?,
+            },
+            kind::KEY_PACKAGE_CLAIMED => Self::KeyPackageClaimed {
+                member: r.array("member")?,
+                key_package: r.optional("key package", |r| {
+                    r.blob("key package", MAX_KEY_PACKAGE_LEN)
+                })?,
             },
             kind::LIST_MEMBERS => Self::ListMembers {
                 after: r.u32("after")?,

@@ -362,7 +362,9 @@ impl ClientSession {
             | ControlFrame::GroupMessage { .. }
             | ControlFrame::GroupWelcome { .. }
             | ControlFrame::JoinRequested { .. }
-            | ControlFrame::JoinPending { .. }) => {
+            | ControlFrame::JoinPending { .. }
+            | ControlFrame::KeyPackagesStored { .. }
+            | ControlFrame::KeyPackageClaimed { .. }) => {
                 self.events.push_back(SessionEvent::Group(group));
                 Ok(())
             }

@@ -90,6 +90,16 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL,
          PRIMARY KEY (group_id, member_key)
      );",
+    // 4: members' KeyPackages, so others can add them to groups while they are offline.
+    "CREATE TABLE key_packages (
+         member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+         reference BLOB NOT NULL,
+         key_package BLOB NOT NULL,
+         last_resort INTEGER NOT NULL CHECK (last_resort IN (0, 1)),
+         uploaded_at INTEGER NOT NULL,
+         PRIMARY KEY (member_id, reference)
+     );
+     CREATE INDEX key_packages_by_member ON key_packages (member_id, last_resort, uploaded_at);",
 ];
 
 /// Brings the schema up to date, one transaction per migration.

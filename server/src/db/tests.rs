@@ -11,6 +11,16 @@ fn store() -> (tempfile::TempDir, Store, u32) {
 
 const NOW: u64 = 1_800_000_000;
 
+/// An invite for any number of members that never expires.
+fn open_invite(store: &Store, server: u32) -> InviteToken {
+    let terms = InviteTerms {
+        expires_at: None,
+        max_uses: None,
+        role: Role::Member,
+    };
+    store.create_invite(server, None, terms, NOW).unwrap()
+}
+
 #[test]
 fn default_server_has_a_text_and_a_voice_channel_once() {
     let (_dir, store, server) = store();
@@ -291,12 +301,7 @@ fn a_member_holds_a_bounded_number_of_invites_and_makes_a_bounded_number_per_hou
 #[test]
 fn the_member_list_pages_by_id() {
     let (_dir, store, server) = store();
-    let terms = InviteTerms {
-        expires_at: None,
-        max_uses: None,
-        role: Role::Member,
-    };
-    let token = store.create_invite(server, None, terms, NOW).unwrap();
+    let token = open_invite(&store, server);
     for index in 1..=5u8 {
         store
             .admit(
@@ -321,4 +326,69 @@ fn the_member_list_pages_by_id() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn single_use_key_packages_are_handed_out_once_then_the_last_resort_one_again_and_again() {
+    let (_dir, store, server) = store();
+    let token = open_invite(&store, server);
+    let bob = store
+        .admit(server, &[2; 32], "bob", Some(&token), NOW)
+        .unwrap()
+        .unwrap();
+    let refs = [1u8, 2, 3];
+    let count = store
+        .store_key_packages(
+            bob.id,
+            &[
+                NewKeyPackage {
+                    reference: &refs[0..1],
+                    key_package: b"once-1",
+                    last_resort: false,
+                },
+                NewKeyPackage {
+                    reference: &refs[1..2],
+                    key_package: b"once-2",
+                    last_resort: false,
+                },
+                NewKeyPackage {
+                    reference: &refs[2..3],
+                    key_package: b"last",
+                    last_resort: true,
+                },
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(
+        count,
+        KeyPackageCount {
+            available: 2,
+            last_resort: true
+        }
+    );
+    let claim = || store.claim_key_package(server, &[2; 32]).unwrap();
+    assert_eq!(claim().as_deref(), Some(&b"once-1"[..]));
+    assert_eq!(claim().as_deref(), Some(&b"once-2"[..]));
+    assert_eq!(claim().as_deref(), Some(&b"last"[..]));
+    assert_eq!(
+        claim().as_deref(),
+        Some(&b"last"[..]),
+        "the last resort stays"
+    );
+    assert_eq!(store.key_package_count(bob.id).unwrap().available, 0);
+    // Strangers have none.
+    assert_eq!(store.claim_key_package(server, &[7; 32]).unwrap(), None);
+    // A member's pool is capped.
+    let many: Vec<[u8; 2]> = (0..150u16).map(u16::to_be_bytes).collect();
+    let uploads: Vec<NewKeyPackage<'_>> = many
+        .iter()
+        .map(|reference| NewKeyPackage {
+            reference,
+            key_package: b"kp",
+            last_resort: false,
+        })
+        .collect();
+    let count = store.store_key_packages(bob.id, &uploads, NOW).unwrap();
+    assert_eq!(count.available, MAX_STORED_KEY_PACKAGES);
 }

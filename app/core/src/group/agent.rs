@@ -54,6 +54,10 @@ enum Command {
     SelfUpdate {
         reply: oneshot::Sender<Result<(), GroupActionError>>,
     },
+    Add {
+        member: PublicKey,
+        reply: oneshot::Sender<Result<(), GroupActionError>>,
+    },
     Leave {
         reply: oneshot::Sender<Result<(), GroupActionError>>,
     },
@@ -75,6 +79,7 @@ impl std::fmt::Debug for Command {
             Self::Invite { .. } => "Invite",
             Self::Remove { .. } => "Remove",
             Self::SelfUpdate { .. } => "SelfUpdate",
+            Self::Add { .. } => "Add",
             Self::Leave { .. } => "Leave",
         })
     }
@@ -168,6 +173,12 @@ impl GroupHandle {
     /// accepted the commit.
     pub async fn remove(&self, members: Vec<PublicKey>) -> Result<(), GroupActionError> {
         self.ask(|reply| Command::Remove { members, reply }).await
+    }
+
+    /// Adds a server member who is not in the group (admins only), from the KeyPackage the
+    /// relay keeps for it; done once the relay has accepted the commit.
+    pub async fn add(&self, member: PublicKey) -> Result<(), GroupActionError> {
+        self.ask(|reply| Command::Add { member, reply }).await
     }
 
     /// Rotates our keys.
@@ -297,6 +308,15 @@ impl Agent {
             Command::Remove { members, reply } => match self.logic.remove(&members) {
                 Ok(()) => {
                     self.waiting.push((Purpose::Remove, reply));
+                    self.settle().await;
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+            },
+            Command::Add { member, reply } => match self.logic.add(member) {
+                Ok(()) => {
+                    self.waiting.push((Purpose::Add, reply));
                     self.settle().await;
                 }
                 Err(error) => {

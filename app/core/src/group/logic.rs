@@ -38,6 +38,12 @@ pub const ROTATE_AFTER_SECS: u64 = 7 * 24 * 60 * 60;
 /// A member rotates its keys after sending this many messages.
 pub const ROTATE_AFTER_MESSAGES: u64 = 1_000;
 
+/// Single-use KeyPackages a member keeps at the relay (so admins can add it while offline).
+const KEY_PACKAGE_TARGET: u32 = 10;
+
+/// Fewer than this many at the relay and the member uploads more.
+const KEY_PACKAGE_LOW: u32 = 5;
+
 /// The store's fact naming the member who signed the invite we are joining with.
 const FACT_INVITER: &str = "inviter";
 
@@ -141,6 +147,8 @@ pub enum Purpose {
     Rotation,
     /// Committing members' requests to leave.
     Proposals,
+    /// Adding a server member from the KeyPackage the relay keeps for it (admins).
+    Add,
 }
 
 struct Pending {
@@ -177,6 +185,12 @@ pub struct GroupLogic {
     /// A rotation whose commit lost its epoch to another: made again on the next epoch.
     retry: Option<Purpose>,
     join_queue: Vec<JoinRequest>,
+    /// Whether our KeyPackages at the relay were topped up on this connection.
+    key_packages_topped_up: bool,
+    /// KeyPackage uploads (and queries) the relay has not answered yet.
+    uploads_unanswered: u32,
+    /// Members whose KeyPackage we asked the relay for, to add them.
+    claims: Vec<PublicKey>,
     /// Whether the relay answered our last `GroupSync` (false from each (re)connection on).
     synced: bool,
     /// Our `GroupSync`s the relay has not answered yet (on this connection).
@@ -223,6 +237,9 @@ impl GroupLogic {
             restored_pending: None,
             retry: None,
             join_queue: Vec::new(),
+            key_packages_topped_up: false,
+            uploads_unanswered: 0,
+            claims: Vec::new(),
             synced: false,
             syncs_unanswered: 0,
             relay_epoch: None,
@@ -296,6 +313,20 @@ impl GroupLogic {
         self.synced = false;
         self.syncs_unanswered = 0;
         self.send_sync();
+        // How many KeyPackages the relay holds for us (topped up on its answer).
+        self.key_packages_topped_up = false;
+        self.uploads_unanswered = 1;
+        // Claims sent on the last connection will not be answered.
+        for _ in self.claims.drain(..) {
+            self.events.push_back(LogicEvent::CommitSettled {
+                purpose: Purpose::Add,
+                outcome: Err("the connection to the relay dropped; try again".into()),
+            });
+        }
+        self.transmit.push_back(ControlFrame::UploadKeyPackages {
+            key_packages: Vec::new(),
+            last_resort: None,
+        });
     }
 
     /// Asks the relay for what we missed of the group from our epoch on.
@@ -316,9 +347,9 @@ impl GroupLogic {
         self.active_group().map(Group::epoch)
     }
 
-    /// Whether work is under way: the relay has not answered our syncs yet, we have not
-    /// caught up with the epoch it reported, a commit waits for the relay, joiners wait to be
-    /// admitted, or proposals to be committed.
+    /// Whether work is under way: the relay has not answered our syncs or KeyPackage uploads
+    /// yet, we have not caught up with the epoch it reported, a commit waits for the relay,
+    /// joiners wait to be admitted, or proposals to be committed.
     pub fn is_busy(&self) -> bool {
         let behind = match (self.active_group(), self.relay_epoch) {
             (Some(group), Some(relay_epoch)) => group.epoch() < relay_epoch,
@@ -326,6 +357,8 @@ impl GroupLogic {
         };
         !self.synced
             || self.syncs_unanswered > 0
+            || self.uploads_unanswered > 0
+            || !self.claims.is_empty()
             || behind
             || self.pending.is_some()
             || self.restored_pending.is_some()
@@ -439,6 +472,14 @@ impl GroupLogic {
             ControlFrame::JoinPending { members_online, .. } => {
                 self.set_state(GroupState::WaitingToBeLetIn { members_online });
             }
+            ControlFrame::KeyPackagesStored {
+                available,
+                last_resort,
+            } => self.on_key_packages_stored(available, last_resort),
+            ControlFrame::KeyPackageClaimed {
+                member,
+                key_package,
+            } => self.on_key_package_claimed(member, key_package),
             other => debug!("ignored {} in the group logic", other.name()),
         }
         self.next_commit();
@@ -575,16 +616,18 @@ impl GroupLogic {
         if self.active_group().is_some() {
             return;
         }
-        let Some(inviter) = self.inviter else {
+        if self.inviter.is_none() && self.invite.is_some() {
+            // We are joining by invite, and asked nobody yet.
             self.problem("the relay sent a Welcome we never asked for; ignoring it".into());
             return;
-        };
+        }
+        // Without an invite, an admin added us from the KeyPackage the relay keeps for us.
         match Group::join(
             &self.provider,
             &self.identity,
             welcome,
             &self.group_id,
-            &inviter,
+            self.inviter.as_ref(),
         ) {
             Ok(group) => {
                 info!(epoch = group.epoch(), "let into the group");
@@ -877,10 +920,12 @@ impl GroupLogic {
         self.join_queue.extend(admitted);
         match purpose {
             Some(purpose @ (Purpose::SelfUpdate | Purpose::Rotation)) => self.retry = Some(purpose),
-            Some(purpose @ Purpose::Remove) => self.events.push_back(LogicEvent::CommitSettled {
-                purpose,
-                outcome: Err(format!("{why}; try again")),
-            }),
+            Some(purpose @ (Purpose::Remove | Purpose::Add)) => {
+                self.events.push_back(LogicEvent::CommitSettled {
+                    purpose,
+                    outcome: Err(format!("{why}; try again")),
+                })
+            }
             // Admits and proposals are made again from what is queued.
             _ => {}
         }
@@ -926,6 +971,88 @@ impl GroupLogic {
     /// The wall clock, or the time last told if that is later.
     fn now(&self) -> u64 {
         unix_now().max(self.told_time)
+    }
+
+    /// Tops up our KeyPackages at the relay, once per connection, when it holds few.
+    fn on_key_packages_stored(&mut self, available: u32, last_resort: bool) {
+        self.uploads_unanswered = self.uploads_unanswered.saturating_sub(1);
+        if self.key_packages_topped_up {
+            if available < KEY_PACKAGE_LOW {
+                warn!("the relay kept only {available} of our KeyPackages");
+            }
+            return;
+        }
+        self.key_packages_topped_up = true;
+        if available >= KEY_PACKAGE_LOW && last_resort {
+            return;
+        }
+        let fresh = KEY_PACKAGE_TARGET.saturating_sub(available);
+        let made: Result<Vec<Vec<u8>>, GroupError> = (0..fresh)
+            .map(|_| Group::key_package(&self.provider, &self.identity, false).map(|kp| kp.0))
+            .collect();
+        let last = if last_resort {
+            Ok(None)
+        } else {
+            Group::key_package(&self.provider, &self.identity, true).map(|kp| Some(kp.0))
+        };
+        match (made, last) {
+            (Ok(key_packages), Ok(last_resort)) => {
+                debug!(count = key_packages.len(), "uploading KeyPackages");
+                self.uploads_unanswered += 1;
+                self.transmit.push_back(ControlFrame::UploadKeyPackages {
+                    key_packages,
+                    last_resort,
+                });
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                self.problem(format!("could not make KeyPackages: {error}"));
+            }
+        }
+    }
+
+    fn on_key_package_claimed(&mut self, member: PublicKey, key_package: Option<Vec<u8>>) {
+        let Some(index) = self.claims.iter().position(|claimed| *claimed == member) else {
+            return;
+        };
+        self.claims.remove(index);
+        let Some(key_package) = key_package else {
+            self.events.push_back(LogicEvent::CommitSettled {
+                purpose: Purpose::Add,
+                outcome: Err(
+                    "the relay holds no KeyPackage for them: they must connect once (with this \
+                     version of Sotto) before they can be added"
+                        .into(),
+                ),
+            });
+            return;
+        };
+        if self.pending.is_some() || self.restored_pending.is_some() {
+            self.events.push_back(LogicEvent::CommitSettled {
+                purpose: Purpose::Add,
+                outcome: Err("another change is under way; try again in a moment".into()),
+            });
+            return;
+        }
+        let Some(group) = self.group.as_mut().filter(|group| group.is_active()) else {
+            return;
+        };
+        let outgoing = group.add_member(&self.provider, &self.identity, &member, &key_package);
+        self.send_commit(outgoing, Purpose::Add);
+    }
+
+    /// Adds a server member who is not in the group yet (admins only), from a KeyPackage the
+    /// relay keeps for it; settles as a `CommitSettled` event.
+    pub fn add(&mut self, member: PublicKey) -> Result<(), GroupError> {
+        let group = self.active_group().ok_or(GroupError::Removed)?;
+        if !group.admins().contains(&self.identity.public_key()) {
+            return Err(GroupError::NotAdmin("add members without an invite"));
+        }
+        if !self.claims.contains(&member) {
+            self.claims.push(member);
+            self.transmit
+                .push_back(ControlFrame::ClaimKeyPackage { member });
+        }
+        Ok(())
     }
 
     /// Records that our keys were just rotated (or first made) at `now_unix`.

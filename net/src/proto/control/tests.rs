@@ -137,6 +137,27 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             group_id: b"g".to_vec(),
             members_online: 0,
         },
+        ControlFrame::UploadKeyPackages {
+            key_packages: vec![vec![14; 300], vec![15; 301]],
+            last_resort: Some(vec![16; 302]),
+        },
+        ControlFrame::UploadKeyPackages {
+            key_packages: Vec::new(),
+            last_resort: None,
+        },
+        ControlFrame::KeyPackagesStored {
+            available: 9,
+            last_resort: true,
+        },
+        ControlFrame::ClaimKeyPackage { member: [17; 32] },
+        ControlFrame::KeyPackageClaimed {
+            member: [17; 32],
+            key_package: Some(vec![18; 303]),
+        },
+        ControlFrame::KeyPackageClaimed {
+            member: [17; 32],
+            key_package: None,
+        },
         ControlFrame::ListMembers { after: 0 },
         ControlFrame::ListMembers { after: 41 },
         ControlFrame::MemberList {

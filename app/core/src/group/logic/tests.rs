@@ -28,6 +28,9 @@ struct Device {
     disk: HashMap<Vec<u8>, Zeroizing<Vec<u8>>>,
     pending: Option<(u64, Vec<u8>)>,
     facts: HashMap<&'static str, Vec<u8>>,
+    /// KeyPackage uploads and claims, kept apart from the group traffic the relay double
+    /// answers.
+    key_package_frames: Vec<ControlFrame>,
 }
 
 impl Device {
@@ -38,6 +41,7 @@ impl Device {
             disk: HashMap::new(),
             pending: None,
             facts: HashMap::new(),
+            key_package_frames: Vec::new(),
         }
     }
 
@@ -62,7 +66,15 @@ impl Device {
                 StoreChange::InviteSecret { .. } => {}
             }
         }
-        std::iter::from_fn(|| self.logic.poll_transmit()).collect()
+        let (key_packages, group): (Vec<_>, Vec<_>) =
+            std::iter::from_fn(|| self.logic.poll_transmit()).partition(|frame| {
+                matches!(
+                    frame,
+                    ControlFrame::UploadKeyPackages { .. } | ControlFrame::ClaimKeyPackage { .. }
+                )
+            });
+        self.key_package_frames.extend(key_packages);
+        group
     }
 
     fn handle(&mut self, frame: ControlFrame) -> Vec<ControlFrame> {
@@ -446,4 +458,92 @@ fn a_swapped_grant_and_an_unasked_welcome_are_refused_and_said() {
     assert_eq!(carol.logic.epoch(), Some(1));
     assert!(!carol.facts.contains_key(FACT_INVITER));
     assert!(carol.facts.contains_key(FACT_ROTATION));
+}
+
+#[test]
+fn key_packages_are_topped_up_once_per_connection_and_an_admin_adds_from_one() {
+    let mut relay = Relay::default();
+    let mut ada = owner(&mut relay);
+    // Di joined the server with a link that carries no invite secret.
+    let mut di = Device::new(Identity::generate(), None);
+    di.logic
+        .connected(SERVER, &channels(), StoredGroup::default());
+    di.flush();
+    di.handle(relay.status(None));
+    assert_eq!(di.logic.state(), &GroupState::NoInvite);
+    let query = di.key_package_frames.remove(0);
+    assert_eq!(
+        query,
+        ControlFrame::UploadKeyPackages {
+            key_packages: Vec::new(),
+            last_resort: None
+        }
+    );
+    // The relay holds 2: Di makes 8 more and a last-resort one, and no more on this connection.
+    di.handle(ControlFrame::KeyPackagesStored {
+        available: 2,
+        last_resort: false,
+    });
+    let Some(ControlFrame::UploadKeyPackages {
+        key_packages,
+        last_resort: Some(_),
+    }) = di.key_package_frames.pop()
+    else {
+        panic!("no upload")
+    };
+    assert_eq!(key_packages.len(), 8);
+    assert!(
+        !di.disk.is_empty(),
+        "their private keys are on disk before they go out"
+    );
+    di.handle(ControlFrame::KeyPackagesStored {
+        available: 2,
+        last_resort: true,
+    });
+    assert!(di.key_package_frames.is_empty());
+
+    // Ada (an admin) adds Di from one of them.
+    ada.logic.add(di.identity.public_key()).unwrap();
+    ada.flush();
+    assert_eq!(
+        ada.key_package_frames.pop(),
+        Some(ControlFrame::ClaimKeyPackage {
+            member: di.identity.public_key()
+        })
+    );
+    let sent = ada.handle(ControlFrame::KeyPackageClaimed {
+        member: di.identity.public_key(),
+        key_package: Some(key_packages[0].clone()),
+    });
+    let [ControlFrame::GroupCommit { welcome, .. }] = &sent[..] else {
+        panic!("expected a commit, got {sent:?}")
+    };
+    let welcome = welcome.clone().unwrap();
+    commit_through(&mut relay, &mut ada, sent);
+    assert!(ada.events().contains(&LogicEvent::CommitSettled {
+        purpose: Purpose::Add,
+        outcome: Ok(()),
+    }));
+    di.handle(ControlFrame::GroupWelcome {
+        group_id: group_id(),
+        welcome,
+    });
+    assert_eq!(di.logic.epoch(), Some(1));
+
+    // A member the relay holds nothing for cannot be added, and Ada hears why.
+    ada.logic.add([7; 32]).unwrap();
+    ada.flush();
+    ada.handle(ControlFrame::KeyPackageClaimed {
+        member: [7; 32],
+        key_package: None,
+    });
+    assert!(ada.events().iter().any(|event| matches!(
+        event,
+        LogicEvent::CommitSettled { purpose: Purpose::Add, outcome: Err(why) } if why.contains("no KeyPackage")
+    )));
+    // Non-admins cannot add.
+    assert!(matches!(
+        di.logic.add([8; 32]),
+        Err(GroupError::NotAdmin(_))
+    ));
 }
