@@ -253,8 +253,39 @@ fn relay_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
+/// Everything Sotto's crates log in this test process, at every level.
+fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("sotto_relay=trace,sotto_net=trace,sotto_client=trace")
+            .with_writer(move || LogSink(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        logs
+    })
+    .clone()
+}
+
+/// Appends log lines to the shared buffer.
+struct LogSink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_keeps_no_invite_secret_and_no_media_it_forwarded() {
+    let logs = captured_logs();
     let relay = relay(RelayConfig::default()).await;
     let (ada, bob) = (Person::new("Ada"), Person::new("Bob"));
     let (mut ada_session, _) = ada.connect(&relay.owner).await;
@@ -303,6 +334,12 @@ async fn the_relay_keeps_no_invite_secret_and_no_media_it_forwarded() {
             "{} holds forwarded media",
             path.display()
         );
+    }
+    // Nor do the logs, at the most detailed level, of the relay or the clients.
+    let logs = logs.lock().unwrap().clone();
+    assert!(logs.len() > 1_000, "hardly anything was logged");
+    for needle in [&secret[..], encoded.as_bytes(), &canary[..]] {
+        assert!(!logs.windows(needle.len()).any(|window| window == needle));
     }
     // Nor does Bob's own store hold the secret in the clear.
     let store = std::fs::read(&bob.store).unwrap();
