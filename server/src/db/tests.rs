@@ -392,3 +392,53 @@ fn single_use_key_packages_are_handed_out_once_then_the_last_resort_one_again_an
     let count = store.store_key_packages(bob.id, &uploads, NOW).unwrap();
     assert_eq!(count.available, MAX_STORED_KEY_PACKAGES);
 }
+
+#[test]
+fn one_commit_per_epoch_and_only_the_winners_welcome_is_ever_handed_out() {
+    let (_dir, store, server) = store();
+    let token = open_invite(&store, server);
+    let ada = store
+        .admit(server, &[1; 32], "ada", Some(&token), NOW)
+        .unwrap()
+        .unwrap();
+    let group: &[u8] = b"sotto/server/1";
+    assert!(store.create_group(server, group, b"state-0", NOW).unwrap());
+    let (bob, cy): (PublicKey, PublicKey) = ([2; 32], [3; 32]);
+    let commit = |message: &'static [u8], welcome: &'static [u8], added: &'static [PublicKey]| {
+        AcceptCommit {
+            group_id: group,
+            epoch: 0,
+            committer: ada.id,
+            message,
+            state: b"state-1",
+            welcome: Some(welcome),
+            added,
+            removed: &[],
+            now_unix: NOW,
+        }
+    };
+    // Before its commit is stored, nobody gets a Welcome.
+    assert_eq!(store.welcome_for(group, &bob).unwrap(), None);
+    assert!(matches!(
+        store
+            .accept_commit(&commit(b"commit-a", b"welcome-bob", &[[2; 32]]))
+            .unwrap(),
+        CommitOutcome::Accepted { .. }
+    ));
+    // A second commit for the same epoch loses, and its Welcome is never stored.
+    assert_eq!(
+        store
+            .accept_commit(&commit(b"commit-b", b"welcome-cy", &[[3; 32]]))
+            .unwrap(),
+        CommitOutcome::Conflict { current_epoch: 1 }
+    );
+    assert_eq!(
+        store.welcome_for(group, &bob).unwrap().as_deref(),
+        Some(&b"welcome-bob"[..])
+    );
+    assert_eq!(store.welcome_for(group, &cy).unwrap(), None);
+    assert_eq!(
+        store.commits_since(group, 0, 10).unwrap(),
+        vec![(0, b"commit-a".to_vec())]
+    );
+}
