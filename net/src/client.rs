@@ -107,7 +107,21 @@ pub enum ClientEvent {
     Stopped(Arc<ClientError>),
     /// A group frame from the relay (MLS delivery), when no group channel was given.
     Group(crate::proto::ControlFrame),
+    /// A message was just stored in a text channel (ours included).
+    Message(crate::proto::control::StoredMessage),
 }
+
+/// Where the relay stored a posted message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posted {
+    /// Its place in the channel.
+    pub seq: u64,
+    /// When it was stored, in Unix milliseconds.
+    pub posted_at: u64,
+}
+
+/// One page of a channel's history and whether more follow.
+pub type ChannelPage = (Vec<crate::proto::control::StoredMessage>, bool);
 
 /// One page of the member list and whether more follow.
 pub(crate) type MemberPage = (Vec<crate::proto::control::ListedMember>, bool);
@@ -219,6 +233,18 @@ enum Command {
     ListMembers {
         after: u32,
         reply: oneshot::Sender<Result<MemberPage, ClientError>>,
+    },
+    PostMessage {
+        channel_id: u32,
+        message_id: [u8; 16],
+        envelope: Vec<u8>,
+        reply: oneshot::Sender<Result<Posted, ClientError>>,
+    },
+    ReadChannel {
+        channel_id: u32,
+        after: u64,
+        limit: u16,
+        reply: oneshot::Sender<Result<ChannelPage, ClientError>>,
     },
 }
 
@@ -348,6 +374,48 @@ impl Client {
             }
         }
         Ok(members)
+    }
+
+    /// Posts a sealed message to a text channel; done once the relay has stored it durably.
+    /// Posting the same `message_id` again (say, after a lost connection) is harmless: the
+    /// relay answers with where it stored it the first time.
+    pub async fn post_message(
+        &self,
+        channel_id: u32,
+        message_id: [u8; 16],
+        envelope: Vec<u8>,
+    ) -> Result<Posted, ClientError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::PostMessage {
+                channel_id,
+                message_id,
+                envelope,
+                reply,
+            })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        response.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// A page of a channel's history: messages after seq `after`, at most `limit`.
+    pub async fn read_channel(
+        &self,
+        channel_id: u32,
+        after: u64,
+        limit: u16,
+    ) -> Result<ChannelPage, ClientError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::ReadChannel {
+                channel_id,
+                after,
+                limit,
+                reply,
+            })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        response.await.map_err(|_| ClientError::Stopped)?
     }
 
     /// Sends a group frame (MLS delivery) to the relay; dropped while disconnected.

@@ -28,6 +28,10 @@ pub struct RelayConfig {
     pub request_rate: u32,
     /// Requests one connection may make in a burst.
     pub request_burst: u32,
+    /// Chat messages one member may post per second on average.
+    pub message_rate: u32,
+    /// Chat messages one member may post in a burst.
+    pub message_burst: u32,
     /// Most people in one voice channel.
     pub max_voice_participants: usize,
     /// Most active (unexpired, not used up) invites one member may hold.
@@ -53,6 +57,9 @@ impl Default for RelayConfig {
             // reconnect makes one or two requests.
             request_rate: 20,
             request_burst: 40,
+            // Typing fast is a message a second; pasting a few lines, a burst of them.
+            message_rate: 10,
+            message_burst: 50,
             max_voice_participants: MAX_PARTICIPANTS,
             max_active_invites: 50,
             invites_per_hour: 100,
@@ -77,6 +84,9 @@ pub enum ConfigError {
         "--request-rate and --request-burst must be at least 1, or no one could join a channel"
     )]
     NoRequests,
+    /// No message could ever be posted.
+    #[error("--message-rate and --message-burst must be at least 1, or no one could chat")]
+    NoMessages,
     /// A voice channel limit nobody fits in, or more than a roster can list.
     #[error("--max-voice-participants must be from 1 to {MAX_PARTICIPANTS}, got {0}")]
     VoiceParticipants(usize),
@@ -102,6 +112,9 @@ impl RelayConfig {
         }
         if self.request_rate == 0 || self.request_burst == 0 {
             return Err(ConfigError::NoRequests);
+        }
+        if self.message_rate == 0 || self.message_burst == 0 {
+            return Err(ConfigError::NoMessages);
         }
         if !(1..=MAX_PARTICIPANTS).contains(&self.max_voice_participants) {
             return Err(ConfigError::VoiceParticipants(self.max_voice_participants));

@@ -7,6 +7,7 @@ use arc_swap::ArcSwapOption;
 use sotto_net::proto::MediaHeader;
 use sotto_net::proto::control::{
     ChannelKind, ControlFrame, ErrorCode, ListedMember, MAX_MEMBERS_PER_PAGE,
+    MAX_MESSAGES_PER_PAGE, StoredMessage,
 };
 use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
 use sotto_net::transport::{ControlStream, StreamError, close_code};
@@ -16,8 +17,8 @@ use sotto_net::group::{InviteGrant, check_key_package, server_group_id};
 
 use crate::data_dir::unix_now;
 use crate::db::{
-    AdmissionError, InviteLimits, InviteTerms, KeyPackageCount, Member, NewKeyPackage, Role,
-    StoreError,
+    AdmissionError, InviteLimits, InviteTerms, KeyPackageCount, Member, NewKeyPackage, PostOutcome,
+    Role, StoreError,
 };
 use crate::groups::GroupCursor;
 use crate::metrics::DropReason;
@@ -175,6 +176,12 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
         ),
         group: None,
         group_changes: shared.groups.subscribe(),
+        message_feed: shared.messages.subscribe(),
+        message_limiter: TokenBucket::new(
+            shared.config.message_rate,
+            shared.config.message_burst,
+            Instant::now(),
+        ),
         member,
     };
     let result = session.run(&mut control).await;
@@ -289,6 +296,10 @@ struct Session {
     /// What of its group the member has had, once it asked with `GroupSync`.
     group: Option<GroupCursor>,
     group_changes: tokio::sync::watch::Receiver<u64>,
+    /// Messages stored in the server's text channels, to pass on.
+    message_feed: tokio::sync::broadcast::Receiver<Arc<StoredMessage>>,
+    /// The member's chat message rate.
+    message_limiter: TokenBucket,
 }
 
 impl Session {
@@ -320,6 +331,18 @@ impl Session {
                     batch.as_mut().reset(last_roster + ROSTER_BATCH);
                     Ok(())
                 }
+                message = self.message_feed.recv() => match message {
+                    Ok(message) => control
+                        .send(&ControlFrame::NewMessage((*message).clone()))
+                        .await
+                        .map_err(SessionError::from),
+                    // Fallen behind: the member notices the gap in seqs and reads it.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
+                        debug!(member = self.member.id, skipped, "skipped stored messages");
+                        Ok(())
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
+                },
                 changed = self.group_changes.changed(), if self.group.is_some() => match changed {
                     Ok(()) => self.push_group_updates(control).await,
                     Err(_) => Ok(()),
@@ -408,6 +431,26 @@ impl Session {
             | ControlFrame::JoinGroup { .. }) => {
                 return self.handle_group_frame(group, control).await;
             }
+            ControlFrame::PostMessage {
+                channel_id,
+                message_id,
+                envelope,
+            } => self.post_message(channel_id, message_id, envelope).await,
+            ControlFrame::ReadChannel { .. } => match self.limiter.check(Instant::now()) {
+                Verdict::Allow => self.read_channel(&frame).await,
+                Verdict::Refuse => error_frame(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many requests: at most {} per second; slow down",
+                        self.shared.config.request_rate
+                    ),
+                ),
+                Verdict::Close => {
+                    return Err(SessionError::Flood(
+                        crate::rate_limit::REFUSALS_BEFORE_CLOSE,
+                    ));
+                }
+            },
             key_packages @ (ControlFrame::UploadKeyPackages { .. }
             | ControlFrame::ClaimKeyPackage { .. }) => {
                 return self.handle_key_packages(key_packages, control).await;
@@ -585,6 +628,134 @@ impl Session {
         .await
         .expect("KeyPackage work does not panic");
         control.send(&answer).await.map_err(Into::into)
+    }
+
+    /// Whether `channel_id` is one of the server's text channels; else why not.
+    fn text_channel(&self, channel_id: u32) -> Result<(), (ErrorCode, &'static str)> {
+        match self
+            .shared
+            .channels
+            .iter()
+            .find(|channel| channel.id == channel_id)
+        {
+            None => Err((ErrorCode::NoSuchChannel, "there is no such channel")),
+            Some(channel) if channel.kind != ChannelKind::Text => Err((
+                ErrorCode::NotATextChannel,
+                "that is a voice channel; messages go to text channels",
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Stores a message and passes it on to everyone online; answers its author.
+    async fn post_message(
+        &mut self,
+        channel_id: u32,
+        message_id: [u8; 16],
+        envelope: Vec<u8>,
+    ) -> ControlFrame {
+        let refused = |code, reason: String| ControlFrame::PostRefused {
+            channel_id,
+            message_id,
+            code,
+            reason,
+        };
+        if let Err((code, reason)) = self.text_channel(channel_id) {
+            return refused(code, reason.into());
+        }
+        if !self.message_limiter.try_take(Instant::now()) {
+            self.shared
+                .metrics
+                .requests_rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return refused(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many messages: at most {} per second; wait a moment and send again",
+                    self.shared.config.message_rate
+                ),
+            );
+        }
+        let shared = self.shared.clone();
+        let author = self.member.id;
+        let outcome = tokio::task::spawn_blocking(move || {
+            shared
+                .store
+                .post_message(channel_id, &message_id, author, &envelope, unix_now_ms())
+        })
+        .await
+        .expect("storing a message does not panic");
+        match outcome {
+            Ok(PostOutcome::Stored(message)) => {
+                let answer = ControlFrame::MessagePosted {
+                    channel_id,
+                    message_id,
+                    seq: message.seq,
+                    posted_at: message.posted_at,
+                };
+                // Durable now: pass it on (nobody listening is fine).
+                let _ = self.shared.messages.send(Arc::new(message));
+                answer
+            }
+            Ok(PostOutcome::AlreadyStored(message)) => ControlFrame::MessagePosted {
+                channel_id,
+                message_id,
+                seq: message.seq,
+                posted_at: message.posted_at,
+            },
+            Ok(PostOutcome::IdTaken) => refused(
+                ErrorCode::ProtocolViolation,
+                "another member's message has this id; pick a random one".into(),
+            ),
+            Err(error) => {
+                warn!(
+                    member = self.member.id,
+                    "could not store a message: {error}"
+                );
+                refused(
+                    ErrorCode::Internal,
+                    "the relay could not store the message; send it again".into(),
+                )
+            }
+        }
+    }
+
+    /// A page of a text channel's history.
+    async fn read_channel(&self, request: &ControlFrame) -> ControlFrame {
+        let ControlFrame::ReadChannel {
+            channel_id,
+            after,
+            limit,
+        } = *request
+        else {
+            return error_frame(ErrorCode::Internal, "not a read request");
+        };
+        if let Err((code, reason)) = self.text_channel(channel_id) {
+            return error_frame(code, reason);
+        }
+        let shared = self.shared.clone();
+        let limit = u32::from(limit).clamp(1, MAX_MESSAGES_PER_PAGE as u32);
+        let page = tokio::task::spawn_blocking(move || {
+            shared
+                .store
+                .messages_after(channel_id, after, limit, HISTORY_PAGE_BYTES)
+        })
+        .await
+        .expect("reading messages does not panic");
+        match page {
+            Ok((messages, more)) => ControlFrame::ChannelMessages {
+                channel_id,
+                messages,
+                more,
+            },
+            Err(error) => {
+                warn!("could not read messages: {error}");
+                error_frame(
+                    ErrorCode::Internal,
+                    "the relay could not read the channel; try again",
+                )
+            }
+        }
     }
 
     /// A page of the server's member list, with who is online.
@@ -898,6 +1069,16 @@ impl Session {
             );
         }
     }
+}
+
+/// Envelope bytes in one page of history (the frame may hold 2 MiB).
+const HISTORY_PAGE_BYTES: usize = 1536 * 1024;
+
+/// Milliseconds since the Unix epoch (messages' stored time).
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 fn error_frame(code: ErrorCode, message: impl Into<String>) -> ControlFrame {

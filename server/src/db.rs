@@ -6,10 +6,12 @@
 
 mod groups;
 mod key_packages;
+mod messages;
 mod migrations;
 
 pub use groups::{AcceptCommit, CommitOutcome, StoredGroup};
 pub use key_packages::{KeyPackageCount, MAX_STORED_KEY_PACKAGES, NewKeyPackage};
+pub use messages::PostOutcome;
 
 use std::path::Path;
 use std::sync::Mutex;

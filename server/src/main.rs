@@ -90,6 +90,12 @@ struct ServeArgs {
     /// Requests one connection may make in a burst.
     #[arg(long, default_value_t = RelayConfig::default().request_burst)]
     request_burst: u32,
+    /// Chat messages one member may post per second on average.
+    #[arg(long, default_value_t = RelayConfig::default().message_rate)]
+    message_rate: u32,
+    /// Chat messages one member may post in a burst.
+    #[arg(long, default_value_t = RelayConfig::default().message_burst)]
+    message_burst: u32,
     /// Most people in one voice channel (at most 1000).
     #[arg(long, default_value_t = RelayConfig::default().max_voice_participants)]
     max_voice_participants: usize,
@@ -178,6 +184,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         datagram_burst: args.datagram_burst,
         request_rate: args.request_rate,
         request_burst: args.request_burst,
+        message_rate: args.message_rate,
+        message_burst: args.message_burst,
         max_voice_participants: args.max_voice_participants,
         max_active_invites: args.max_active_invites,
         invites_per_hour: args.invites_per_hour,

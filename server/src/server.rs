@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sotto_net::proto::control::{ChannelInfo, ServerInfo};
+use sotto_net::proto::control::{ChannelInfo, ServerInfo, StoredMessage};
 use sotto_net::transport::{RelayCertificate, close_code, endpoint_config, server_config};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -48,6 +48,10 @@ pub enum RelayError {
     },
 }
 
+/// Stored messages buffered for connections that have not passed them on yet; one that falls
+/// further behind skips some, and its member reads the gap from the channel's history.
+const MESSAGE_FEED: usize = 4096;
+
 /// State shared by all connections.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -59,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) config: RelayConfig,
     pub(crate) groups: Groups,
+    /// Every message stored, for the connections to pass on to their members.
+    pub(crate) messages: tokio::sync::broadcast::Sender<Arc<StoredMessage>>,
     online: Mutex<HashMap<u32, quinn::Connection>>,
 }
 
@@ -193,6 +199,7 @@ impl Relay {
             metrics: Arc::new(Metrics::default()),
             config,
             groups: Groups::new(),
+            messages: tokio::sync::broadcast::channel(MESSAGE_FEED).0,
             online: Mutex::new(HashMap::new()),
         });
         Ok(Self {

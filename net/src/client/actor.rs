@@ -13,10 +13,12 @@ use tracing::{debug, info};
 use crate::client::connect::{self, Established, connection_error};
 use crate::client::receivers::Receivers;
 use crate::client::{
-    ClientError, ClientEvent, ClientOptions, Command, GroupEvent, MediaFrame, MemberPage, Shared,
+    ChannelPage, ClientError, ClientEvent, ClientOptions, Command, GroupEvent, MediaFrame,
+    MemberPage, Posted, Shared,
 };
 use crate::crypto::new_session_salt;
 use crate::invite::InviteLink;
+use crate::proto::ControlFrame;
 use crate::proto::session::{ClientSession, Reconnect, RequestId, SessionEvent};
 use crate::transport::{ControlStream, StreamError, close_code};
 
@@ -36,6 +38,8 @@ enum Ended {
 
 type InviteReply = oneshot::Sender<Result<InviteLink, ClientError>>;
 type MembersReply = oneshot::Sender<Result<MemberPage, ClientError>>;
+type PostReply = oneshot::Sender<Result<Posted, ClientError>>;
+type PageReply = oneshot::Sender<Result<ChannelPage, ClientError>>;
 
 pub(crate) async fn run(
     options: ClientOptions,
@@ -52,6 +56,8 @@ pub(crate) async fn run(
         events,
         invites: HashMap::new(),
         member_pages: HashMap::new(),
+        channel_pages: HashMap::new(),
+        posts: HashMap::new(),
     };
     loop {
         let attempt = tokio::time::timeout(
@@ -67,6 +73,12 @@ pub(crate) async fn run(
             Err(_) => ClientError::Connection(quinn::ConnectionError::TimedOut),
         };
         let decision = actor.session.lost(Instant::now(), error.failure());
+        // Posts in flight are not answered on a new connection: their callers post again.
+        for (_, replies) in actor.posts.drain() {
+            for reply in replies {
+                let _ = reply.send(Err(ClientError::NotConnected));
+            }
+        }
         actor.drain_session().await;
         match decision {
             Reconnect::Stop => {
@@ -108,6 +120,9 @@ struct Actor {
     session: ClientSession,
     invites: HashMap<RequestId, InviteReply>,
     member_pages: HashMap<RequestId, MembersReply>,
+    channel_pages: HashMap<RequestId, PageReply>,
+    /// Posts waiting for the relay's answer, by channel and message id.
+    posts: HashMap<(u32, [u8; 16]), Vec<PostReply>>,
 }
 
 impl Actor {
@@ -146,6 +161,39 @@ impl Actor {
                 // Dropped while disconnected: the group logic syncs again on reconnecting.
                 self.session.send_group(frame);
             }
+            Command::PostMessage {
+                channel_id,
+                message_id,
+                envelope,
+                reply,
+            } => {
+                let frame = ControlFrame::PostMessage {
+                    channel_id,
+                    message_id,
+                    envelope,
+                };
+                if self.session.send_group(frame) {
+                    self.posts
+                        .entry((channel_id, message_id))
+                        .or_default()
+                        .push(reply);
+                } else {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+            }
+            Command::ReadChannel {
+                channel_id,
+                after,
+                limit,
+                reply,
+            } => match self.session.read_channel(channel_id, after, limit) {
+                Some(request) => {
+                    self.channel_pages.insert(request, reply);
+                }
+                None => {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+            },
             Command::ListMembers { after, reply } => match self.session.list_members(after) {
                 Some(request) => {
                     self.member_pages.insert(request, reply);
@@ -342,6 +390,13 @@ impl Actor {
                         message: message.clone(),
                     }));
                 }
+                if let Some(reply) = request.and_then(|request| self.channel_pages.remove(&request))
+                {
+                    let _ = reply.send(Err(ClientError::Refused {
+                        code,
+                        message: message.clone(),
+                    }));
+                }
                 if let Some(reply) = request.and_then(|request| self.member_pages.remove(&request))
                 {
                     let _ = reply.send(Err(ClientError::Refused {
@@ -359,7 +414,20 @@ impl Actor {
                 if let Some(reply) = self.member_pages.remove(&request) {
                     let _ = reply.send(Err(ClientError::NotConnected));
                 }
+                if let Some(reply) = self.channel_pages.remove(&request) {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
             }
+            SessionEvent::ChannelPage {
+                request,
+                messages,
+                more,
+            } => {
+                if let Some(reply) = self.channel_pages.remove(&request) {
+                    let _ = reply.send(Ok((messages, more)));
+                }
+            }
+            SessionEvent::Chat(frame) => self.on_chat(frame).await,
             SessionEvent::Members {
                 request,
                 members,
@@ -399,6 +467,45 @@ impl Actor {
                 debug!("dropped datagram: {error}");
                 self.shared.counters.dropped();
             }
+        }
+    }
+
+    /// Answers our posts and passes new messages on.
+    async fn on_chat(&mut self, frame: ControlFrame) {
+        match frame {
+            ControlFrame::MessagePosted {
+                channel_id,
+                message_id,
+                seq,
+                posted_at,
+            } => {
+                for reply in self
+                    .posts
+                    .remove(&(channel_id, message_id))
+                    .unwrap_or_default()
+                {
+                    let _ = reply.send(Ok(Posted { seq, posted_at }));
+                }
+            }
+            ControlFrame::PostRefused {
+                channel_id,
+                message_id,
+                code,
+                reason,
+            } => {
+                for reply in self
+                    .posts
+                    .remove(&(channel_id, message_id))
+                    .unwrap_or_default()
+                {
+                    let _ = reply.send(Err(ClientError::Refused {
+                        code,
+                        message: reason.clone(),
+                    }));
+                }
+            }
+            ControlFrame::NewMessage(message) => self.emit(ClientEvent::Message(message)).await,
+            other => debug!("ignored {} among message frames", other.name()),
         }
     }
 

@@ -30,6 +30,11 @@ pub const MAX_PARTICIPANTS: usize = 1000;
 pub const MAX_KEY_PACKAGES_PER_UPLOAD: usize = 32;
 /// Largest KeyPackage (an MLS message) accepted.
 pub const MAX_KEY_PACKAGE_LEN: usize = 16 * 1024;
+/// Largest sealed message envelope the relay stores (a message's text, its author's signature
+/// and the sealing; files travel apart).
+pub const MAX_ENVELOPE_LEN: usize = 16 * 1024;
+/// Most messages in one page of a channel's history.
+pub const MAX_MESSAGES_PER_PAGE: usize = 100;
 /// Most members in one page of the member list.
 pub const MAX_MEMBERS_PER_PAGE: usize = 1000;
 /// Bytes of the length prefix.
@@ -125,6 +130,23 @@ pub struct ListedMember {
     pub online: bool,
 }
 
+/// A message as the relay stores and hands it out: sealed, so only members can read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The text channel.
+    pub channel_id: u32,
+    /// Its place in the channel, from 1, with no gaps.
+    pub seq: u64,
+    /// The id its author chose (posting it again is harmless).
+    pub message_id: [u8; 16],
+    /// The author's member id (the author's signature is inside the envelope).
+    pub author: u32,
+    /// When the relay stored it, in Unix milliseconds.
+    pub posted_at: u64,
+    /// The sealed envelope.
+    pub envelope: Vec<u8>,
+}
+
 /// Why the relay refused or ended something. Codes are stable on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -161,6 +183,10 @@ pub enum ErrorCode {
     InviteLimit,
     /// The MLS group refused a handshake message (invalid, or breaks the group's rules).
     GroupRefused,
+    /// The channel exists but is not a text channel.
+    NotATextChannel,
+    /// The message is larger than the relay allows.
+    MessageTooLarge,
     /// A code this build does not know.
     Unknown(u16),
 }
@@ -185,6 +211,8 @@ impl ErrorCode {
             Self::ChannelFull => 14,
             Self::InviteLimit => 15,
             Self::GroupRefused => 16,
+            Self::NotATextChannel => 17,
+            Self::MessageTooLarge => 18,
             Self::Unknown(code) => code,
         }
     }
@@ -208,6 +236,8 @@ impl ErrorCode {
             14 => Self::ChannelFull,
             15 => Self::InviteLimit,
             16 => Self::GroupRefused,
+            17 => Self::NotATextChannel,
+            18 => Self::MessageTooLarge,
             other => Self::Unknown(other),
         }
     }
@@ -413,6 +443,59 @@ pub enum ControlFrame {
         /// Members of the group online now.
         members_online: u32,
     },
+    /// Client → relay: store this sealed message in a text channel.
+    PostMessage {
+        /// The text channel.
+        channel_id: u32,
+        /// The id the author chose; posting the same id again returns the stored message's
+        /// place instead of storing it twice.
+        message_id: [u8; 16],
+        /// The sealed envelope.
+        envelope: Vec<u8>,
+    },
+    /// Relay → client: the message is stored durably at `seq`.
+    MessagePosted {
+        /// The text channel.
+        channel_id: u32,
+        /// The message's id.
+        message_id: [u8; 16],
+        /// Its place in the channel.
+        seq: u64,
+        /// When it was stored, in Unix milliseconds.
+        posted_at: u64,
+    },
+    /// Relay → client: the message was not stored.
+    PostRefused {
+        /// The text channel.
+        channel_id: u32,
+        /// The message's id.
+        message_id: [u8; 16],
+        /// Why, for programs.
+        code: ErrorCode,
+        /// Why, for people.
+        reason: String,
+    },
+    /// Client → relay: the channel's messages after `after` (0 from the start), at most
+    /// `limit` of them.
+    ReadChannel {
+        /// The text channel.
+        channel_id: u32,
+        /// The last seq the client holds.
+        after: u64,
+        /// The most messages wanted (the relay may send fewer).
+        limit: u16,
+    },
+    /// Relay → client: one page of a channel's messages, by ascending seq.
+    ChannelMessages {
+        /// The text channel.
+        channel_id: u32,
+        /// The messages.
+        messages: Vec<StoredMessage>,
+        /// Whether more follow.
+        more: bool,
+    },
+    /// Relay → client: a message was just stored in a text channel.
+    NewMessage(StoredMessage),
     /// Client → relay: store these KeyPackages of mine, for members who add me while I am
     /// offline (an empty upload just asks how many are stored).
     UploadKeyPackages {
@@ -481,6 +564,12 @@ mod kind {
     pub(super) const KEY_PACKAGES_STORED: u8 = 0x1d;
     pub(super) const CLAIM_KEY_PACKAGE: u8 = 0x1e;
     pub(super) const KEY_PACKAGE_CLAIMED: u8 = 0x1f;
+    pub(super) const POST_MESSAGE: u8 = 0x20;
+    pub(super) const MESSAGE_POSTED: u8 = 0x21;
+    pub(super) const POST_REFUSED: u8 = 0x22;
+    pub(super) const READ_CHANNEL: u8 = 0x23;
+    pub(super) const CHANNEL_MESSAGES: u8 = 0x24;
+    pub(super) const NEW_MESSAGE: u8 = 0x25;
 
     /// Group frames (kinds 0x10 to 0x1f) may be up to `MAX_GROUP_FRAME_LEN` long.
     pub(super) fn is_group(kind: u8) -> bool {
@@ -490,7 +579,8 @@ mod kind {
 
 /// The largest frame allowed for a frame kind.
 fn max_len_of_kind(kind: u8) -> usize {
-    if kind::is_group(kind) {
+    // Group frames carry MLS messages; a page of channel history carries many envelopes.
+    if kind::is_group(kind) || kind == kind::CHANNEL_MESSAGES {
         MAX_GROUP_FRAME_LEN
     } else {
         MAX_FRAME_LEN
@@ -710,6 +800,12 @@ impl ControlFrame {
             Self::KeyPackagesStored { .. } => "KeyPackagesStored",
             Self::ClaimKeyPackage { .. } => "ClaimKeyPackage",
             Self::KeyPackageClaimed { .. } => "KeyPackageClaimed",
+            Self::PostMessage { .. } => "PostMessage",
+            Self::MessagePosted { .. } => "MessagePosted",
+            Self::PostRefused { .. } => "PostRefused",
+            Self::ReadChannel { .. } => "ReadChannel",
+            Self::ChannelMessages { .. } => "ChannelMessages",
+            Self::NewMessage(_) => "NewMessage",
             Self::Error { .. } => "Error",
         }
     }
@@ -745,6 +841,12 @@ impl ControlFrame {
             Self::KeyPackagesStored { .. } => kind::KEY_PACKAGES_STORED,
             Self::ClaimKeyPackage { .. } => kind::CLAIM_KEY_PACKAGE,
             Self::KeyPackageClaimed { .. } => kind::KEY_PACKAGE_CLAIMED,
+            Self::PostMessage { .. } => kind::POST_MESSAGE,
+            Self::MessagePosted { .. } => kind::MESSAGE_POSTED,
+            Self::PostRefused { .. } => kind::POST_REFUSED,
+            Self::ReadChannel { .. } => kind::READ_CHANNEL,
+            Self::ChannelMessages { .. } => kind::CHANNEL_MESSAGES,
+            Self::NewMessage(_) => kind::NEW_MESSAGE,
             Self::Error { .. } => kind::ERROR,
         }
     }
@@ -807,6 +909,19 @@ impl ControlFrame {
                     .iter()
                     .chain(last_resort)
                     .try_for_each(|kp| check_count("key package", kp.len(), MAX_KEY_PACKAGE_LEN))
+            }
+            Self::PostMessage { envelope, .. } => {
+                check_count("envelope", envelope.len(), MAX_ENVELOPE_LEN)
+            }
+            Self::PostRefused { reason, .. } => check_text("reason", reason, MAX_MESSAGE_LEN),
+            Self::ChannelMessages { messages, .. } => {
+                check_count("messages", messages.len(), MAX_MESSAGES_PER_PAGE)?;
+                messages
+                    .iter()
+                    .try_for_each(|m| check_count("envelope", m.envelope.len(), MAX_ENVELOPE_LEN))
+            }
+            Self::NewMessage(message) => {
+                check_count("envelope", message.envelope.len(), MAX_ENVELOPE_LEN)
             }
             Self::KeyPackageClaimed { key_package, .. } => check_count(
                 "key package",
@@ -1018,6 +1133,56 @@ impl ControlFrame {
                 w.u8(u8::from(*last_resort));
             }
             Self::ClaimKeyPackage { member } => w.bytes(member),
+            Self::PostMessage {
+                channel_id,
+                message_id,
+                envelope,
+            } => {
+                w.u32(*channel_id);
+                w.bytes(message_id);
+                w.blob(envelope);
+            }
+            Self::MessagePosted {
+                channel_id,
+                message_id,
+                seq,
+                posted_at,
+            } => {
+                w.u32(*channel_id);
+                w.bytes(message_id);
+                w.u64(*seq);
+                w.u64(*posted_at);
+            }
+            Self::PostRefused {
+                channel_id,
+                message_id,
+                code,
+                reason,
+            } => {
+                w.u32(*channel_id);
+                w.bytes(message_id);
+                w.u16(code.to_u16());
+                w.string(reason);
+            }
+            Self::ReadChannel {
+                channel_id,
+                after,
+                limit,
+            } => {
+                w.u32(*channel_id);
+                w.u64(*after);
+                w.u16(*limit);
+            }
+            Self::ChannelMessages {
+                channel_id,
+                messages,
+                more,
+            } => {
+                w.u32(*channel_id);
+                w.list(messages, write_stored_message);
+                w.u8(u8::from(*more));
+            }
+            Self::NewMessage(message) => write_stored_message(w, message),
             Self::KeyPackageClaimed {
                 member,
                 key_package,
@@ -1164,6 +1329,34 @@ impl ControlFrame {
                 available: r.u32("available")?,
                 last_resort: read_flag(r, "last resort")?,
             },
+            kind::POST_MESSAGE => Self::PostMessage {
+                channel_id: r.u32("channel id")?,
+                message_id: r.array("message id")?,
+                envelope: r.blob("envelope", MAX_ENVELOPE_LEN)?,
+            },
+            kind::MESSAGE_POSTED => Self::MessagePosted {
+                channel_id: r.u32("channel id")?,
+                message_id: r.array("message id")?,
+                seq: r.u64("seq")?,
+                posted_at: r.u64("posted at")?,
+            },
+            kind::POST_REFUSED => Self::PostRefused {
+                channel_id: r.u32("channel id")?,
+                message_id: r.array("message id")?,
+                code: ErrorCode::from_u16(r.u16("error code")?),
+                reason: r.string("reason", MAX_MESSAGE_LEN)?,
+            },
+            kind::READ_CHANNEL => Self::ReadChannel {
+                channel_id: r.u32("channel id")?,
+                after: r.u64("after")?,
+                limit: r.u16("limit")?,
+            },
+            kind::CHANNEL_MESSAGES => Self::ChannelMessages {
+                channel_id: r.u32("channel id")?,
+                messages: r.list("messages", MAX_MESSAGES_PER_PAGE, read_stored_message)?,
+                more: read_flag(r, "more")?,
+            },
+            kind::NEW_MESSAGE => Self::NewMessage(read_stored_message(r)?),
             kind::CLAIM_KEY_PACKAGE => Self::ClaimKeyPackage {
                 member: r.array("member")?,
             },
@@ -1217,6 +1410,26 @@ fn read_participant(r: &mut Reader<'_>) -> Result<Participant, DecodeError> {
         public_key: r.array("public key")?,
         display_name: r.string("display name", MAX_NAME_LEN)?,
         session_salt: r.array("session salt")?,
+    })
+}
+
+fn write_stored_message(w: &mut Writer<'_>, m: &StoredMessage) {
+    w.u32(m.channel_id);
+    w.u64(m.seq);
+    w.bytes(&m.message_id);
+    w.u32(m.author);
+    w.u64(m.posted_at);
+    w.blob(&m.envelope);
+}
+
+fn read_stored_message(r: &mut Reader<'_>) -> Result<StoredMessage, DecodeError> {
+    Ok(StoredMessage {
+        channel_id: r.u32("channel id")?,
+        seq: r.u64("seq")?,
+        message_id: r.array("message id")?,
+        author: r.u32("author")?,
+        posted_at: r.u64("posted at")?,
+        envelope: r.blob("envelope", MAX_ENVELOPE_LEN)?,
     })
 }
 

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::proto::control::{
-    ControlFrame, ErrorCode, InviteToken, ListedMember, Participant, SessionSalt,
+    ControlFrame, ErrorCode, InviteToken, ListedMember, Participant, SessionSalt, StoredMessage,
 };
 
 /// A connection that lasted this long counts as healthy: the next loss retries quickly again.
@@ -111,6 +111,18 @@ pub enum SessionEvent {
         /// Whether more follow.
         more: bool,
     },
+    /// A page of a channel's history came.
+    ChannelPage {
+        /// The request.
+        request: RequestId,
+        /// The messages, by ascending seq.
+        messages: Vec<StoredMessage>,
+        /// Whether more follow.
+        more: bool,
+    },
+    /// A message frame outside the request queue: `MessagePosted`, `PostRefused` (answers to
+    /// our posts, matched by message id) or `NewMessage` (a push).
+    Chat(ControlFrame),
     /// The relay refused a request; `request` is none for a voice join.
     RequestFailed {
         /// The invite request refused, if it was one.
@@ -157,13 +169,14 @@ enum Pending {
     },
     Invite(RequestId),
     Members(RequestId),
+    Read(RequestId),
 }
 
 impl Pending {
     /// The id of a request the user waits on (invites and member lists).
     fn request(&self) -> Option<RequestId> {
         match self {
-            Self::Invite(request) | Self::Members(request) => Some(*request),
+            Self::Invite(request) | Self::Members(request) | Self::Read(request) => Some(*request),
             Self::Join { .. } => None,
         }
     }
@@ -279,6 +292,22 @@ impl ClientSession {
         Some(request)
     }
 
+    /// Asks for a page of a channel's history (after `after`); none while disconnected.
+    pub fn read_channel(&mut self, channel_id: u32, after: u64, limit: u16) -> Option<RequestId> {
+        if !self.is_connected() {
+            return None;
+        }
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending.push_back(Pending::Read(request));
+        self.transmit.push_back(ControlFrame::ReadChannel {
+            channel_id,
+            after,
+            limit,
+        });
+        Some(request)
+    }
+
     /// Sends a group frame (MLS delivery); false while disconnected.
     pub fn send_group(&mut self, frame: ControlFrame) -> bool {
         if !self.is_connected() {
@@ -341,6 +370,25 @@ impl ClientSession {
                 }
                 _ => Err(SessionError::Unsolicited("InviteCreated")),
             },
+            ControlFrame::ChannelMessages { messages, more, .. } => {
+                match self.pending.pop_front() {
+                    Some(Pending::Read(request)) => {
+                        self.events.push_back(SessionEvent::ChannelPage {
+                            request,
+                            messages,
+                            more,
+                        });
+                        Ok(())
+                    }
+                    _ => Err(SessionError::Unsolicited("ChannelMessages")),
+                }
+            }
+            chat @ (ControlFrame::MessagePosted { .. }
+            | ControlFrame::PostRefused { .. }
+            | ControlFrame::NewMessage(_)) => {
+                self.events.push_back(SessionEvent::Chat(chat));
+                Ok(())
+            }
             ControlFrame::MemberList { members, more } => match self.pending.pop_front() {
                 Some(Pending::Members(request)) => {
                     self.events.push_back(SessionEvent::Members {
@@ -402,7 +450,9 @@ impl ClientSession {
 
     fn on_error(&mut self, code: ErrorCode, message: String) {
         let request = match self.pending.pop_front() {
-            Some(Pending::Invite(request) | Pending::Members(request)) => Some(request),
+            Some(Pending::Invite(request) | Pending::Members(request) | Pending::Read(request)) => {
+                Some(request)
+            }
             // A join we gave up on: its refusal changes nothing.
             Some(Pending::Join {
                 cancelled: true, ..

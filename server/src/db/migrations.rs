@@ -100,6 +100,17 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (member_id, reference)
      );
      CREATE INDEX key_packages_by_member ON key_packages (member_id, last_resort, uploaded_at);",
+    // 5: text channels' messages, sealed: the relay stores envelopes it cannot open.
+    "CREATE TABLE messages (
+         channel_id INTEGER NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+         seq INTEGER NOT NULL,
+         message_id BLOB NOT NULL CHECK (length(message_id) = 16),
+         author INTEGER NOT NULL REFERENCES members (id),
+         posted_at INTEGER NOT NULL,
+         envelope BLOB NOT NULL,
+         PRIMARY KEY (channel_id, seq),
+         UNIQUE (channel_id, message_id)
+     );",
 ];
 
 /// Brings the schema up to date, one transaction per migration.

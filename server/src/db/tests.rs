@@ -442,3 +442,49 @@ fn one_commit_per_epoch_and_only_the_winners_welcome_is_ever_handed_out() {
         vec![(0, b"commit-a".to_vec())]
     );
 }
+
+#[test]
+fn messages_get_gapless_seqs_reposts_are_harmless_and_pages_respect_size() {
+    let (_dir, store, server) = store();
+    let token = open_invite(&store, server);
+    let ada = store
+        .admit(server, &[1; 32], "ada", Some(&token), NOW)
+        .unwrap()
+        .unwrap();
+    let bob = store
+        .admit(server, &[2; 32], "bob", Some(&token), NOW)
+        .unwrap()
+        .unwrap();
+    let general = store.channels(server).unwrap()[0].id;
+    let post = |id: u8, author: u32, len: usize| {
+        store
+            .post_message(general, &[id; 16], author, &vec![id; len], NOW * 1000)
+            .unwrap()
+    };
+    for id in 1..=5 {
+        let PostOutcome::Stored(message) = post(id, ada.id, 100) else {
+            panic!("not stored")
+        };
+        assert_eq!(message.seq, u64::from(id));
+    }
+    // Posting the same id again returns where it is; another author cannot take the id.
+    let PostOutcome::AlreadyStored(again) = post(3, ada.id, 100) else {
+        panic!("stored twice")
+    };
+    assert_eq!(again.seq, 3);
+    assert_eq!(post(3, bob.id, 100), PostOutcome::IdTaken);
+
+    let (page, more) = store.messages_after(general, 0, 2, 1 << 20).unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    assert!(more);
+    let (page, more) = store.messages_after(general, 2, 10, 250).unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [3, 4],
+        "a page stops before passing its byte budget"
+    );
+    assert!(more);
+    let (page, more) = store.messages_after(general, 4, 10, 1 << 20).unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [5]);
+    assert!(!more);
+}

@@ -158,6 +158,48 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             member: [17; 32],
             key_package: None,
         },
+        ControlFrame::PostMessage {
+            channel_id: 1,
+            message_id: [19; 16],
+            envelope: vec![20; 500],
+        },
+        ControlFrame::MessagePosted {
+            channel_id: 1,
+            message_id: [19; 16],
+            seq: 42,
+            posted_at: 1_800_000_000_123,
+        },
+        ControlFrame::PostRefused {
+            channel_id: 2,
+            message_id: [19; 16],
+            code: ErrorCode::NotATextChannel,
+            reason: "that is a voice channel".into(),
+        },
+        ControlFrame::ReadChannel {
+            channel_id: 1,
+            after: 40,
+            limit: 100,
+        },
+        ControlFrame::ChannelMessages {
+            channel_id: 1,
+            messages: vec![StoredMessage {
+                channel_id: 1,
+                seq: 41,
+                message_id: [21; 16],
+                author: 3,
+                posted_at: 1_800_000_000_000,
+                envelope: vec![22; 300],
+            }],
+            more: false,
+        },
+        ControlFrame::NewMessage(StoredMessage {
+            channel_id: 1,
+            seq: 43,
+            message_id: [23; 16],
+            author: 4,
+            posted_at: 1_800_000_000_999,
+            envelope: vec![24; 10],
+        }),
         ControlFrame::ListMembers { after: 0 },
         ControlFrame::ListMembers { after: 41 },
         ControlFrame::MemberList {

@@ -1,0 +1,134 @@
+//! Text channels' messages: sealed envelopes under a per-channel sequence number. Each message's
+//! place is decided in one transaction, and the relay acknowledges it only after that
+//! transaction is durable.
+
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use sotto_net::proto::control::StoredMessage;
+
+use super::{Store, StoreError, to_u32};
+
+/// What became of a post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostOutcome {
+    /// Stored now.
+    Stored(StoredMessage),
+    /// The author posted this message id before: where it is.
+    AlreadyStored(StoredMessage),
+    /// Another member's message has this id in the channel.
+    IdTaken,
+}
+
+impl Store {
+    /// Stores `envelope` as the next message of `channel_id` by `author`, unless the author
+    /// stored this `message_id` there already.
+    pub fn post_message(
+        &self,
+        channel_id: u32,
+        message_id: &[u8; 16],
+        author: u32,
+        envelope: &[u8],
+        now_unix_ms: u64,
+    ) -> Result<PostOutcome, StoreError> {
+        self.with(|connection| {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing = tx
+                .query_row(
+                    "SELECT seq, author, posted_at, envelope FROM messages
+                     WHERE channel_id = ?1 AND message_id = ?2",
+                    params![channel_id, message_id.as_slice()],
+                    |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, Vec<u8>>(3)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            if let Some((seq, stored_author, posted_at, envelope)) = existing {
+                if to_u32(stored_author, "author")? != author {
+                    return Ok(PostOutcome::IdTaken);
+                }
+                return Ok(PostOutcome::AlreadyStored(StoredMessage {
+                    channel_id,
+                    seq: seq as u64,
+                    message_id: *message_id,
+                    author,
+                    posted_at: posted_at as u64,
+                    envelope,
+                }));
+            }
+            let seq: i64 = tx.query_row(
+                "SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE channel_id = ?1",
+                params![channel_id],
+                |row| row.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO messages (channel_id, seq, message_id, author, posted_at, envelope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    channel_id,
+                    seq,
+                    message_id.as_slice(),
+                    author,
+                    now_unix_ms as i64,
+                    envelope
+                ],
+            )?;
+            tx.commit()?;
+            Ok(PostOutcome::Stored(StoredMessage {
+                channel_id,
+                seq: seq as u64,
+                message_id: *message_id,
+                author,
+                posted_at: now_unix_ms,
+                envelope: envelope.to_vec(),
+            }))
+        })
+    }
+
+    /// Up to `limit` messages of `channel_id` after seq `after`, by seq, stopping before the
+    /// envelopes pass `max_bytes` (at least one is returned if any exists); and whether more
+    /// follow.
+    pub fn messages_after(
+        &self,
+        channel_id: u32,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<(Vec<StoredMessage>, bool), StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT seq, message_id, author, posted_at, envelope FROM messages
+                 WHERE channel_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let mut rows = statement.query(params![channel_id, after as i64, limit + 1])?;
+            let mut messages = Vec::new();
+            let mut bytes = 0;
+            let mut more = false;
+            while let Some(row) = rows.next()? {
+                let envelope: Vec<u8> = row.get(4)?;
+                if messages.len() == limit as usize
+                    || (!messages.is_empty() && bytes + envelope.len() > max_bytes)
+                {
+                    more = true;
+                    break;
+                }
+                bytes += envelope.len();
+                let message_id: Vec<u8> = row.get(1)?;
+                messages.push(StoredMessage {
+                    channel_id,
+                    seq: row.get::<_, i64>(0)? as u64,
+                    message_id: message_id
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("message id"))?,
+                    author: to_u32(row.get(2)?, "author")?,
+                    posted_at: row.get::<_, i64>(3)? as u64,
+                    envelope,
+                });
+            }
+            Ok((messages, more))
+        })
+    }
+}
