@@ -1,6 +1,7 @@
 //! `sotto`: the Sotto client on the command line — join servers, talk in voice channels, host a
 //! relay, or watch the whole system work with `sotto demo`.
 
+mod chat;
 mod demo;
 mod members;
 mod ptt;
@@ -102,6 +103,27 @@ enum Command {
     Admit {
         /// The member's name, or its id (or the id's first characters).
         member: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Send a message to a text channel (end-to-end encrypted: the relay stores it sealed).
+    Send {
+        /// The text channel, e.g. `general` or `#general`.
+        channel: String,
+        /// The message; read from standard input when left out.
+        text: Vec<String>,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show a text channel's latest messages.
+    History {
+        /// The text channel, e.g. `general` or `#general`.
+        channel: String,
+        /// How many of the latest messages to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
         server: Option<String>,
@@ -332,6 +354,16 @@ async fn run(command: Command) -> Result<()> {
         } => members::verify(server.as_deref(), &member, yes, accept_change).await,
         Command::Kick { member, server } => members::kick(server.as_deref(), &member).await,
         Command::Rekey { server } => members::rekey(server.as_deref()).await,
+        Command::Send {
+            channel,
+            text,
+            server,
+        } => chat::send(server.as_deref(), &channel, &text).await,
+        Command::History {
+            channel,
+            limit,
+            server,
+        } => chat::history(server.as_deref(), &channel, limit).await,
         Command::Admit { member, server } => members::admit(server.as_deref(), &member).await,
         Command::Leave { server, yes } => members::leave(server.as_deref(), yes).await,
         Command::Voice(args) => voice::run(&args).await,

@@ -12,6 +12,7 @@
 //! - [`roster::Roster`]: who is in the voice channel, kept from the client's roster events.
 
 pub mod call;
+pub mod chat;
 pub mod connection;
 mod feedback;
 pub mod group;

@@ -30,9 +30,9 @@ pub const MAX_PARTICIPANTS: usize = 1000;
 pub const MAX_KEY_PACKAGES_PER_UPLOAD: usize = 32;
 /// Largest KeyPackage (an MLS message) accepted.
 pub const MAX_KEY_PACKAGE_LEN: usize = 16 * 1024;
-/// Largest sealed message envelope the relay stores (a message's text, its author's signature
-/// and the sealing; files travel apart).
-pub const MAX_ENVELOPE_LEN: usize = 16 * 1024;
+/// Largest sealed message envelope the relay stores: a text envelope with the largest body
+/// (64 KiB) and its sealing; files travel apart.
+pub const MAX_ENVELOPE_LEN: usize = crate::seal::text::MAX_ENVELOPE_LEN;
 /// Most messages in one page of a channel's history.
 pub const MAX_MESSAGES_PER_PAGE: usize = 100;
 /// Most members in one page of the member list.

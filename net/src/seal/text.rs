@@ -71,6 +71,11 @@ impl TextSecret {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
+
+    /// The raw secret bytes (to keep it sealed on disk; never log them).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 impl std::fmt::Debug for TextSecret {
@@ -252,6 +257,17 @@ pub enum OpenError {
     /// message in someone else's name.
     #[error("text message signature does not verify against its author's key")]
     BadSignature,
+}
+
+/// Seals `body` as a message by `identity` (whose key the header names as author) with a
+/// fresh random message id.
+pub fn seal_message_by(
+    secret: &TextSecret,
+    identity: &crate::identity::Identity,
+    header: &MessageHeader,
+    body: &[u8],
+) -> Result<SealedMessage, SealError> {
+    seal_message(secret, identity.signing_key(), header, body)
 }
 
 /// Seals `body` as a message by `author` with a fresh random message id.

@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::logic::{GroupLogic, GroupState, LogicEvent, Purpose, unix_now};
 use super::store::{GroupStore, StoredGroup};
+use sotto_net::seal::text::TextSecret;
 
 /// How long after a new epoch (without removals) our media switches to its key.
 const SENDER_SWITCH_DELAY: Duration = Duration::from_millis(300);
@@ -61,6 +62,12 @@ enum Command {
     Leave {
         reply: oneshot::Sender<Result<(), GroupActionError>>,
     },
+    TextSecret {
+        channel_id: u32,
+        /// The epoch wanted; none for the current one.
+        epoch: Option<u64>,
+        reply: oneshot::Sender<Option<(u64, TextSecret)>>,
+    },
 }
 
 /// The front end's handle on the group: its state, and the actions a member can take.
@@ -81,6 +88,7 @@ impl std::fmt::Debug for Command {
             Self::SelfUpdate { .. } => "SelfUpdate",
             Self::Add { .. } => "Add",
             Self::Leave { .. } => "Leave",
+            Self::TextSecret { .. } => "TextSecret",
         })
     }
 }
@@ -184,6 +192,31 @@ impl GroupHandle {
     /// Rotates our keys.
     pub async fn self_update(&self) -> Result<(), GroupActionError> {
         self.ask(|reply| Command::SelfUpdate { reply }).await
+    }
+
+    /// The current epoch and its text secret for `channel_id`, to seal a message with; none
+    /// while we are not in the group.
+    pub async fn text_secret(&self, channel_id: u32) -> Option<(u64, TextSecret)> {
+        self.text_secret_of(channel_id, None).await
+    }
+
+    /// The text secret of `channel_id` in `epoch` (none: the current one), to open a message
+    /// with; none if we were not in the group then.
+    pub async fn text_secret_of(
+        &self,
+        channel_id: u32,
+        epoch: Option<u64>,
+    ) -> Option<(u64, TextSecret)> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::TextSecret {
+                channel_id,
+                epoch,
+                reply,
+            })
+            .await
+            .ok()?;
+        answer.await.ok()?
     }
 
     /// Asks to leave the group; the next member online commits it.
@@ -332,6 +365,35 @@ impl Agent {
                     let _ = reply.send(Err(error.into()));
                 }
             },
+            Command::TextSecret {
+                channel_id,
+                epoch,
+                reply,
+            } => {
+                let current = self.logic.text_secret(channel_id);
+                let secret = match epoch {
+                    None => current,
+                    Some(epoch) if current.as_ref().is_some_and(|(now, _)| *now == epoch) => {
+                        current
+                    }
+                    Some(epoch) => {
+                        let store = self.store.clone();
+                        let group_id = self.logic.group_id().to_vec();
+                        tokio::task::spawn_blocking(move || {
+                            store
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                                .text_secret(&group_id, epoch, channel_id)
+                        })
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten()
+                        .map(|secret| (epoch, secret))
+                    }
+                };
+                let _ = reply.send(secret);
+            }
             Command::Leave { reply } => {
                 let result = self.logic.leave().map_err(GroupActionError::from);
                 self.settle().await;

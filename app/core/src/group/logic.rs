@@ -27,6 +27,7 @@ use sotto_net::group::{
 };
 use sotto_net::identity::Identity;
 use sotto_net::proto::control::{ChannelInfo, ChannelKind, ControlFrame, PublicKey};
+use sotto_net::seal::text::TextSecret;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
@@ -198,6 +199,7 @@ pub struct GroupLogic {
     /// The latest epoch the relay said the group is at.
     relay_epoch: Option<u64>,
     voice_channels: Vec<u32>,
+    text_channels: Vec<u32>,
     state: GroupState,
     transmit: VecDeque<ControlFrame>,
     events: VecDeque<LogicEvent>,
@@ -244,6 +246,7 @@ impl GroupLogic {
             syncs_unanswered: 0,
             relay_epoch: None,
             voice_channels: Vec::new(),
+            text_channels: Vec::new(),
             state: GroupState::Connecting,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -300,6 +303,12 @@ impl GroupLogic {
             .filter(|channel| channel.kind == ChannelKind::Voice)
             .map(|channel| channel.id)
             .collect();
+        self.text_channels = channels
+            .iter()
+            .filter(|channel| channel.kind == ChannelKind::Text)
+            .map(|channel| channel.id)
+            .collect();
+        self.record_text_secrets();
         // Whatever was in flight before a reconnection is settled by the sync that follows:
         // the relay hands our commit back if it took it.
         if let Some(pending) = self.pending.take() {
@@ -384,6 +393,31 @@ impl GroupLogic {
         &self.state
     }
 
+    /// Keeps the current epoch's text secrets on disk, so its messages stay readable later.
+    fn record_text_secrets(&mut self) {
+        let Some(group) = self.group.as_ref().filter(|group| group.is_active()) else {
+            return;
+        };
+        for channel_id in &self.text_channels {
+            match group.text_secret(&self.provider, *channel_id) {
+                Ok(secret) => self.changes.push(StoreChange::TextSecret {
+                    group_id: self.group_id.clone(),
+                    epoch: group.epoch(),
+                    channel_id: *channel_id,
+                    secret: TextSecret::from_bytes(*secret),
+                }),
+                Err(error) => warn!("could not derive a text secret: {error}"),
+            }
+        }
+    }
+
+    /// The current epoch and its text secret for `channel_id` (to seal a message with).
+    pub fn text_secret(&self, channel_id: u32) -> Option<(u64, TextSecret)> {
+        let group = self.active_group()?;
+        let secret = group.text_secret(&self.provider, channel_id).ok()?;
+        Some((group.epoch(), TextSecret::from_bytes(*secret)))
+    }
+
     /// The media base keys of every voice channel for the current epoch.
     pub fn media_bases(&self) -> Option<(u64, Vec<ChannelBase>)> {
         let group = self.active_group()?;
@@ -449,6 +483,7 @@ impl GroupLogic {
 
     fn epoch_changed_by(&mut self, removal: bool) {
         self.announce_member();
+        self.record_text_secrets();
         if let Some(epoch) = self.epoch() {
             self.events
                 .push_back(LogicEvent::EpochChanged { epoch, removal });

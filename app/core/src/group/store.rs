@@ -17,10 +17,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::Sha256;
 use sotto_net::group::{InviteSecret, StoreDelta};
 use sotto_net::identity::Identity;
+use sotto_net::seal::text::TextSecret;
 use zeroize::Zeroizing;
 
 const STORE_KEY_SALT: &[u8] = b"sotto/1 local group store";
 const NONCE_LEN: usize = 24;
+
+/// The associated data's key for a text secret: group id, epoch, channel id.
+fn text_secret_key(group_id: &[u8], epoch: u64, channel_id: u32) -> Vec<u8> {
+    [group_id, &epoch.to_be_bytes(), &channel_id.to_be_bytes()].concat()
+}
 
 /// The associated data's key for a fact: group id, a zero byte, the fact's name.
 fn fact_key(group_id: &[u8], name: &str) -> Vec<u8> {
@@ -60,6 +66,17 @@ pub enum StoreChange {
         group_id: Vec<u8>,
         /// The secret.
         secret: Option<InviteSecret>,
+    },
+    /// Keeps an epoch's text secret of a channel, to read that epoch's messages later.
+    TextSecret {
+        /// The group.
+        group_id: Vec<u8>,
+        /// The epoch.
+        epoch: u64,
+        /// The text channel.
+        channel_id: u32,
+        /// The secret (MLS exporter value).
+        secret: TextSecret,
     },
     /// Keeps (or forgets, with `None`) a named fact about a group.
     Fact {
@@ -120,6 +137,9 @@ impl GroupStore {
                  group_id BLOB PRIMARY KEY, epoch INTEGER NOT NULL, commit_message BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS invite_secrets (
                  group_id BLOB PRIMARY KEY, secret BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS text_secrets (
+                 group_id BLOB NOT NULL, epoch INTEGER NOT NULL, channel_id INTEGER NOT NULL,
+                 secret BLOB NOT NULL, PRIMARY KEY (group_id, epoch, channel_id));
              CREATE TABLE IF NOT EXISTS group_facts (
                  group_id BLOB NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
                  PRIMARY KEY (group_id, name));",
@@ -238,6 +258,36 @@ impl GroupStore {
         Ok(Some(InviteSecret::from_bytes(bytes)))
     }
 
+    /// The text secret of `channel_id` in `epoch`, if we were in the group then.
+    pub fn text_secret(
+        &self,
+        group_id: &[u8],
+        epoch: u64,
+        channel_id: u32,
+    ) -> Result<Option<TextSecret>, GroupStoreError> {
+        let sealed: Option<Vec<u8>> = self
+            .connection
+            .query_row(
+                "SELECT secret FROM text_secrets WHERE group_id = ?1 AND epoch = ?2 AND channel_id = ?3",
+                params![group_id, epoch as i64, channel_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let opened = self.open_value(
+            "text_secrets",
+            &text_secret_key(group_id, epoch, channel_id),
+            &sealed,
+        )?;
+        let secret: [u8; 32] = opened
+            .as_slice()
+            .try_into()
+            .map_err(|_| GroupStoreError::Unreadable(self.path.clone()))?;
+        Ok(Some(TextSecret::from_bytes(secret)))
+    }
+
     /// Everything kept for `group_id`.
     pub fn stored(&self, group_id: &[u8]) -> Result<StoredGroup, GroupStoreError> {
         let mut statement = self
@@ -285,6 +335,16 @@ impl GroupStore {
                     name,
                     value: Some(value),
                 } => Some(self.seal("group_facts", &fact_key(group_id, name), value)),
+                StoreChange::TextSecret {
+                    group_id,
+                    epoch,
+                    channel_id,
+                    secret,
+                } => Some(self.seal(
+                    "text_secrets",
+                    &text_secret_key(group_id, *epoch, *channel_id),
+                    secret.as_bytes(),
+                )),
                 _ => None,
             })
             .collect();
@@ -318,6 +378,20 @@ impl GroupStore {
                         "DELETE FROM pending_commits WHERE group_id = ?1",
                         params![group_id],
                     )?;
+                }
+                StoreChange::TextSecret {
+                    group_id,
+                    epoch,
+                    channel_id,
+                    ..
+                } => {
+                    if let Some(sealed) = sealed_secret {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO text_secrets (group_id, epoch, channel_id, secret)
+                             VALUES (?1, ?2, ?3, ?4)",
+                            params![group_id, *epoch as i64, channel_id, sealed],
+                        )?;
+                    }
                 }
                 StoreChange::Fact { group_id, name, .. } => match sealed_secret {
                     Some(sealed) => {

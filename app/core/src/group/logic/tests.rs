@@ -66,7 +66,7 @@ impl Device {
                         self.facts.remove(name);
                     }
                 },
-                StoreChange::InviteSecret { .. } => {}
+                StoreChange::InviteSecret { .. } | StoreChange::TextSecret { .. } => {}
             }
         }
         let (key_packages, mut group): (Vec<_>, Vec<_>) =

@@ -1,0 +1,210 @@
+//! Text channel messages: sealed with the server group's text secret of the current epoch and
+//! signed by their author, posted to the relay (which stores only the envelope), and opened
+//! again with the secret of the epoch they were sealed in.
+//!
+//! What a member can read: messages sealed in epochs it was in. Older ones (from before it
+//! joined) stay sealed, and say so.
+
+use std::time::Duration;
+
+use sotto_net::client::{ClientError, Posted};
+use sotto_net::identity::Identity;
+use sotto_net::proto::control::{PublicKey, StoredMessage};
+use sotto_net::seal::text::{
+    MAX_BODY_LEN, MessageHeader, OpenError, decode_envelope, encode_envelope, open_message,
+    seal_message_by,
+};
+
+use crate::Session;
+
+/// The envelope kind of a plain text message.
+pub const KIND_TEXT: u8 = 1;
+
+/// How often a post is tried while the connection is down (with the same message id, so it is
+/// stored once).
+const POST_TRIES: u32 = 20;
+const POST_RETRY: Duration = Duration::from_millis(250);
+
+/// Why a message could not be posted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChatError {
+    /// We are not in the server's encryption group (yet), so we hold no key to seal with.
+    #[error("you are not in this server's encryption group yet, so messages cannot be sealed")]
+    NotInGroup,
+    /// The message is too long.
+    #[error("the message is {0} bytes; at most {MAX_BODY_LEN} fit in one")]
+    TooLong(usize),
+    /// The message is empty.
+    #[error("the message is empty")]
+    Empty,
+    /// The relay refused it, or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// What a stored message says, once opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatBody {
+    /// Its text.
+    Text(String),
+    /// It could not be read, and why (for people).
+    Unreadable(String),
+}
+
+/// A message of a text channel as a front end shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// The channel.
+    pub channel_id: u32,
+    /// Its place in the channel.
+    pub seq: u64,
+    /// The author's identity key (signed, when readable) and member id (from the relay).
+    pub author: Option<PublicKey>,
+    /// The author's member id, as the relay stored it.
+    pub author_member: u32,
+    /// When the author sent it (author's clock, Unix ms), when readable.
+    pub sent_at_ms: Option<u64>,
+    /// When the relay stored it (Unix ms).
+    pub posted_at_ms: u64,
+    /// What it says.
+    pub body: ChatBody,
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// Seals `text` and posts it to `channel_id`; done once the relay stored it durably.
+pub async fn post(
+    session: &Session,
+    identity: &Identity,
+    channel_id: u32,
+    text: &str,
+) -> Result<Posted, ChatError> {
+    if text.trim().is_empty() {
+        return Err(ChatError::Empty);
+    }
+    if text.len() > MAX_BODY_LEN {
+        return Err(ChatError::TooLong(text.len()));
+    }
+    let (epoch, secret) = session
+        .group
+        .text_secret(channel_id)
+        .await
+        .ok_or(ChatError::NotInGroup)?;
+    let header = MessageHeader {
+        channel_id,
+        epoch,
+        author: identity.public_key(),
+        sent_at_ms: unix_now_ms(),
+        kind: KIND_TEXT,
+    };
+    let sealed = seal_message_by(&secret, identity, &header, text.as_bytes())
+        .map_err(|_| ChatError::TooLong(text.len()))?;
+    let envelope = encode_envelope(&sealed);
+    let mut tries = 0;
+    loop {
+        match session
+            .client
+            .post_message(channel_id, *sealed.message_id(), envelope.clone())
+            .await
+        {
+            Err(ClientError::NotConnected) if tries < POST_TRIES => {
+                tries += 1;
+                tokio::time::sleep(POST_RETRY).await;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// Opens a stored message with the text secret of the epoch it was sealed in.
+pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
+    let mut message = ChatMessage {
+        channel_id: stored.channel_id,
+        seq: stored.seq,
+        author: None,
+        author_member: stored.author,
+        sent_at_ms: None,
+        posted_at_ms: stored.posted_at,
+        body: ChatBody::Unreadable(String::new()),
+    };
+    message.body = match open_body(session, stored).await {
+        Ok((author, sent_at_ms, text)) => {
+            message.author = Some(author);
+            message.sent_at_ms = Some(sent_at_ms);
+            ChatBody::Text(text)
+        }
+        Err(why) => ChatBody::Unreadable(why.into()),
+    };
+    message
+}
+
+async fn open_body(
+    session: &Session,
+    stored: &StoredMessage,
+) -> Result<(PublicKey, u64, String), &'static str> {
+    let sealed = decode_envelope(&stored.envelope).map_err(|_| "not a message envelope")?;
+    let header = *sealed.header();
+    if header.channel_id != stored.channel_id || *sealed.message_id() != stored.message_id {
+        return Err("the relay filed it under another channel or id");
+    }
+    let (_, secret) = session
+        .group
+        .text_secret_of(header.channel_id, Some(header.epoch))
+        .await
+        .ok_or("sent before you joined (or its keys are gone): it stays sealed")?;
+    let opened = open_message(&secret, &stored.envelope).map_err(|error| match error {
+        OpenError::BadSignature | OpenError::InvalidAuthorKey => {
+            "its signature does not hold: forged"
+        }
+        _ => "damaged or sealed with other keys",
+    })?;
+    if header.kind != KIND_TEXT {
+        return Err("a kind of message this version does not show");
+    }
+    let text = String::from_utf8(opened.body).map_err(|_| "not text")?;
+    Ok((header.author, header.sent_at_ms, printable(&text)))
+}
+
+/// `text` without control characters other than newlines and tabs (a terminal must not be
+/// steered by a message).
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
+}
+
+/// A page of `channel_id`'s history after seq `after`, opened; and whether more follow.
+pub async fn history(
+    session: &Session,
+    channel_id: u32,
+    after: u64,
+    limit: u16,
+) -> Result<(Vec<ChatMessage>, bool), ChatError> {
+    let (stored, more) = session
+        .client
+        .read_channel(channel_id, after, limit)
+        .await?;
+    let mut messages = Vec::with_capacity(stored.len());
+    for message in &stored {
+        messages.push(open(session, message).await);
+    }
+    Ok((messages, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_dropped_but_lines_stay() {
+        assert_eq!(
+            printable("hi\u{1b}[31mred\u{7}\n\tnext\u{0}"),
+            "hi[31mred\n\tnext"
+        );
+    }
+}

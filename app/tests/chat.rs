@@ -1,0 +1,97 @@
+//! Text channels on the command line, end to end: messages sealed by their author, stored by
+//! the relay as envelopes it cannot open, read by members in the group when they were sent, and
+//! unreadable to a member who joined later. The relay's files hold none of the words.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Every file under `dir`, as bytes.
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found
+}
+
+#[test]
+fn members_read_what_was_sent_while_they_were_in_and_the_relay_reads_nothing() {
+    let server = Server::start(&["Ada", "Bob"]);
+    let (ada, bob) = (&server.members[0], &server.members[1]);
+    let canary = "canary-3be1c07d quietly";
+    let said = String::from_utf8(sotto(ada, &["send", "general", "hello", canary]).stdout).unwrap();
+    assert!(said.starts_with("Sent to #general (message 1)"), "{said}");
+
+    // Bob sends one from standard input, with a terminal escape in it.
+    let mut child = Command::new(SOTTO)
+        .args(["send", "#general"])
+        .env("SOTTO_DATA_DIR", bob)
+        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        "hi Ada \u{1b}[2J\nsecond line\n".as_bytes(),
+    )
+    .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+
+    let history = String::from_utf8(sotto(bob, &["history", "general"]).stdout).unwrap();
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(
+        lines[0].ends_with(&format!("Ada: hello {canary}")),
+        "{history}"
+    );
+    assert!(
+        lines[1].ends_with("Bob: hi Ada [2J"),
+        "no escape reaches the terminal: {history}"
+    );
+    assert_eq!(lines[2], "    second line");
+
+    // Cy joins later: Ada's and Bob's messages stay sealed to him; new ones he reads.
+    let cy = server.dir.path().join("cy");
+    let invite = String::from_utf8(sotto(ada, &["invite"]).stdout).unwrap();
+    join(&cy, invite.trim(), "Cy");
+    let_in(ada);
+    sotto(ada, &["send", "general", "welcome, Cy"]);
+    let history =
+        String::from_utf8(sotto(&cy, &["history", "general", "--limit", "2"]).stdout).unwrap();
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 2, "{history}");
+    assert!(
+        lines[0].contains("Bob: (sealed: sent before you joined"),
+        "{history}"
+    );
+    assert!(lines[1].ends_with("Ada: welcome, Cy"), "{history}");
+
+    // The relay's files (database, WAL, certificate) hold none of the words.
+    for (path, bytes) in files_under(&server.relay_data) {
+        for needle in [canary, "second line", "welcome, Cy"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds \"{needle}\"",
+                path.display()
+            );
+        }
+    }
+
+    // A voice channel takes no messages, and says so.
+    let refused = try_sotto(ada, &["send", "voice", "hello?"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no text channel \"#voice\""),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
