@@ -116,7 +116,11 @@ pub async fn post(
                 tries += 1;
                 tokio::time::sleep(POST_RETRY).await;
             }
-            result => return Ok(result?),
+            result => {
+                let posted = result?;
+                session.group.note_sent(1).await;
+                return Ok(posted);
+            }
         }
     }
 }

@@ -62,6 +62,7 @@ enum Command {
     Leave {
         reply: oneshot::Sender<Result<(), GroupActionError>>,
     },
+    NoteSent(u64),
     TextSecret {
         channel_id: u32,
         /// The epoch wanted; none for the current one.
@@ -89,6 +90,7 @@ impl std::fmt::Debug for Command {
             Self::Add { .. } => "Add",
             Self::Leave { .. } => "Leave",
             Self::TextSecret { .. } => "TextSecret",
+            Self::NoteSent(_) => "NoteSent",
         })
     }
 }
@@ -192,6 +194,11 @@ impl GroupHandle {
     /// Rotates our keys.
     pub async fn self_update(&self) -> Result<(), GroupActionError> {
         self.ask(|reply| Command::SelfUpdate { reply }).await
+    }
+
+    /// Counts `messages` we sent in the group: after 1,000 our keys rotate.
+    pub async fn note_sent(&self, messages: u64) {
+        let _ = self.commands.send(Command::NoteSent(messages)).await;
     }
 
     /// The current epoch and its text secret for `channel_id`, to seal a message with; none
@@ -365,6 +372,12 @@ impl Agent {
                     let _ = reply.send(Err(error.into()));
                 }
             },
+            Command::NoteSent(messages) => {
+                self.logic.note_sent(messages);
+                // Due now? The next tick would do it too; no need to wait a minute.
+                self.logic.tick(unix_now());
+                self.settle().await;
+            }
             Command::TextSecret {
                 channel_id,
                 epoch,
