@@ -78,6 +78,7 @@ enum Command {
     Verify {
         /// The member's name, or its id (or the id's first characters), as `sotto members`
         /// lists them.
+        #[arg(allow_hyphen_values = true)]
         member: String,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
@@ -93,6 +94,7 @@ enum Command {
     /// Remove a member from a server (admins only).
     Kick {
         /// The member's id (or its first characters), as `sotto members` lists it.
+        #[arg(allow_hyphen_values = true)]
         member: String,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
@@ -102,6 +104,7 @@ enum Command {
     /// (admins; `sotto members` lists who waits).
     Admit {
         /// The member's name, or its id (or the id's first characters).
+        #[arg(allow_hyphen_values = true)]
         member: String,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]

@@ -160,3 +160,12 @@ fn a_member_who_leaves_is_removed_by_one_online_and_forgotten_locally() {
     let servers = String::from_utf8(sotto(bob, &["servers"]).stdout).unwrap();
     assert!(servers.contains("No servers yet"), "{servers}");
 }
+
+#[test]
+fn member_ids_that_start_with_a_dash_are_taken_as_ids() {
+    let server = Server::start(&["Ada"]);
+    // Ids are base64url, so one in 32 starts with '-': it must not be read as an option.
+    let refused = try_sotto(&server.members[0], &["verify", "-xyz"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("no member is called `-xyz`"), "{said}");
+}
