@@ -6,6 +6,7 @@ use std::io::Read;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use sotto_client::chat::store::{ChatStore, SearchQuery};
 use sotto_client::chat::{self, ChatBody, ChatMessage};
 use sotto_client::group::GroupState;
 use sotto_client::{Profile, Session};
@@ -13,9 +14,6 @@ use sotto_net::proto::control::ChannelKind;
 
 use crate::members::short_id;
 use crate::session;
-
-/// Messages read from the relay per request.
-const PAGE: u16 = 100;
 
 /// A session in the group, with the text channel called `name` (with or without '#').
 async fn channel_session(
@@ -65,40 +63,110 @@ pub(crate) async fn send(server: Option<&str>, channel: &str, words: &[String]) 
     Ok(())
 }
 
-/// Prints the last `limit` messages of a channel, opened.
-pub(crate) async fn history(server: Option<&str>, channel: &str, limit: usize) -> Result<()> {
-    let (_profile, session, channel_id, name) = channel_session(server, channel).await?;
-    let names: HashMap<u32, String> = session
+/// Member names by member id, from the relay's list (cleaned for a terminal).
+async fn names(session: &Session) -> HashMap<u32, String> {
+    session
         .client
         .list_members()
         .await
         .unwrap_or_default()
         .into_iter()
         .map(|member| (member.member_id, chat::printable(&member.display_name)))
-        .collect();
-    // The relay pages from the oldest; keep the newest `limit`.
-    let mut last: std::collections::VecDeque<ChatMessage> = std::collections::VecDeque::new();
-    let mut after = 0;
-    loop {
-        let (page, more) = chat::history(&session, channel_id, after, PAGE).await?;
-        after = page.last().map_or(after, |message| message.seq);
-        for message in page {
-            if last.len() == limit {
-                last.pop_front();
-            }
-            last.push_back(message);
-        }
-        if !more {
-            break;
-        }
-    }
-    if last.is_empty() {
+        .collect()
+}
+
+/// Prints the last `limit` messages of a channel, after bringing the local copy up to date.
+pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> Result<()> {
+    let (profile, session, channel_id, name) = channel_session(server, channel).await?;
+    let mut store = ChatStore::open(&profile.chat_store_path())?;
+    let server_name = session.server.name.clone();
+    chat::sync(&session, &mut store, &server_name, channel_id).await?;
+    let messages = store.latest(&server_name, channel_id, limit)?;
+    if messages.is_empty() {
         println!("No messages in #{name} yet: `sotto send {name} <text>` posts one.");
         return Ok(());
     }
-    for message in &last {
+    let names = names(&session).await;
+    for message in &messages {
         println!("{}", line(message, &names));
     }
+    Ok(())
+}
+
+/// Searches the messages of every text channel (brought up to date first) on this device.
+pub(crate) async fn search(
+    server: Option<&str>,
+    words: &[String],
+    channel: Option<&str>,
+    from: Option<&str>,
+    limit: u32,
+) -> Result<()> {
+    let profile = Profile::open()?;
+    let saved = profile.server(server)?;
+    let mut session = session::connect(&profile, &saved, None).await?;
+    session.group.join_within(crate::GROUP_WAIT).await;
+    session.group.wait_idle(Duration::from_secs(2)).await;
+    let server_name = session.server.name.clone();
+    let mut store = ChatStore::open(&profile.chat_store_path())?;
+    let text_channels: Vec<(u32, String)> = session
+        .channels
+        .iter()
+        .filter(|channel| channel.kind == ChannelKind::Text)
+        .map(|channel| (channel.id, channel.name.clone()))
+        .collect();
+    for (channel_id, _) in &text_channels {
+        chat::sync(&session, &mut store, &server_name, *channel_id).await?;
+    }
+    let channel_id = match channel {
+        Some(wanted) => {
+            let wanted = wanted.trim_start_matches('#');
+            let found = text_channels.iter().find(|(_, name)| name == wanted);
+            Some(
+                found
+                    .with_context(|| format!("no text channel \"#{wanted}\""))?
+                    .0,
+            )
+        }
+        None => None,
+    };
+    let names = names(&session).await;
+    let author_member = match from {
+        Some(who) => Some(
+            names
+                .iter()
+                .find(|(_, name)| name.eq_ignore_ascii_case(who))
+                .map(|(id, _)| *id)
+                .with_context(|| format!("no member is called `{who}`"))?,
+        ),
+        None => None,
+    };
+    let query = SearchQuery {
+        words: words.join(" "),
+        channel_id,
+        author_member,
+        since_ms: None,
+        until_ms: None,
+        limit,
+    };
+    let started = std::time::Instant::now();
+    let found = store.search(&server_name, &query)?;
+    let took = started.elapsed();
+    if found.is_empty() {
+        println!("Nothing found.");
+        return Ok(());
+    }
+    for message in &found {
+        let channel = text_channels
+            .iter()
+            .find(|(id, _)| *id == message.channel_id)
+            .map_or("?", |(_, name)| name.as_str());
+        println!("#{channel}  {}", line(message, &names));
+    }
+    eprintln!(
+        "{} found in {:.1} ms, on this device only",
+        found.len(),
+        took.as_secs_f64() * 1000.0
+    );
     Ok(())
 }
 

@@ -126,7 +126,25 @@ enum Command {
         channel: String,
         /// How many of the latest messages to show.
         #[arg(long, default_value_t = 50)]
-        limit: usize,
+        limit: u32,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Search the messages on this device (the relay is never asked what you look for).
+    Search {
+        /// Words that must all appear (each may start a longer word).
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// Only in this text channel.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only by this member (their name).
+        #[arg(long)]
+        from: Option<String>,
+        /// At most this many results, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
         server: Option<String>,
@@ -367,6 +385,22 @@ async fn run(command: Command) -> Result<()> {
             limit,
             server,
         } => chat::history(server.as_deref(), &channel, limit).await,
+        Command::Search {
+            words,
+            channel,
+            from,
+            limit,
+            server,
+        } => {
+            chat::search(
+                server.as_deref(),
+                &words,
+                channel.as_deref(),
+                from.as_deref(),
+                limit,
+            )
+            .await
+        }
         Command::Admit { member, server } => members::admit(server.as_deref(), &member).await,
         Command::Leave { server, yes } => members::leave(server.as_deref(), yes).await,
         Command::Voice(args) => voice::run(&args).await,

@@ -75,6 +75,20 @@ fn members_read_what_was_sent_while_they_were_in_and_the_relay_reads_nothing() {
     );
     assert!(lines[1].ends_with("Ada: welcome, Cy"), "{history}");
 
+    // Search runs on each member's own copy: Bob finds Ada's words, Cy cannot (he never could
+    // read them), and filters narrow it down.
+    let found = String::from_utf8(sotto(bob, &["search", "CANARY-3be1"]).stdout).unwrap();
+    assert_eq!(found.lines().count(), 1, "{found}");
+    assert!(
+        found.starts_with("#general  ") && found.contains("Ada: hello canary"),
+        "{found}"
+    );
+    let by_bob =
+        String::from_utf8(sotto(bob, &["search", "canary", "--from", "bob"]).stdout).unwrap();
+    assert_eq!(by_bob.trim(), "Nothing found.");
+    let cy_found = String::from_utf8(sotto(&cy, &["search", "second", "line"]).stdout).unwrap();
+    assert_eq!(cy_found.trim(), "Nothing found.");
+
     // The relay's files (database, WAL, certificate) hold none of the words.
     for (path, bytes) in files_under(&server.relay_data) {
         for needle in [canary, "second line", "welcome, Cy"] {

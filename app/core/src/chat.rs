@@ -5,6 +5,8 @@
 //! What a member can read: messages sealed in epochs it was in. Older ones (from before it
 //! joined) stay sealed, and say so.
 
+pub mod store;
+
 use std::time::Duration;
 
 use sotto_net::client::{ClientError, Posted};
@@ -41,6 +43,9 @@ pub enum ChatError {
     /// The relay refused it, or could not be reached.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The local message store failed.
+    #[error(transparent)]
+    Store(#[from] store::ChatStoreError),
 }
 
 /// What a stored message says, once opened.
@@ -181,6 +186,28 @@ pub fn printable(text: &str) -> String {
         .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
         .collect()
 }
+
+/// Brings the local copy of `channel_id` up to date: reads what it lacks from the relay (in
+/// pages), opens it and keeps it. Returns how many messages were new.
+pub async fn sync(
+    session: &Session,
+    store: &mut store::ChatStore,
+    server: &str,
+    channel_id: u32,
+) -> Result<usize, ChatError> {
+    let mut added = 0;
+    loop {
+        let after = store.last_seq(server, channel_id)?;
+        let (messages, more) = history(session, channel_id, after, SYNC_PAGE).await?;
+        added += store.insert(server, &messages)?;
+        if !more || messages.is_empty() {
+            return Ok(added);
+        }
+    }
+}
+
+/// Messages read from the relay per request while syncing.
+const SYNC_PAGE: u16 = 100;
 
 /// A page of `channel_id`'s history after seq `after`, opened; and whether more follow.
 pub async fn history(

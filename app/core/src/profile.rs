@@ -180,6 +180,12 @@ impl Profile {
         Self::open_at(dir)
     }
 
+    /// Where the local copy of the messages this member could open lives (see
+    /// [`crate::chat::store`]).
+    pub fn chat_store_path(&self) -> PathBuf {
+        self.dir.join("chat.db")
+    }
+
     /// Where the servers' encryption group state lives (sealed; see [`crate::group::store`]).
     pub fn group_store_path(&self) -> PathBuf {
         self.dir.join("group.db")
