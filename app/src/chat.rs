@@ -6,6 +6,7 @@ use std::io::Read;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
+use sotto_client::chat::action::Action;
 use sotto_client::chat::store::{ChatStore, SearchQuery};
 use sotto_client::chat::{self, ChatBody, ChatMessage};
 use sotto_client::group::GroupState;
@@ -43,8 +44,14 @@ async fn channel_session(
     Ok((profile, session, id, name))
 }
 
-/// Posts a message: `words` joined, or standard input when there are none.
-pub(crate) async fn send(server: Option<&str>, channel: &str, words: &[String]) -> Result<()> {
+/// Posts a message: `words` joined, or standard input when there are none; a reply to
+/// message `reply_to` if given.
+pub(crate) async fn send(
+    server: Option<&str>,
+    channel: &str,
+    words: &[String],
+    reply_to: Option<u64>,
+) -> Result<()> {
     let text = if words.is_empty() {
         let mut text = String::new();
         std::io::stdin()
@@ -54,13 +61,58 @@ pub(crate) async fn send(server: Option<&str>, channel: &str, words: &[String]) 
     } else {
         words.join(" ")
     };
+    let action = Action::Text { text, reply_to };
+    let (name, seq) = act(server, channel, &action).await?;
+    println!("Sent to #{name} (message {seq}).");
+    Ok(())
+}
+
+/// Posts an edit, deletion or reaction (or a reply), after checking it against this device's
+/// copy of the channel by the rules every member applies; returns the channel's name and the
+/// new message's seq.
+pub(crate) async fn act(
+    server: Option<&str>,
+    channel: &str,
+    action: &Action,
+) -> Result<(String, u64)> {
     let (profile, session, channel_id, name) = channel_session(server, channel).await?;
     let identity = profile.identity(|notice| eprintln!("{notice}"))?;
-    let posted = chat::post(&session, &identity, channel_id, &text)
+    if action.target().is_some()
+        || matches!(
+            action,
+            Action::Text {
+                reply_to: Some(_),
+                ..
+            }
+        )
+    {
+        let mut store = ChatStore::open(&profile.chat_store_path())?;
+        let server_name = session.server.name.clone();
+        chat::sync(&session, &mut store, &server_name, channel_id).await?;
+        let is_admin = match session.group.state() {
+            GroupState::Member { members, .. } => members
+                .iter()
+                .any(|member| member.public_key == identity.public_key() && member.is_admin),
+            _ => false,
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        store
+            .check(
+                &server_name,
+                channel_id,
+                action,
+                &identity.public_key(),
+                is_admin,
+                now_ms,
+            )
+            .with_context(|| format!("cannot do that in #{name}"))?;
+    }
+    let posted = chat::post_action(&session, &identity, channel_id, action)
         .await
         .with_context(|| format!("could not send to #{name}"))?;
-    println!("Sent to #{name} (message {}).", posted.seq);
-    Ok(())
+    Ok((name, posted.seq))
 }
 
 /// Member names by member id, from the relay's list (cleaned for a terminal).
@@ -87,8 +139,27 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
         return Ok(());
     }
     let names = names(&session).await;
-    for message in &messages {
+    // Runs of messages sealed for the same reason (say, from before we joined) show as one.
+    let mut index = 0;
+    while index < messages.len() {
+        let message = &messages[index];
+        if let ChatBody::Unreadable(why) = &message.body {
+            let run = messages[index..]
+                .iter()
+                .take_while(|m| matches!(&m.body, ChatBody::Unreadable(other) if other == why))
+                .count();
+            if run > 1 {
+                println!(
+                    "{:>4}  ({run} messages, up to {}, sealed: {why})",
+                    message.seq,
+                    messages[index + run - 1].seq
+                );
+                index += run;
+                continue;
+            }
+        }
         println!("{}", line(message, &names));
+        index += 1;
     }
     Ok(())
 }
@@ -181,8 +252,28 @@ fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
         (None, Some(key)) => short_id(key),
         (None, None) => format!("member {}", message.author_member),
     };
-    match &message.body {
-        ChatBody::Text(text) => format!("{stamp}  {author}: {}", text.replace('\n', "\n    ")),
+    let reply = message
+        .reply_to
+        .map(|seq| format!("(re {seq}) "))
+        .unwrap_or_default();
+    let mut out = match &message.body {
+        _ if message.deleted => format!("{stamp}  {author}: (deleted)"),
+        ChatBody::Text(text) => {
+            format!("{stamp}  {author}: {reply}{}", text.replace('\n', "\n    "))
+        }
         ChatBody::Unreadable(why) => format!("{stamp}  {author}: (sealed: {why})"),
+        ChatBody::Action(_) => format!("{stamp}  {author}: (an edit or reaction)"),
+    };
+    if message.edited && !message.deleted {
+        out.push_str("  (edited)");
     }
+    if !message.reactions.is_empty() {
+        let reactions: Vec<String> = message
+            .reactions
+            .iter()
+            .map(|(emoji, count)| format!("{emoji} {count}"))
+            .collect();
+        out.push_str(&format!("\n    {}", reactions.join("  ")));
+    }
+    format!("{:>4}  {out}", message.seq)
 }

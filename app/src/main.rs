@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::ChannelKind;
 
+use sotto_client::chat::action::Action;
 use sotto_client::group::GroupState;
 use sotto_client::{Profile, SavedServer};
 
@@ -116,6 +117,47 @@ enum Command {
         channel: String,
         /// The message; read from standard input when left out.
         text: Vec<String>,
+        /// Reply to this message (its number in `sotto history`).
+        #[arg(long, value_name = "N")]
+        reply_to: Option<u64>,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Change the text of a message you sent (within 5 minutes).
+    Edit {
+        /// The text channel.
+        channel: String,
+        /// The message's number, as `sotto history` shows it.
+        message: u64,
+        /// The new text.
+        #[arg(required = true)]
+        text: Vec<String>,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Delete a message: yours within 5 minutes, anyone's if you are an admin.
+    Delete {
+        /// The text channel.
+        channel: String,
+        /// The message's number, as `sotto history` shows it.
+        message: u64,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// React to a message with an emoji (or take your reaction back with --remove).
+    React {
+        /// The text channel.
+        channel: String,
+        /// The message's number, as `sotto history` shows it.
+        message: u64,
+        /// The emoji.
+        emoji: String,
+        /// Take the reaction back.
+        #[arg(long)]
+        remove: bool,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
         server: Option<String>,
@@ -378,8 +420,48 @@ async fn run(command: Command) -> Result<()> {
         Command::Send {
             channel,
             text,
+            reply_to,
             server,
-        } => chat::send(server.as_deref(), &channel, &text).await,
+        } => chat::send(server.as_deref(), &channel, &text, reply_to).await,
+        Command::Edit {
+            channel,
+            message,
+            text,
+            server,
+        } => {
+            let action = Action::Edit {
+                target: message,
+                text: text.join(" "),
+            };
+            let (name, _) = chat::act(server.as_deref(), &channel, &action).await?;
+            println!("Edited message {message} in #{name}.");
+            Ok(())
+        }
+        Command::Delete {
+            channel,
+            message,
+            server,
+        } => {
+            let action = Action::Delete { target: message };
+            let (name, _) = chat::act(server.as_deref(), &channel, &action).await?;
+            println!("Deleted message {message} in #{name}.");
+            Ok(())
+        }
+        Command::React {
+            channel,
+            message,
+            emoji,
+            remove,
+            server,
+        } => {
+            let action = Action::Reaction {
+                target: message,
+                emoji,
+                add: !remove,
+            };
+            chat::act(server.as_deref(), &channel, &action).await?;
+            Ok(())
+        }
         Command::History {
             channel,
             limit,

@@ -58,6 +58,36 @@ fn members_read_what_was_sent_while_they_were_in_and_the_relay_reads_nothing() {
         "no escape reaches the terminal: {history}"
     );
     assert_eq!(lines[2], "    second line");
+    assert!(
+        lines[0].trim_start().starts_with("1  "),
+        "numbered: {history}"
+    );
+
+    // Edits, reactions, replies and deletions, by the rules every member applies.
+    let said =
+        String::from_utf8(sotto(ada, &["edit", "general", "1", "hello,", canary]).stdout).unwrap();
+    assert_eq!(said.trim(), "Edited message 1 in #general.");
+    let refused = try_sotto(bob, &["edit", "general", "1", "Bob was here"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only its author can edit a message"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    sotto(bob, &["react", "general", "1", "👍"]);
+    sotto(bob, &["send", "general", "--reply-to", "1", "sure"]);
+    // Ada owns the server (an admin): she may delete Bob's message.
+    sotto(ada, &["delete", "general", "2"]);
+    let history = String::from_utf8(sotto(ada, &["history", "general"]).stdout).unwrap();
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(
+        lines[0].ends_with(&format!("Ada: hello, {canary}  (edited)")),
+        "{history}"
+    );
+    assert_eq!(lines[1].trim(), "👍 1", "{history}");
+    assert!(lines[2].ends_with("Bob: (deleted)"), "{history}");
+    assert!(lines[3].ends_with("Bob: (re 1) sure"), "{history}");
+    assert_eq!(lines.len(), 4, "{history}");
 
     // Cy joins later: Ada's and Bob's messages stay sealed to him; new ones he reads.
     let cy = server.dir.path().join("cy");
@@ -70,7 +100,7 @@ fn members_read_what_was_sent_while_they_were_in_and_the_relay_reads_nothing() {
     let lines: Vec<&str> = history.lines().collect();
     assert_eq!(lines.len(), 2, "{history}");
     assert!(
-        lines[0].contains("Bob: (sealed: sent before you joined"),
+        lines[0].contains("sealed: sent before you joined"),
         "{history}"
     );
     assert!(lines[1].ends_with("Ada: welcome, Cy"), "{history}");
@@ -80,7 +110,7 @@ fn members_read_what_was_sent_while_they_were_in_and_the_relay_reads_nothing() {
     let found = String::from_utf8(sotto(bob, &["search", "CANARY-3be1"]).stdout).unwrap();
     assert_eq!(found.lines().count(), 1, "{found}");
     assert!(
-        found.starts_with("#general  ") && found.contains("Ada: hello canary"),
+        found.starts_with("#general  ") && found.contains("Ada: hello, canary"),
         "{found}"
     );
     let by_bob =

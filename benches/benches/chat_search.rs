@@ -47,13 +47,17 @@ fn store_of(count: u64, dir: &std::path::Path) -> ChatStore {
             sent_at_ms: Some(1_800_000_000_000 + seq * 1000),
             posted_at_ms: 1_800_000_000_000 + seq * 1000,
             body: ChatBody::Text(text.join(" ")),
+            reply_to: None,
+            edited: false,
+            deleted: false,
+            reactions: Vec::new(),
         });
         if batch.len() == 1000 {
-            store.insert("bench", &batch).unwrap();
+            store.insert("bench", &batch, &|_| false).unwrap();
             batch.clear();
         }
     }
-    store.insert("bench", &batch).unwrap();
+    store.insert("bench", &batch, &|_| false).unwrap();
     store
 }
 

@@ -5,6 +5,7 @@
 //! What a member can read: messages sealed in epochs it was in. Older ones (from before it
 //! joined) stay sealed, and say so.
 
+pub mod action;
 pub mod store;
 
 use std::time::Duration;
@@ -18,9 +19,7 @@ use sotto_net::seal::text::{
 };
 
 use crate::Session;
-
-/// The envelope kind of a plain text message.
-pub const KIND_TEXT: u8 = 1;
+use action::{Action, ActionError};
 
 /// How often a post is tried while the connection is down (with the same message id, so it is
 /// stored once).
@@ -40,6 +39,9 @@ pub enum ChatError {
     /// The message is empty.
     #[error("the message is empty")]
     Empty,
+    /// Members would not accept it (say, a reaction that is not a short emoji).
+    #[error("members would not accept this (a reaction is one emoji of at most 32 bytes)")]
+    Malformed,
     /// The relay refused it, or could not be reached.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -53,6 +55,8 @@ pub enum ChatError {
 pub enum ChatBody {
     /// Its text.
     Text(String),
+    /// An edit, deletion or reaction of an earlier message (applied to it, not shown).
+    Action(Action),
     /// It could not be read, and why (for people).
     Unreadable(String),
 }
@@ -74,6 +78,14 @@ pub struct ChatMessage {
     pub posted_at_ms: u64,
     /// What it says.
     pub body: ChatBody,
+    /// The seq of the message it answers, if a reply.
+    pub reply_to: Option<u64>,
+    /// Whether its author edited it since (the text is the latest).
+    pub edited: bool,
+    /// Whether it was deleted (its text is gone).
+    pub deleted: bool,
+    /// Reactions: each emoji and how many members gave it.
+    pub reactions: Vec<(String, u32)>,
 }
 
 fn unix_now_ms() -> u64 {
@@ -89,11 +101,32 @@ pub async fn post(
     channel_id: u32,
     text: &str,
 ) -> Result<Posted, ChatError> {
-    if text.trim().is_empty() {
+    let action = Action::Text {
+        text: text.to_owned(),
+        reply_to: None,
+    };
+    post_action(session, identity, channel_id, &action).await
+}
+
+/// Seals `action` (a text, reply, edit, deletion or reaction) and posts it to `channel_id`.
+pub async fn post_action(
+    session: &Session,
+    identity: &Identity,
+    channel_id: u32,
+    action: &Action,
+) -> Result<Posted, ChatError> {
+    if let Action::Text { text, .. } | Action::Edit { text, .. } = action
+        && text.trim().is_empty()
+    {
         return Err(ChatError::Empty);
     }
-    if text.len() > MAX_BODY_LEN {
-        return Err(ChatError::TooLong(text.len()));
+    let (kind, body) = action.encode();
+    if body.len() > MAX_BODY_LEN {
+        return Err(ChatError::TooLong(body.len()));
+    }
+    // What other members would refuse to read is not sent.
+    if Action::parse(kind, &body).as_ref() != Ok(action) {
+        return Err(ChatError::Malformed);
     }
     let (epoch, secret) = session
         .group
@@ -105,10 +138,10 @@ pub async fn post(
         epoch,
         author: identity.public_key(),
         sent_at_ms: unix_now_ms(),
-        kind: KIND_TEXT,
+        kind,
     };
-    let sealed = seal_message_by(&secret, identity, &header, text.as_bytes())
-        .map_err(|_| ChatError::TooLong(text.len()))?;
+    let sealed = seal_message_by(&secret, identity, &header, &body)
+        .map_err(|_| ChatError::TooLong(body.len()))?;
     let envelope = encode_envelope(&sealed);
     let mut tries = 0;
     loop {
@@ -140,12 +173,22 @@ pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
         sent_at_ms: None,
         posted_at_ms: stored.posted_at,
         body: ChatBody::Unreadable(String::new()),
+        reply_to: None,
+        edited: false,
+        deleted: false,
+        reactions: Vec::new(),
     };
     message.body = match open_body(session, stored).await {
-        Ok((author, sent_at_ms, text)) => {
+        Ok((author, sent_at_ms, action)) => {
             message.author = Some(author);
             message.sent_at_ms = Some(sent_at_ms);
-            ChatBody::Text(text)
+            match action {
+                Action::Text { text, reply_to } => {
+                    message.reply_to = reply_to;
+                    ChatBody::Text(printable(&text))
+                }
+                other => ChatBody::Action(other),
+            }
         }
         Err(why) => ChatBody::Unreadable(why.into()),
     };
@@ -155,7 +198,7 @@ pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
 async fn open_body(
     session: &Session,
     stored: &StoredMessage,
-) -> Result<(PublicKey, u64, String), &'static str> {
+) -> Result<(PublicKey, u64, Action), &'static str> {
     let sealed = decode_envelope(&stored.envelope).map_err(|_| "not a message envelope")?;
     let header = *sealed.header();
     if header.channel_id != stored.channel_id || *sealed.message_id() != stored.message_id {
@@ -172,11 +215,11 @@ async fn open_body(
         }
         _ => "damaged or sealed with other keys",
     })?;
-    if header.kind != KIND_TEXT {
-        return Err("a kind of message this version does not show");
-    }
-    let text = String::from_utf8(opened.body).map_err(|_| "not text")?;
-    Ok((header.author, header.sent_at_ms, printable(&text)))
+    let action = Action::parse(header.kind, &opened.body).map_err(|error| match error {
+        ActionError::UnknownKind => "a kind of message this version does not show",
+        _ => "a malformed message",
+    })?;
+    Ok((header.author, header.sent_at_ms, action))
 }
 
 /// `text` without control characters other than newlines and tabs (a terminal must not be
@@ -195,11 +238,20 @@ pub async fn sync(
     server: &str,
     channel_id: u32,
 ) -> Result<usize, ChatError> {
+    let admins: Vec<PublicKey> = match session.group.state() {
+        crate::group::GroupState::Member { members, .. } => members
+            .into_iter()
+            .filter(|member| member.is_admin)
+            .map(|member| member.public_key)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let is_admin = |key: &PublicKey| admins.contains(key);
     let mut added = 0;
     loop {
         let after = store.last_seq(server, channel_id)?;
         let (messages, more) = history(session, channel_id, after, SYNC_PAGE).await?;
-        added += store.insert(server, &messages)?;
+        added += store.insert(server, &messages, &is_admin)?;
         if !more || messages.is_empty() {
             return Ok(added);
         }

@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use sotto_net::proto::control::PublicKey;
 
+use super::action::{Action, ActionFacts, Refusal, permitted};
 use super::{ChatBody, ChatMessage};
 
 /// Why the chat store failed.
@@ -74,7 +75,20 @@ impl ChatStore {
                  posted_at INTEGER NOT NULL,
                  body TEXT,
                  unreadable TEXT,
+                 reply_to INTEGER,
+                 edited INTEGER NOT NULL DEFAULT 0,
+                 deleted INTEGER NOT NULL DEFAULT 0,
+                 -- An edit, deletion or reaction: applied to its target, not listed itself.
+                 hidden INTEGER NOT NULL DEFAULT 0,
                  UNIQUE (server, channel_id, seq)
+             );
+             CREATE TABLE IF NOT EXISTS reactions (
+                 server TEXT NOT NULL,
+                 channel_id INTEGER NOT NULL,
+                 seq INTEGER NOT NULL,
+                 emoji TEXT NOT NULL,
+                 author_key BLOB NOT NULL,
+                 PRIMARY KEY (server, channel_id, seq, emoji, author_key)
              );
              CREATE INDEX IF NOT EXISTS messages_by_time ON messages (server, sent_at);
              CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
@@ -100,28 +114,32 @@ impl ChatStore {
         Ok(seq as u64)
     }
 
-    /// Keeps `messages` of `server` (those held already are left as they are); returns how
-    /// many were new. One transaction.
+    /// Keeps `messages` of `server` in seq order (those held already are left as they are)
+    /// and applies the edits, deletions and reactions among them that the rules allow
+    /// ([`permitted`]); `is_admin` says whether a key is a group admin. Returns how many were
+    /// new. One transaction.
     pub fn insert(
         &mut self,
         server: &str,
         messages: &[ChatMessage],
+        is_admin: &dyn Fn(&PublicKey) -> bool,
     ) -> Result<usize, ChatStoreError> {
         let tx = self.db.transaction()?;
         let mut added = 0;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO messages
+        for message in messages {
+            let (body, unreadable, hidden) = match &message.body {
+                ChatBody::Text(text) => (Some(text.as_str()), None, false),
+                ChatBody::Unreadable(why) => (None, Some(why.as_str()), false),
+                ChatBody::Action(_) => (None, None, true),
+            };
+            let new = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages
                      (server, channel_id, seq, author_member, author_key, sent_at, posted_at,
-                      body, unreadable)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for message in messages {
-                let (body, unreadable) = match &message.body {
-                    ChatBody::Text(text) => (Some(text.as_str()), None),
-                    ChatBody::Unreadable(why) => (None, Some(why.as_str())),
-                };
-                added += insert.execute(params![
+                      body, unreadable, reply_to, hidden)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![
                     server,
                     message.channel_id,
                     message.seq as i64,
@@ -131,29 +149,78 @@ impl ChatStore {
                     message.posted_at_ms as i64,
                     body,
                     unreadable,
+                    message.reply_to.map(|seq| seq as i64),
+                    hidden,
                 ])?;
+            added += new;
+            if let (1, ChatBody::Action(action)) = (new, &message.body) {
+                apply(&tx, server, message, action, is_admin)?;
             }
         }
         tx.commit()?;
         Ok(added)
     }
 
-    /// The newest `limit` messages of a channel, oldest first.
+    /// Whether `actor` may do `action` in `channel_id` now, by what this store holds (a
+    /// front end checks before posting; every member checks again when applying).
+    pub fn check(
+        &self,
+        server: &str,
+        channel_id: u32,
+        action: &Action,
+        actor: &PublicKey,
+        actor_is_admin: bool,
+        now_ms: u64,
+    ) -> Result<(), CheckError> {
+        let Some(target) = action.target().or(match action {
+            Action::Text { reply_to, .. } => *reply_to,
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let found = target_row(&self.db, server, channel_id, target)?
+            .ok_or(CheckError::NoSuchMessage(target))?;
+        permitted(
+            action,
+            &ActionFacts {
+                actor_is_author: found.author_key.as_ref() == Some(actor),
+                actor_is_admin,
+                target_posted_at_ms: found.posted_at_ms,
+                action_posted_at_ms: now_ms,
+                target_deleted: found.deleted,
+            },
+        )
+        .map_err(CheckError::Refused)
+    }
+
+    /// The newest `limit` messages of a channel, oldest first, with their reactions.
     pub fn latest(
         &self,
         server: &str,
         channel_id: u32,
         limit: u32,
     ) -> Result<Vec<ChatMessage>, ChatStoreError> {
-        let mut statement = self.db.prepare_cached(
-            "SELECT channel_id, seq, author_member, author_key, sent_at, posted_at, body,
-                    unreadable
-             FROM messages WHERE server = ?1 AND channel_id = ?2 ORDER BY seq DESC LIMIT ?3",
-        )?;
+        let mut statement = self.db.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM messages m
+             WHERE m.server = ?1 AND m.channel_id = ?2 AND m.hidden = 0
+             ORDER BY m.seq DESC LIMIT ?3"
+        ))?;
         let mut messages = statement
             .query_map(params![server, channel_id, limit], row_message)?
             .collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
+        let mut reactions = self.db.prepare_cached(
+            "SELECT emoji, count(*) FROM reactions
+             WHERE server = ?1 AND channel_id = ?2 AND seq = ?3
+             GROUP BY emoji ORDER BY min(rowid)",
+        )?;
+        for message in &mut messages {
+            message.reactions = reactions
+                .query_map(params![server, channel_id, message.seq as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+        }
         Ok(messages)
     }
 
@@ -166,17 +233,16 @@ impl ChatStore {
         let Some(expression) = fts_expression(&query.words) else {
             return Ok(Vec::new());
         };
-        let mut statement = self.db.prepare_cached(
-            "SELECT m.channel_id, m.seq, m.author_member, m.author_key, m.sent_at, m.posted_at,
-                    m.body, m.unreadable
+        let mut statement = self.db.prepare_cached(&format!(
+            "SELECT {COLUMNS}
              FROM messages_fts f JOIN messages m ON m.id = f.rowid
              WHERE messages_fts MATCH ?1 AND m.server = ?2
                AND (?3 IS NULL OR m.channel_id = ?3)
                AND (?4 IS NULL OR m.author_member = ?4)
                AND (?5 IS NULL OR m.sent_at >= ?5)
                AND (?6 IS NULL OR m.sent_at < ?6)
-             ORDER BY m.sent_at DESC LIMIT ?7",
-        )?;
+             ORDER BY m.sent_at DESC LIMIT ?7"
+        ))?;
         let results = statement
             .query_map(
                 params![
@@ -195,11 +261,20 @@ impl ChatStore {
     }
 }
 
+/// The columns [`row_message`] reads, of `messages m`.
+const COLUMNS: &str = "m.channel_id, m.seq, m.author_member, m.author_key, m.sent_at, m.posted_at,
+     m.body, m.unreadable, m.reply_to, m.edited, m.deleted";
+
 fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
     let key: Option<Vec<u8>> = row.get(3)?;
     let body: Option<String> = row.get(6)?;
     let unreadable: Option<String> = row.get(7)?;
+    let deleted: bool = row.get(10)?;
     Ok(ChatMessage {
+        reply_to: row.get::<_, Option<i64>>(8)?.map(|seq| seq as u64),
+        edited: row.get(9)?,
+        deleted,
+        reactions: Vec::new(),
         channel_id: row.get(0)?,
         seq: row.get::<_, i64>(1)? as u64,
         author_member: row.get(2)?,
@@ -208,9 +283,139 @@ fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
         posted_at_ms: row.get::<_, i64>(5)? as u64,
         body: match body {
             Some(text) => ChatBody::Text(text),
+            None if deleted => ChatBody::Text(String::new()),
             None => ChatBody::Unreadable(unreadable.unwrap_or_default()),
         },
     })
+}
+
+/// What the rules need of a message acted on.
+struct TargetRow {
+    id: i64,
+    author_key: Option<PublicKey>,
+    posted_at_ms: u64,
+    deleted: bool,
+    body: Option<String>,
+}
+
+fn target_row(
+    db: &Connection,
+    server: &str,
+    channel_id: u32,
+    seq: u64,
+) -> Result<Option<TargetRow>, ChatStoreError> {
+    Ok(db
+        .query_row(
+            "SELECT id, author_key, posted_at, deleted, body FROM messages
+             WHERE server = ?1 AND channel_id = ?2 AND seq = ?3 AND hidden = 0",
+            params![server, channel_id, seq as i64],
+            |row| {
+                let key: Option<Vec<u8>> = row.get(1)?;
+                Ok(TargetRow {
+                    id: row.get(0)?,
+                    author_key: key.and_then(|key| PublicKey::try_from(key.as_slice()).ok()),
+                    posted_at_ms: row.get::<_, i64>(2)? as u64,
+                    deleted: row.get(3)?,
+                    body: row.get(4)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Applies an edit, deletion or reaction to its target, if the rules allow it.
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    server: &str,
+    message: &ChatMessage,
+    action: &Action,
+    is_admin: &dyn Fn(&PublicKey) -> bool,
+) -> Result<(), ChatStoreError> {
+    let (Some(target_seq), Some(actor)) = (action.target(), message.author) else {
+        return Ok(());
+    };
+    let Some(target) = target_row(tx, server, message.channel_id, target_seq)? else {
+        return Ok(()); // Unknown, or one we could not read: nothing to change.
+    };
+    let facts = ActionFacts {
+        actor_is_author: target.author_key == Some(actor),
+        actor_is_admin: is_admin(&actor),
+        target_posted_at_ms: target.posted_at_ms,
+        action_posted_at_ms: message.posted_at_ms,
+        target_deleted: target.deleted,
+    };
+    if permitted(action, &facts).is_err() {
+        return Ok(()); // Every member refuses it alike.
+    }
+    let unindex = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
+        if let Some(old) = &target.body {
+            tx.execute(
+                "INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', ?1, ?2)",
+                params![target.id, old],
+            )?;
+        }
+        Ok(())
+    };
+    match action {
+        Action::Edit { text, .. } => {
+            unindex(tx)?;
+            tx.execute(
+                "UPDATE messages SET body = ?1, edited = 1 WHERE id = ?2",
+                params![text, target.id],
+            )?;
+            tx.execute(
+                "INSERT INTO messages_fts (rowid, body) VALUES (?1, ?2)",
+                params![target.id, text],
+            )?;
+        }
+        Action::Delete { .. } => {
+            unindex(tx)?;
+            tx.execute(
+                "UPDATE messages SET body = NULL, deleted = 1 WHERE id = ?1",
+                params![target.id],
+            )?;
+            tx.execute(
+                "DELETE FROM reactions WHERE server = ?1 AND channel_id = ?2 AND seq = ?3",
+                params![server, message.channel_id, target_seq as i64],
+            )?;
+        }
+        Action::Reaction { emoji, add, .. } => {
+            let sql = if *add {
+                "INSERT OR IGNORE INTO reactions (server, channel_id, seq, emoji, author_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5)"
+            } else {
+                "DELETE FROM reactions WHERE server = ?1 AND channel_id = ?2 AND seq = ?3
+                 AND emoji = ?4 AND author_key = ?5"
+            };
+            tx.execute(
+                sql,
+                params![
+                    server,
+                    message.channel_id,
+                    target_seq as i64,
+                    emoji,
+                    actor.as_slice()
+                ],
+            )?;
+        }
+        Action::Text { .. } => {}
+    }
+    Ok(())
+}
+
+/// Why an action is not possible on this device's copy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// This device holds no such message (or could not read it).
+    #[error("there is no message {0} here that you can read")]
+    NoSuchMessage(u64),
+    /// The rules say no.
+    #[error(transparent)]
+    Refused(Refusal),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] ChatStoreError),
 }
 
 /// The FTS5 expression for what a person typed: every word must appear, each as the start of
@@ -240,7 +445,15 @@ mod tests {
                 Some(text) => ChatBody::Text(text.into()),
                 None => ChatBody::Unreadable("sent before you joined".into()),
             },
+            reply_to: None,
+            edited: false,
+            deleted: false,
+            reactions: Vec::new(),
         }
+    }
+
+    fn nobody_is_admin(_: &PublicKey) -> bool {
+        false
     }
 
     #[test]
@@ -253,8 +466,12 @@ mod tests {
             message(2, 1, 7, Some("lunch at noon")),
             message(1, 3, 8, None),
         ];
-        assert_eq!(store.insert("s", &batch).unwrap(), 4);
-        assert_eq!(store.insert("s", &batch[..2]).unwrap(), 0, "nothing twice");
+        assert_eq!(store.insert("s", &batch, &nobody_is_admin).unwrap(), 4);
+        assert_eq!(
+            store.insert("s", &batch[..2], &nobody_is_admin).unwrap(),
+            0,
+            "nothing twice"
+        );
         assert_eq!(store.last_seq("s", 1).unwrap(), 3);
         assert_eq!(store.last_seq("other", 1).unwrap(), 0);
 
@@ -306,5 +523,93 @@ mod tests {
         let latest = store.latest("s", 1, 2).unwrap();
         assert_eq!(latest.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
         assert!(matches!(latest[1].body, ChatBody::Unreadable(_)));
+    }
+
+    fn action(seq: u64, author_member: u32, after_ms: u64, action: Action) -> ChatMessage {
+        ChatMessage {
+            posted_at_ms: 1_800_000_001_000 + after_ms,
+            sent_at_ms: Some(1_800_000_001_000 + after_ms),
+            body: ChatBody::Action(action),
+            ..message(1, seq, author_member, None)
+        }
+    }
+
+    #[test]
+    fn edits_deletions_and_reactions_apply_as_the_rules_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChatStore::open(&dir.path().join("chat.db")).unwrap();
+        let admin = |key: &PublicKey| *key == [9; 32];
+        let minute = 60_000;
+        store
+            .insert(
+                "s",
+                &[
+                    message(1, 1, 7, Some("teh plan")),
+                    message(1, 2, 8, Some("ok")),
+                    message(1, 3, 7, Some("oops")),
+                ],
+                &admin,
+            )
+            .unwrap();
+        let edit = |target, text: &str| Action::Edit {
+            target,
+            text: text.into(),
+        };
+        let react = |target, emoji: &str, add| Action::Reaction {
+            target,
+            emoji: emoji.into(),
+            add,
+        };
+        store
+            .insert(
+                "s",
+                &[
+                    // Ada fixes her typo in time; Bob cannot edit her words; too late later.
+                    action(4, 7, minute, edit(1, "the plan")),
+                    action(5, 8, minute, edit(1, "bob was here")),
+                    action(6, 7, 10 * minute, edit(1, "too late")),
+                    // Reactions from two members, one taken back.
+                    action(7, 8, minute, react(2, "👍", true)),
+                    action(8, 7, minute, react(2, "👍", true)),
+                    action(9, 7, minute, react(2, "🎉", true)),
+                    action(10, 7, minute, react(2, "🎉", false)),
+                    // Bob cannot delete Ada's message; an admin can, much later.
+                    action(11, 8, minute, Action::Delete { target: 3 }),
+                    action(12, 9, 600 * minute, Action::Delete { target: 3 }),
+                ],
+                &admin,
+            )
+            .unwrap();
+        let latest = store.latest("s", 1, 10).unwrap();
+        assert_eq!(latest.len(), 3, "actions are not listed");
+        assert_eq!(latest[0].body, ChatBody::Text("the plan".into()));
+        assert!(latest[0].edited);
+        assert_eq!(latest[1].reactions, [("👍".to_owned(), 2)]);
+        assert!(latest[2].deleted);
+        assert_eq!(latest[2].body, ChatBody::Text(String::new()));
+        // Search follows: the edited words are found, the old and the deleted ones not.
+        let find = |words: &str| {
+            store
+                .search(
+                    "s",
+                    &SearchQuery {
+                        words: words.into(),
+                        limit: 10,
+                        ..SearchQuery::default()
+                    },
+                )
+                .unwrap()
+                .len()
+        };
+        assert_eq!((find("the plan"), find("teh"), find("oops")), (1, 0, 0));
+        // A member checks before acting, by the same rules.
+        assert!(matches!(
+            store.check("s", 1, &edit(2, "x"), &[7; 32], false, 1_800_000_003_000),
+            Err(CheckError::Refused(Refusal::NotTheAuthor))
+        ));
+        assert!(matches!(
+            store.check("s", 1, &Action::Delete { target: 40 }, &[7; 32], true, 0),
+            Err(CheckError::NoSuchMessage(40))
+        ));
     }
 }

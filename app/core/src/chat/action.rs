@@ -1,0 +1,359 @@
+//! What a message body means, by envelope kind: a text (maybe replying to an earlier message),
+//! or an action on an earlier message (edit, delete, reaction). Plain code: parsing, encoding
+//! and the rules for who may do what, which every member applies when it opens a message (the
+//! relay sees none of it).
+//!
+//! ```text
+//! kind 1  text      body = UTF-8 text
+//! kind 2  reply     body = target seq (u64 BE) ‖ UTF-8 text
+//! kind 3  edit      body = target seq (u64 BE) ‖ UTF-8 text (the new text)
+//! kind 4  delete    body = target seq (u64 BE)
+//! kind 5  reaction  body = target seq (u64 BE) ‖ add (1) or remove (0) ‖ UTF-8 emoji (1–32 bytes)
+//! ```
+
+/// The envelope kind of a plain text.
+pub const KIND_TEXT: u8 = 1;
+/// A text replying to an earlier message.
+pub const KIND_REPLY: u8 = 2;
+/// New text for an earlier message.
+pub const KIND_EDIT: u8 = 3;
+/// An earlier message taken back.
+pub const KIND_DELETE: u8 = 4;
+/// A reaction added to or removed from an earlier message.
+pub const KIND_REACTION: u8 = 5;
+
+/// How long after posting its author may still edit or delete a message (ms): 5 minutes.
+pub const EDIT_WINDOW_MS: u64 = 5 * 60 * 1000;
+
+/// Longest reaction, in bytes (an emoji with modifiers).
+pub const MAX_REACTION_LEN: usize = 32;
+
+/// A message body, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A text, replying to `reply_to` if set.
+    Text {
+        /// The text.
+        text: String,
+        /// The seq of the message it answers.
+        reply_to: Option<u64>,
+    },
+    /// New text for the message at `target`.
+    Edit {
+        /// The edited message's seq.
+        target: u64,
+        /// Its new text.
+        text: String,
+    },
+    /// The message at `target` is taken back.
+    Delete {
+        /// The deleted message's seq.
+        target: u64,
+    },
+    /// A reaction to the message at `target`.
+    Reaction {
+        /// The message's seq.
+        target: u64,
+        /// The emoji.
+        emoji: String,
+        /// Added (else removed).
+        add: bool,
+    },
+}
+
+/// Why a body is not understood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActionError {
+    /// A kind this version does not know.
+    #[error("a kind of message this version does not show")]
+    UnknownKind,
+    /// The body does not fit its kind.
+    #[error("a malformed message")]
+    Malformed,
+}
+
+fn split_target(body: &[u8]) -> Result<(u64, &[u8]), ActionError> {
+    let (target, rest) = body.split_at_checked(8).ok_or(ActionError::Malformed)?;
+    let target = u64::from_be_bytes(target.try_into().map_err(|_| ActionError::Malformed)?);
+    if target == 0 {
+        return Err(ActionError::Malformed);
+    }
+    Ok((target, rest))
+}
+
+fn text_of(bytes: &[u8]) -> Result<String, ActionError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| ActionError::Malformed)
+}
+
+impl Action {
+    /// Reads a body of envelope kind `kind`.
+    pub fn parse(kind: u8, body: &[u8]) -> Result<Self, ActionError> {
+        match kind {
+            KIND_TEXT => Ok(Self::Text {
+                text: text_of(body)?,
+                reply_to: None,
+            }),
+            KIND_REPLY => {
+                let (target, text) = split_target(body)?;
+                Ok(Self::Text {
+                    text: text_of(text)?,
+                    reply_to: Some(target),
+                })
+            }
+            KIND_EDIT => {
+                let (target, text) = split_target(body)?;
+                Ok(Self::Edit {
+                    target,
+                    text: text_of(text)?,
+                })
+            }
+            KIND_DELETE => {
+                let (target, rest) = split_target(body)?;
+                if !rest.is_empty() {
+                    return Err(ActionError::Malformed);
+                }
+                Ok(Self::Delete { target })
+            }
+            KIND_REACTION => {
+                let (target, rest) = split_target(body)?;
+                let (add, emoji) = rest.split_first().ok_or(ActionError::Malformed)?;
+                let emoji = text_of(emoji)?;
+                let add = match add {
+                    1 => true,
+                    0 => false,
+                    _ => return Err(ActionError::Malformed),
+                };
+                if emoji.is_empty()
+                    || emoji.len() > MAX_REACTION_LEN
+                    || emoji.chars().any(char::is_control)
+                {
+                    return Err(ActionError::Malformed);
+                }
+                Ok(Self::Reaction { target, emoji, add })
+            }
+            _ => Err(ActionError::UnknownKind),
+        }
+    }
+
+    /// The envelope kind and body.
+    pub fn encode(&self) -> (u8, Vec<u8>) {
+        match self {
+            Self::Text {
+                text,
+                reply_to: None,
+            } => (KIND_TEXT, text.as_bytes().to_vec()),
+            Self::Text {
+                text,
+                reply_to: Some(target),
+            } => (
+                KIND_REPLY,
+                [&target.to_be_bytes()[..], text.as_bytes()].concat(),
+            ),
+            Self::Edit { target, text } => (
+                KIND_EDIT,
+                [&target.to_be_bytes()[..], text.as_bytes()].concat(),
+            ),
+            Self::Delete { target } => (KIND_DELETE, target.to_be_bytes().to_vec()),
+            Self::Reaction { target, emoji, add } => (
+                KIND_REACTION,
+                [
+                    &target.to_be_bytes()[..],
+                    &[u8::from(*add)],
+                    emoji.as_bytes(),
+                ]
+                .concat(),
+            ),
+        }
+    }
+
+    /// The earlier message this acts on (edits, deletions and reactions).
+    pub fn target(&self) -> Option<u64> {
+        match self {
+            Self::Text { .. } => None,
+            Self::Edit { target, .. } | Self::Delete { target } | Self::Reaction { target, .. } => {
+                Some(*target)
+            }
+        }
+    }
+}
+
+/// What the rules need to know about the message acted on and the one acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionFacts {
+    /// Whether the actor wrote the target message.
+    pub actor_is_author: bool,
+    /// Whether the actor is an admin of the group.
+    pub actor_is_admin: bool,
+    /// When the relay stored the target (Unix ms).
+    pub target_posted_at_ms: u64,
+    /// When the relay stored the action (Unix ms): the relay's clock, not the actor's.
+    pub action_posted_at_ms: u64,
+    /// Whether the target was deleted already.
+    pub target_deleted: bool,
+}
+
+/// Why an action is not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Only the author edits a message.
+    #[error("only its author can edit a message")]
+    NotTheAuthor,
+    /// The author's 5 minutes are over (admins may still delete).
+    #[error("a message can be edited or deleted only within 5 minutes of sending it")]
+    TooLate,
+    /// Nobody else may delete it.
+    #[error("only its author (within 5 minutes) or an admin can delete a message")]
+    NotAllowed,
+    /// The target is deleted.
+    #[error("that message was deleted")]
+    Deleted,
+}
+
+/// Whether `action` may be applied to its target: the author edits and deletes within 5
+/// minutes of posting; admins delete any message at any time; anyone reacts to a message that
+/// is still there.
+pub fn permitted(action: &Action, facts: &ActionFacts) -> Result<(), Refusal> {
+    if facts.target_deleted {
+        return Err(Refusal::Deleted);
+    }
+    let within_window = facts
+        .action_posted_at_ms
+        .saturating_sub(facts.target_posted_at_ms)
+        <= EDIT_WINDOW_MS;
+    match action {
+        Action::Text { .. } | Action::Reaction { .. } => Ok(()),
+        Action::Edit { .. } => match (facts.actor_is_author, within_window) {
+            (false, _) => Err(Refusal::NotTheAuthor),
+            (true, false) => Err(Refusal::TooLate),
+            (true, true) => Ok(()),
+        },
+        Action::Delete { .. } => {
+            if facts.actor_is_admin {
+                Ok(())
+            } else if !facts.actor_is_author {
+                Err(Refusal::NotAllowed)
+            } else if within_window {
+                Ok(())
+            } else {
+                Err(Refusal::TooLate)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(author: bool, admin: bool, after_ms: u64) -> ActionFacts {
+        ActionFacts {
+            actor_is_author: author,
+            actor_is_admin: admin,
+            target_posted_at_ms: 1_000_000,
+            action_posted_at_ms: 1_000_000 + after_ms,
+            target_deleted: false,
+        }
+    }
+
+    #[test]
+    fn every_action_round_trips_and_malformed_bodies_are_refused() {
+        let actions = [
+            Action::Text {
+                text: "hi".into(),
+                reply_to: None,
+            },
+            Action::Text {
+                text: "yes!".into(),
+                reply_to: Some(3),
+            },
+            Action::Edit {
+                target: 3,
+                text: "fixed".into(),
+            },
+            Action::Delete { target: 9 },
+            Action::Reaction {
+                target: 9,
+                emoji: "👍🏽".into(),
+                add: true,
+            },
+        ];
+        for action in actions {
+            let (kind, body) = action.encode();
+            assert_eq!(Action::parse(kind, &body), Ok(action));
+        }
+        assert_eq!(Action::parse(9, b""), Err(ActionError::UnknownKind));
+        assert_eq!(
+            Action::parse(KIND_EDIT, b"short"),
+            Err(ActionError::Malformed)
+        );
+        assert_eq!(
+            Action::parse(KIND_DELETE, &[0; 8]),
+            Err(ActionError::Malformed),
+            "seqs start at 1"
+        );
+        let mut reaction = 5u64.to_be_bytes().to_vec();
+        reaction.extend([1, 0x1b]);
+        assert_eq!(
+            Action::parse(KIND_REACTION, &reaction),
+            Err(ActionError::Malformed),
+            "no control characters"
+        );
+        let mut reaction = 5u64.to_be_bytes().to_vec();
+        reaction.push(2);
+        reaction.extend("x".as_bytes());
+        assert_eq!(
+            Action::parse(KIND_REACTION, &reaction),
+            Err(ActionError::Malformed)
+        );
+    }
+
+    #[test]
+    fn the_author_edits_and_deletes_for_five_minutes_and_admins_delete_always() {
+        let edit = Action::Edit {
+            target: 1,
+            text: "x".into(),
+        };
+        let delete = Action::Delete { target: 1 };
+        let minute = 60_000;
+        assert_eq!(permitted(&edit, &facts(true, false, 4 * minute)), Ok(()));
+        assert_eq!(permitted(&edit, &facts(true, false, 5 * minute)), Ok(()));
+        assert_eq!(
+            permitted(&edit, &facts(true, false, 5 * minute + 1)),
+            Err(Refusal::TooLate)
+        );
+        assert_eq!(
+            permitted(&edit, &facts(false, true, 0)),
+            Err(Refusal::NotTheAuthor),
+            "admins do not put words in others' mouths"
+        );
+        assert_eq!(permitted(&delete, &facts(true, false, minute)), Ok(()));
+        assert_eq!(
+            permitted(&delete, &facts(true, false, 6 * minute)),
+            Err(Refusal::TooLate)
+        );
+        assert_eq!(
+            permitted(&delete, &facts(false, true, 600 * minute)),
+            Ok(())
+        );
+        assert_eq!(
+            permitted(&delete, &facts(false, false, 0)),
+            Err(Refusal::NotAllowed)
+        );
+        let reaction = Action::Reaction {
+            target: 1,
+            emoji: "🎉".into(),
+            add: true,
+        };
+        assert_eq!(
+            permitted(&reaction, &facts(false, false, 900 * minute)),
+            Ok(())
+        );
+        let gone = ActionFacts {
+            target_deleted: true,
+            ..facts(true, true, 0)
+        };
+        assert_eq!(permitted(&reaction, &gone), Err(Refusal::Deleted));
+    }
+}
