@@ -7,6 +7,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use sotto_client::chat::action::Action;
+use sotto_client::chat::markdown::{self, Block};
 use sotto_client::chat::store::{ChatStore, SearchQuery};
 use sotto_client::chat::{self, ChatBody, ChatMessage};
 use sotto_client::group::GroupState;
@@ -241,6 +242,64 @@ pub(crate) async fn search(
     Ok(())
 }
 
+/// A message's markdown for a terminal: styled with ANSI codes when standard output is one,
+/// plain otherwise; quotes marked with "│ ", code blocks indented, links' addresses shown.
+fn terminal_text(text: &str) -> String {
+    use std::io::IsTerminal;
+    let styled = std::io::stdout().is_terminal();
+    let mut blocks = Vec::new();
+    for block in markdown::parse(text) {
+        match block {
+            Block::Paragraph { quote_depth, spans } => {
+                let mut out = String::new();
+                for span in spans {
+                    let mut codes = Vec::new();
+                    if span.style.bold {
+                        codes.push("1");
+                    }
+                    if span.style.italic {
+                        codes.push("3");
+                    }
+                    if span.style.strike {
+                        codes.push("9");
+                    }
+                    if span.style.code {
+                        codes.push("36");
+                    }
+                    if styled && !codes.is_empty() {
+                        out.push_str(&format!(
+                            "\u{1b}[{}m{}\u{1b}[0m",
+                            codes.join(";"),
+                            span.text
+                        ));
+                    } else if span.style.code {
+                        out.push_str(&format!("`{}`", span.text));
+                    } else {
+                        out.push_str(&span.text);
+                    }
+                    if let Some(link) = span.link
+                        && link != span.text
+                    {
+                        out.push_str(&format!(" <{link}>"));
+                    }
+                }
+                blocks.push(quoted(&out, quote_depth, ""));
+            }
+            Block::Code { quote_depth, text } => blocks.push(quoted(&text, quote_depth, "  ")),
+        }
+    }
+    blocks.join("\n")
+}
+
+/// `text` with every line behind `depth` quote marks and `indent`.
+fn quoted(text: &str, depth: u8, indent: &str) -> String {
+    let prefix = format!("{}{indent}", "│ ".repeat(usize::from(depth)));
+    text.lines()
+        .map(|line| format!("{prefix}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// One message as a line (or lines): time (UTC), author, text.
 fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(message.sent_at_ms.unwrap_or(message.posted_at_ms));
@@ -259,7 +318,10 @@ fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
     let mut out = match &message.body {
         _ if message.deleted => format!("{stamp}  {author}: (deleted)"),
         ChatBody::Text(text) => {
-            format!("{stamp}  {author}: {reply}{}", text.replace('\n', "\n    "))
+            format!(
+                "{stamp}  {author}: {reply}{}",
+                terminal_text(text).replace('\n', "\n    ")
+            )
         }
         ChatBody::Unreadable(why) => format!("{stamp}  {author}: (sealed: {why})"),
         ChatBody::Action(_) => format!("{stamp}  {author}: (an edit or reaction)"),

@@ -130,6 +130,25 @@ fn members_read_what_was_sent_while_they_were_in_and_the_relay_reads_nothing() {
         }
     }
 
+    // Markdown is drawn, never fetched; piped output carries no terminal codes.
+    sotto(
+        ada,
+        &[
+            "send",
+            "general",
+            "**bold** [docs](https://example.org) `x` ![px](http://tracker.example/p.png)",
+        ],
+    );
+    let last =
+        String::from_utf8(sotto(ada, &["history", "general", "--limit", "1"]).stdout).unwrap();
+    assert!(
+        last.trim_end().ends_with(
+            "Ada: bold docs <https://example.org> `x` px <http://tracker.example/p.png>"
+        ),
+        "{last}"
+    );
+    assert!(!last.contains('\u{1b}'), "{last}");
+
     // A voice channel takes no messages, and says so.
     let refused = try_sotto(ada, &["send", "voice", "hello?"]);
     assert!(!refused.status.success());

@@ -6,6 +6,7 @@
 //! joined) stay sealed, and say so.
 
 pub mod action;
+pub mod markdown;
 pub mod store;
 
 use std::time::Duration;
