@@ -96,9 +96,7 @@ pub(crate) async fn act(
                 .any(|member| member.public_key == identity.public_key() && member.is_admin),
             _ => false,
         };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        let now_ms = chat::unix_now_ms();
         store
             .check(
                 &server_name,

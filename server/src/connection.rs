@@ -396,13 +396,19 @@ impl Session {
             }
             ControlFrame::JoinVoice { .. }
             | ControlFrame::CreateInvite { .. }
-            | ControlFrame::ListMembers { .. } => match self.limiter.check(Instant::now()) {
+            | ControlFrame::ListMembers { .. }
+            | ControlFrame::ReadChannel { .. } => match self.limiter.check(Instant::now()) {
                 Verdict::Allow => match frame {
                     ControlFrame::JoinVoice {
                         channel_id,
                         session_salt,
                     } => self.join_voice(channel_id, session_salt, control).await?,
                     ControlFrame::ListMembers { after } => self.list_members(after).await?,
+                    ControlFrame::ReadChannel {
+                        channel_id,
+                        after,
+                        limit,
+                    } => self.read_channel(channel_id, after, limit).await,
                     _ => self.create_invite(&frame).await?,
                 },
                 Verdict::Refuse => {
@@ -436,21 +442,6 @@ impl Session {
                 message_id,
                 envelope,
             } => self.post_message(channel_id, message_id, envelope).await,
-            ControlFrame::ReadChannel { .. } => match self.limiter.check(Instant::now()) {
-                Verdict::Allow => self.read_channel(&frame).await,
-                Verdict::Refuse => error_frame(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "too many requests: at most {} per second; slow down",
-                        self.shared.config.request_rate
-                    ),
-                ),
-                Verdict::Close => {
-                    return Err(SessionError::Flood(
-                        crate::rate_limit::REFUSALS_BEFORE_CLOSE,
-                    ));
-                }
-            },
             key_packages @ (ControlFrame::UploadKeyPackages { .. }
             | ControlFrame::ClaimKeyPackage { .. }) => {
                 return self.handle_key_packages(key_packages, control).await;
@@ -721,15 +712,7 @@ impl Session {
     }
 
     /// A page of a text channel's history.
-    async fn read_channel(&self, request: &ControlFrame) -> ControlFrame {
-        let ControlFrame::ReadChannel {
-            channel_id,
-            after,
-            limit,
-        } = *request
-        else {
-            return error_frame(ErrorCode::Internal, "not a read request");
-        };
+    async fn read_channel(&self, channel_id: u32, after: u64, limit: u16) -> ControlFrame {
         if let Err((code, reason)) = self.text_channel(channel_id) {
             return error_frame(code, reason);
         }

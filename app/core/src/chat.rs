@@ -89,7 +89,8 @@ pub struct ChatMessage {
     pub reactions: Vec<(String, u32)>,
 }
 
-fn unix_now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (messages' times).
+pub fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)

@@ -159,7 +159,7 @@ impl Actor {
             }
             Command::Group(frame) => {
                 // Dropped while disconnected: the group logic syncs again on reconnecting.
-                self.session.send_group(frame);
+                self.session.send_unqueued(frame);
             }
             Command::PostMessage {
                 channel_id,
@@ -172,7 +172,7 @@ impl Actor {
                     message_id,
                     envelope,
                 };
-                if self.session.send_group(frame) {
+                if self.session.send_unqueued(frame) {
                     self.posts
                         .entry((channel_id, message_id))
                         .or_default()

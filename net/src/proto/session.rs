@@ -308,8 +308,9 @@ impl ClientSession {
         Some(request)
     }
 
-    /// Sends a group frame (MLS delivery); false while disconnected.
-    pub fn send_group(&mut self, frame: ControlFrame) -> bool {
+    /// Sends a frame outside the request queue (group frames, message posts: their answers
+    /// are matched by their own ids); false while disconnected.
+    pub fn send_unqueued(&mut self, frame: ControlFrame) -> bool {
         if !self.is_connected() {
             return false;
         }

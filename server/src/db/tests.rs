@@ -11,6 +11,14 @@ fn store() -> (tempfile::TempDir, Store, u32) {
 
 const NOW: u64 = 1_800_000_000;
 
+/// Admits the key `[key; 32]` as `name` with `token`.
+fn admitted(store: &Store, server: u32, token: &InviteToken, key: u8, name: &str) -> Member {
+    store
+        .admit(server, &[key; 32], name, Some(token), NOW)
+        .unwrap()
+        .unwrap()
+}
+
 /// An invite for any number of members that never expires.
 fn open_invite(store: &Store, server: u32) -> InviteToken {
     let terms = InviteTerms {
@@ -303,16 +311,7 @@ fn the_member_list_pages_by_id() {
     let (_dir, store, server) = store();
     let token = open_invite(&store, server);
     for index in 1..=5u8 {
-        store
-            .admit(
-                server,
-                &[index; 32],
-                &format!("m{index}"),
-                Some(&token),
-                NOW,
-            )
-            .unwrap()
-            .unwrap();
+        admitted(&store, server, &token, index, &format!("m{index}"));
     }
     let first = store.members_after(server, 0, 2).unwrap();
     let names: Vec<_> = first.iter().map(|m| m.display_name.as_str()).collect();
@@ -332,10 +331,7 @@ fn the_member_list_pages_by_id() {
 fn single_use_key_packages_are_handed_out_once_then_the_last_resort_one_again_and_again() {
     let (_dir, store, server) = store();
     let token = open_invite(&store, server);
-    let bob = store
-        .admit(server, &[2; 32], "bob", Some(&token), NOW)
-        .unwrap()
-        .unwrap();
+    let bob = admitted(&store, server, &token, 2, "bob");
     let refs = [1u8, 2, 3];
     let count = store
         .store_key_packages(
@@ -397,10 +393,7 @@ fn single_use_key_packages_are_handed_out_once_then_the_last_resort_one_again_an
 fn one_commit_per_epoch_and_only_the_winners_welcome_is_ever_handed_out() {
     let (_dir, store, server) = store();
     let token = open_invite(&store, server);
-    let ada = store
-        .admit(server, &[1; 32], "ada", Some(&token), NOW)
-        .unwrap()
-        .unwrap();
+    let ada = admitted(&store, server, &token, 1, "ada");
     let group: &[u8] = b"sotto/server/1";
     assert!(store.create_group(server, group, b"state-0", NOW).unwrap());
     let (bob, cy): (PublicKey, PublicKey) = ([2; 32], [3; 32]);
@@ -447,14 +440,8 @@ fn one_commit_per_epoch_and_only_the_winners_welcome_is_ever_handed_out() {
 fn messages_get_gapless_seqs_reposts_are_harmless_and_pages_respect_size() {
     let (_dir, store, server) = store();
     let token = open_invite(&store, server);
-    let ada = store
-        .admit(server, &[1; 32], "ada", Some(&token), NOW)
-        .unwrap()
-        .unwrap();
-    let bob = store
-        .admit(server, &[2; 32], "bob", Some(&token), NOW)
-        .unwrap()
-        .unwrap();
+    let ada = admitted(&store, server, &token, 1, "ada");
+    let bob = admitted(&store, server, &token, 2, "bob");
     let general = store.channels(server).unwrap()[0].id;
     let post = |id: u8, author: u32, len: usize| {
         store
