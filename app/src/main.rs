@@ -456,10 +456,15 @@ async fn run(command: Command) -> Result<()> {
         } => {
             let action = Action::Reaction {
                 target: message,
-                emoji,
+                emoji: emoji.clone(),
                 add: !remove,
             };
-            chat::act(server.as_deref(), &channel, &action).await?;
+            let (name, _) = chat::act(server.as_deref(), &channel, &action).await?;
+            if remove {
+                println!("Took back {emoji} from message {message} in #{name}.");
+            } else {
+                println!("Reacted {emoji} to message {message} in #{name}.");
+            }
             Ok(())
         }
         Command::History {
