@@ -30,6 +30,7 @@
 mod actor;
 mod connect;
 mod error;
+mod files;
 mod options;
 mod receivers;
 mod stats;
@@ -42,6 +43,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use error::ClientError;
+pub use files::{BlobUpload, TransferError};
 pub use options::{ClientOptions, ReconnectPolicy, check_display_name};
 pub use stats::ConnectionStats;
 
@@ -238,6 +240,8 @@ enum Command {
         channel_id: u32,
         message_id: [u8; 16],
         envelope: Vec<u8>,
+        files: Vec<crate::proto::file_stream::BlobId>,
+        retracts: Option<u64>,
         reply: oneshot::Sender<Result<Posted, ClientError>>,
     },
     ReadChannel {
@@ -385,12 +389,30 @@ impl Client {
         message_id: [u8; 16],
         envelope: Vec<u8>,
     ) -> Result<Posted, ClientError> {
+        self.post_message_with(channel_id, message_id, envelope, Vec::new(), None)
+            .await
+    }
+
+    /// [`Client::post_message`] for a message that carries stored files (uploaded with
+    /// [`Client::upload_blob`]) or takes back an earlier message of the channel (`retracts`:
+    /// its seq), so the relay keeps the files while a message carries them and lets go of
+    /// them after.
+    pub async fn post_message_with(
+        &self,
+        channel_id: u32,
+        message_id: [u8; 16],
+        envelope: Vec<u8>,
+        files: Vec<crate::proto::file_stream::BlobId>,
+        retracts: Option<u64>,
+    ) -> Result<Posted, ClientError> {
         let (reply, response) = oneshot::channel();
         self.commands
             .send(Command::PostMessage {
                 channel_id,
                 message_id,
                 envelope,
+                files,
+                retracts,
                 reply,
             })
             .await

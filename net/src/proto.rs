@@ -3,6 +3,7 @@
 pub mod control;
 pub mod datagram;
 pub mod feedback;
+pub mod file_stream;
 pub mod handshake;
 pub mod replay;
 pub mod session;

@@ -32,6 +32,17 @@ pub struct RelayConfig {
     pub message_rate: u32,
     /// Chat messages one member may post in a burst.
     pub message_burst: u32,
+    /// Largest file a member may upload, in bytes before sealing.
+    pub max_file_size: u64,
+    /// Uploads one member may start per second on average.
+    pub upload_rate: u32,
+    /// Uploads one member may start in a burst.
+    pub upload_burst: u32,
+    /// How long a stored file no message carries is kept (an upload not posted yet, a message
+    /// deleted) before it is deleted.
+    pub file_grace: Duration,
+    /// How often the relay looks for such files.
+    pub file_sweep_interval: Duration,
     /// Most people in one voice channel.
     pub max_voice_participants: usize,
     /// Most active (unexpired, not used up) invites one member may hold.
@@ -60,6 +71,15 @@ impl Default for RelayConfig {
             // Typing fast is a message a second; pasting a few lines, a burst of them.
             message_rate: 10,
             message_burst: 50,
+            // Photos, screenshots, logs and short clips; a relay on a small board may lower it.
+            max_file_size: 100 * 1024 * 1024,
+            // Dropping a dozen photos into a channel at once is fine; a script uploading
+            // without pause is slowed to two a second.
+            upload_rate: 2,
+            upload_burst: 12,
+            // Long enough for an upload to be finished and posted after a night offline.
+            file_grace: Duration::from_secs(24 * 60 * 60),
+            file_sweep_interval: Duration::from_secs(10 * 60),
             max_voice_participants: MAX_PARTICIPANTS,
             max_active_invites: 50,
             invites_per_hour: 100,
@@ -87,6 +107,12 @@ pub enum ConfigError {
     /// No message could ever be posted.
     #[error("--message-rate and --message-burst must be at least 1, or no one could chat")]
     NoMessages,
+    /// No file could ever be uploaded.
+    #[error("--upload-rate and --upload-burst must be at least 1, or no one could share a file")]
+    NoUploads,
+    /// The sweep for unused files would spin.
+    #[error("the file sweep interval must be at least 100 ms")]
+    SweepTooOften,
     /// A voice channel limit nobody fits in, or more than a roster can list.
     #[error("--max-voice-participants must be from 1 to {MAX_PARTICIPANTS}, got {0}")]
     VoiceParticipants(usize),
@@ -115,6 +141,12 @@ impl RelayConfig {
         }
         if self.message_rate == 0 || self.message_burst == 0 {
             return Err(ConfigError::NoMessages);
+        }
+        if self.upload_rate == 0 || self.upload_burst == 0 {
+            return Err(ConfigError::NoUploads);
+        }
+        if self.file_sweep_interval < Duration::from_millis(100) {
+            return Err(ConfigError::SweepTooOften);
         }
         if !(1..=MAX_PARTICIPANTS).contains(&self.max_voice_participants) {
             return Err(ConfigError::VoiceParticipants(self.max_voice_participants));
@@ -169,6 +201,11 @@ mod tests {
                 .to_string()
                 .contains("from 1 to 1000")
         );
+        let config = RelayConfig {
+            upload_burst: 0,
+            ..RelayConfig::default()
+        };
+        assert_eq!(config.validate(), Err(ConfigError::NoUploads));
         let config = RelayConfig {
             invites_per_hour: 0,
             ..RelayConfig::default()

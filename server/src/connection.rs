@@ -9,16 +9,17 @@ use sotto_net::proto::control::{
     ChannelKind, ControlFrame, ErrorCode, ListedMember, MAX_MEMBERS_PER_PAGE,
     MAX_MESSAGES_PER_PAGE, StoredMessage,
 };
+use sotto_net::proto::file_stream::BlobId;
 use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
 use sotto_net::transport::{ControlStream, StreamError, close_code};
 use tracing::{debug, info, warn};
 
 use sotto_net::group::{InviteGrant, check_key_package, server_group_id};
 
-use crate::data_dir::unix_now;
+use crate::data_dir::{unix_now, unix_now_ms};
 use crate::db::{
-    AdmissionError, InviteLimits, InviteTerms, KeyPackageCount, Member, NewKeyPackage, PostOutcome,
-    Role, StoreError,
+    AdmissionError, InviteLimits, InviteTerms, KeyPackageCount, Member, NewKeyPackage, PostExtras,
+    PostOutcome, Role, StoreError,
 };
 use crate::groups::GroupCursor;
 use crate::metrics::DropReason;
@@ -182,6 +183,11 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
             shared.config.message_burst,
             Instant::now(),
         ),
+        upload_limiter: Arc::new(std::sync::Mutex::new(TokenBucket::new(
+            shared.config.upload_rate,
+            shared.config.upload_burst,
+            Instant::now(),
+        ))),
         member,
     };
     let result = session.run(&mut control).await;
@@ -300,6 +306,8 @@ struct Session {
     message_feed: tokio::sync::broadcast::Receiver<Arc<StoredMessage>>,
     /// The member's chat message rate.
     message_limiter: TokenBucket,
+    /// The member's upload rate, shared by their file streams.
+    upload_limiter: Arc<std::sync::Mutex<TokenBucket>>,
 }
 
 impl Session {
@@ -342,6 +350,22 @@ impl Session {
                         Ok(())
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
+                },
+                stream = self.connection.accept_bi() => match stream {
+                    Ok((send, recv)) => {
+                        tokio::spawn(crate::file_streams::serve(
+                            self.shared.clone(),
+                            crate::file_streams::Uploader {
+                                member_id: self.member.id,
+                                uploads: self.upload_limiter.clone(),
+                            },
+                            send,
+                            recv,
+                        ));
+                        Ok(())
+                    }
+                    // The connection is closing: the control stream ends next.
+                    Err(_) => break Ok(()),
                 },
                 changed = self.group_changes.changed(), if self.group.is_some() => match changed {
                     Ok(()) => self.push_group_updates(control).await,
@@ -441,7 +465,12 @@ impl Session {
                 channel_id,
                 message_id,
                 envelope,
-            } => self.post_message(channel_id, message_id, envelope).await,
+                files,
+                retracts,
+            } => {
+                self.post_message(channel_id, message_id, envelope, files, retracts)
+                    .await
+            }
             key_packages @ (ControlFrame::UploadKeyPackages { .. }
             | ControlFrame::ClaimKeyPackage { .. }) => {
                 return self.handle_key_packages(key_packages, control).await;
@@ -644,6 +673,8 @@ impl Session {
         channel_id: u32,
         message_id: [u8; 16],
         envelope: Vec<u8>,
+        files: Vec<BlobId>,
+        retracts: Option<u64>,
     ) -> ControlFrame {
         let refused = |code, reason: String| ControlFrame::PostRefused {
             channel_id,
@@ -669,10 +700,21 @@ impl Session {
         }
         let shared = self.shared.clone();
         let author = self.member.id;
+        let may_retract_others = self.member.role == Role::Owner;
         let outcome = tokio::task::spawn_blocking(move || {
-            shared
-                .store
-                .post_message(channel_id, &message_id, author, &envelope, unix_now_ms())
+            let extras = PostExtras {
+                files: &files,
+                retracts,
+                may_retract_others,
+            };
+            shared.store.post_message_with(
+                channel_id,
+                &message_id,
+                author,
+                &envelope,
+                extras,
+                unix_now_ms(),
+            )
         })
         .await
         .expect("storing a message does not panic");
@@ -697,6 +739,14 @@ impl Session {
             Ok(PostOutcome::IdTaken) => refused(
                 ErrorCode::ProtocolViolation,
                 "another member's message has this id; pick a random one".into(),
+            ),
+            Ok(PostOutcome::NoSuchFile(_)) => refused(
+                ErrorCode::NoSuchFile,
+                "the message carries a file the relay does not hold (not uploaded, not finished, or deleted); upload it again".into(),
+            ),
+            Ok(PostOutcome::RetractForbidden) => refused(
+                ErrorCode::Forbidden,
+                "only a message's author or the server's owner may take it back".into(),
             ),
             Err(error) => {
                 warn!(
@@ -1056,13 +1106,6 @@ impl Session {
 
 /// Envelope bytes in one page of history (the frame may hold 2 MiB).
 const HISTORY_PAGE_BYTES: usize = 1536 * 1024;
-
-/// Milliseconds since the Unix epoch (messages' stored time).
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
 
 fn error_frame(code: ErrorCode, message: impl Into<String>) -> ControlFrame {
     ControlFrame::Error {

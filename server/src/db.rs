@@ -4,14 +4,16 @@
 //! acknowledges to a client is committed before the acknowledgement is sent, so a `kill -9`
 //! (or a power cut) never loses it. Invite tokens are stored only as SHA-256 hashes.
 
+mod blobs;
 mod groups;
 mod key_packages;
 mod messages;
 mod migrations;
 
+pub use blobs::{BlobRecord, UploadStart};
 pub use groups::{AcceptCommit, CommitOutcome, StoredGroup};
 pub use key_packages::{KeyPackageCount, MAX_STORED_KEY_PACKAGES, NewKeyPackage};
-pub use messages::PostOutcome;
+pub use messages::{PostExtras, PostOutcome};
 
 use std::path::Path;
 use std::sync::Mutex;

@@ -9,10 +9,12 @@
 //! - [`metrics`]: counters and the Prometheus endpoint.
 //! - [`impairment`]: a lossy, jittery UDP proxy for tests.
 
+mod blob_files;
 pub mod config;
 mod connection;
 pub mod data_dir;
 pub mod db;
+mod file_streams;
 mod groups;
 pub mod impairment;
 pub mod metrics;

@@ -96,6 +96,18 @@ struct ServeArgs {
     /// Chat messages one member may post in a burst.
     #[arg(long, default_value_t = RelayConfig::default().message_burst)]
     message_burst: u32,
+    /// Largest file a member may upload, in MiB.
+    #[arg(long, default_value_t = RelayConfig::default().max_file_size / (1024 * 1024))]
+    max_file_mib: u64,
+    /// Uploads one member may start per second on average.
+    #[arg(long, default_value_t = RelayConfig::default().upload_rate)]
+    upload_rate: u32,
+    /// Uploads one member may start in a burst.
+    #[arg(long, default_value_t = RelayConfig::default().upload_burst)]
+    upload_burst: u32,
+    /// Seconds a stored file that no message carries is kept before it is deleted.
+    #[arg(long, default_value_t = RelayConfig::default().file_grace.as_secs())]
+    file_grace_secs: u64,
     /// Most people in one voice channel (at most 1000).
     #[arg(long, default_value_t = RelayConfig::default().max_voice_participants)]
     max_voice_participants: usize,
@@ -186,6 +198,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         request_burst: args.request_burst,
         message_rate: args.message_rate,
         message_burst: args.message_burst,
+        max_file_size: args.max_file_mib.saturating_mul(1024 * 1024),
+        upload_rate: args.upload_rate,
+        upload_burst: args.upload_burst,
+        file_grace: std::time::Duration::from_secs(args.file_grace_secs),
         max_voice_participants: args.max_voice_participants,
         max_active_invites: args.max_active_invites,
         invites_per_hour: args.invites_per_hour,

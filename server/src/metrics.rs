@@ -72,6 +72,14 @@ pub struct Metrics {
     pub requests_rate_limited: AtomicU64,
     /// Connections closed for flooding requests or breaking the protocol after the handshake.
     pub sessions_closed_for_abuse: AtomicU64,
+    /// Sealed file bytes received in uploads.
+    pub file_bytes_in: AtomicU64,
+    /// Sealed file bytes sent in downloads.
+    pub file_bytes_out: AtomicU64,
+    /// Uploads completed (bytes durable, hash checked).
+    pub files_stored: AtomicU64,
+    /// Files deleted because no message carried them past the grace period.
+    pub files_deleted: AtomicU64,
     dropped: [AtomicU64; 5],
 }
 
@@ -149,6 +157,30 @@ impl Metrics {
             "counter",
             "Connections closed for flooding or malformed frames after the handshake.",
             get(&self.sessions_closed_for_abuse),
+        );
+        metric(
+            "sotto_file_bytes_in_total",
+            "counter",
+            "Sealed file bytes received in uploads.",
+            get(&self.file_bytes_in),
+        );
+        metric(
+            "sotto_file_bytes_out_total",
+            "counter",
+            "Sealed file bytes sent in downloads.",
+            get(&self.file_bytes_out),
+        );
+        metric(
+            "sotto_files_stored_total",
+            "counter",
+            "Uploads completed: bytes durable and their SHA-256 checked.",
+            get(&self.files_stored),
+        );
+        metric(
+            "sotto_files_deleted_total",
+            "counter",
+            "Stored files deleted because no message carried them past the grace period.",
+            get(&self.files_deleted),
         );
         let _ = writeln!(
             out,

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::blob_files::BlobFiles;
 use crate::config::{ConfigError, RelayConfig};
 use crate::connection;
 use crate::data_dir::{DataDir, DataDirError};
@@ -65,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) groups: Groups,
     /// Every message stored, for the connections to pass on to their members.
     pub(crate) messages: tokio::sync::broadcast::Sender<Arc<StoredMessage>>,
+    /// Sealed files' bytes.
+    pub(crate) blobs: BlobFiles,
     online: Mutex<HashMap<u32, quinn::Connection>>,
 }
 
@@ -151,6 +154,55 @@ fn bind_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
+/// Opens the file store and deletes bytes left without a record by a crash.
+fn open_blob_files(root: &std::path::Path, store: &Store) -> Result<BlobFiles, RelayError> {
+    let io = |source| {
+        RelayError::DataDir(DataDirError::Io {
+            action: "cannot open the file store in",
+            path: root.join("blobs"),
+            source,
+        })
+    };
+    let blobs = BlobFiles::open(root).map_err(io)?;
+    let swept = blobs.sweep_orphans(&store.blob_ids()?).map_err(io)?;
+    if swept > 0 {
+        info!(swept, "deleted stored files that had no record");
+    }
+    Ok(blobs)
+}
+
+/// Deletes, now and then, the files no message has carried for the grace period.
+async fn sweep_unused_files(shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(shared.config.file_sweep_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let grace_ms = u64::try_from(shared.config.file_grace.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = crate::data_dir::unix_now_ms().saturating_sub(grace_ms);
+        let swept = shared.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let ids = swept.store.collect_unreferenced_blobs(cutoff)?;
+            for id in &ids {
+                swept.blobs.remove(id);
+            }
+            Ok::<_, StoreError>(ids.len())
+        })
+        .await;
+        match result {
+            Ok(Ok(0)) => {}
+            Ok(Ok(deleted)) => {
+                info!(deleted, "deleted stored files no message carries");
+                shared
+                    .metrics
+                    .files_deleted
+                    .fetch_add(deleted as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(Err(error)) => warn!("cannot sweep unused files: {error}"),
+            Err(error) => warn!("the file sweep failed: {error}"),
+        }
+    }
+}
+
 /// A bound relay, ready to [`Relay::run`].
 #[derive(Debug)]
 pub struct Relay {
@@ -168,6 +220,7 @@ impl Relay {
         let (store, certificate) = (opened.store, opened.certificate);
         let server = store.default_server()?;
         let channels = store.channels(server.id)?;
+        let blobs = open_blob_files(data.root(), &store)?;
         let socket = bind_udp(config.listen).map_err(|source| RelayError::Bind {
             address: config.listen,
             source,
@@ -200,6 +253,7 @@ impl Relay {
             config,
             groups: Groups::new(),
             messages: tokio::sync::broadcast::channel(MESSAGE_FEED).0,
+            blobs,
             online: Mutex::new(HashMap::new()),
         });
         Ok(Self {
@@ -245,6 +299,7 @@ impl Relay {
         } = self;
         let metrics_task = metrics_listener
             .map(|listener| tokio::spawn(metrics::serve(listener, shared.metrics.clone())));
+        let sweeper = tokio::spawn(sweep_unused_files(shared.clone()));
         let permits = Arc::new(Semaphore::new(shared.config.max_connections));
         info!(address = %endpoint.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()), "relay serving");
         tokio::pin!(shutdown);
@@ -272,6 +327,7 @@ impl Relay {
         if let Some(task) = metrics_task {
             task.abort();
         }
+        sweeper.abort();
     }
 }
 

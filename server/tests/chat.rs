@@ -14,17 +14,8 @@ use std::time::Duration;
 use common::process::*;
 use common::*;
 use sotto_net::client::{ClientError, ClientEvent};
-use sotto_net::proto::control::{ChannelKind, ErrorCode, StoredMessage};
+use sotto_net::proto::control::{ErrorCode, StoredMessage};
 use sotto_relay::RelayConfig;
-
-fn text_channel(client: &TestClient) -> u32 {
-    client
-        .channels
-        .iter()
-        .find(|channel| channel.kind == ChannelKind::Text)
-        .expect("a text channel")
-        .id
-}
 
 fn message_id(author: u8, index: u32) -> [u8; 16] {
     let mut id = [author; 16];

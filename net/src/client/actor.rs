@@ -165,12 +165,16 @@ impl Actor {
                 channel_id,
                 message_id,
                 envelope,
+                files,
+                retracts,
                 reply,
             } => {
                 let frame = ControlFrame::PostMessage {
                     channel_id,
                     message_id,
                     envelope,
+                    files,
+                    retracts,
                 };
                 if self.session.send_unqueued(frame) {
                     self.posts

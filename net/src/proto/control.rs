@@ -37,6 +37,8 @@ pub const MAX_ENVELOPE_LEN: usize = crate::seal::text::MAX_ENVELOPE_LEN;
 pub const MAX_MESSAGES_PER_PAGE: usize = 100;
 /// Most members in one page of the member list.
 pub const MAX_MEMBERS_PER_PAGE: usize = 1000;
+/// Most files one message may carry.
+pub const MAX_FILES_PER_MESSAGE: usize = 10;
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
@@ -187,6 +189,12 @@ pub enum ErrorCode {
     NotATextChannel,
     /// The message is larger than the relay allows.
     MessageTooLarge,
+    /// The file is larger than the server allows.
+    FileTooLarge,
+    /// No such file is stored (never uploaded, not finished, or deleted).
+    NoSuchFile,
+    /// The uploaded bytes do not match the announced SHA-256; upload them again.
+    FileDamaged,
     /// A code this build does not know.
     Unknown(u16),
 }
@@ -213,6 +221,9 @@ impl ErrorCode {
             Self::GroupRefused => 16,
             Self::NotATextChannel => 17,
             Self::MessageTooLarge => 18,
+            Self::FileTooLarge => 19,
+            Self::NoSuchFile => 20,
+            Self::FileDamaged => 21,
             Self::Unknown(code) => code,
         }
     }
@@ -238,6 +249,9 @@ impl ErrorCode {
             16 => Self::GroupRefused,
             17 => Self::NotATextChannel,
             18 => Self::MessageTooLarge,
+            19 => Self::FileTooLarge,
+            20 => Self::NoSuchFile,
+            21 => Self::FileDamaged,
             other => Self::Unknown(other),
         }
     }
@@ -452,6 +466,12 @@ pub enum ControlFrame {
         message_id: [u8; 16],
         /// The sealed envelope.
         envelope: Vec<u8>,
+        /// Stored files the message carries (their keys are inside the envelope); the relay
+        /// keeps a file while some message carries it.
+        files: Vec<crate::proto::file_stream::BlobId>,
+        /// A message of the same channel this one takes back (a deletion): the relay lets go
+        /// of its files. Only its author or the server's owner may.
+        retracts: Option<u64>,
     },
     /// Relay → client: the message is stored durably at `seq`.
     MessagePosted {
@@ -910,8 +930,11 @@ impl ControlFrame {
                     .chain(last_resort)
                     .try_for_each(|kp| check_count("key package", kp.len(), MAX_KEY_PACKAGE_LEN))
             }
-            Self::PostMessage { envelope, .. } => {
-                check_count("envelope", envelope.len(), MAX_ENVELOPE_LEN)
+            Self::PostMessage {
+                envelope, files, ..
+            } => {
+                check_count("envelope", envelope.len(), MAX_ENVELOPE_LEN)?;
+                check_count("files", files.len(), MAX_FILES_PER_MESSAGE)
             }
             Self::PostRefused { reason, .. } => check_text("reason", reason, MAX_MESSAGE_LEN),
             Self::ChannelMessages { messages, .. } => {
@@ -1137,10 +1160,14 @@ impl ControlFrame {
                 channel_id,
                 message_id,
                 envelope,
+                files,
+                retracts,
             } => {
                 w.u32(*channel_id);
                 w.bytes(message_id);
                 w.blob(envelope);
+                w.list(files, |w, id| w.bytes(id));
+                w.optional(retracts.as_ref(), |w, seq| w.u64(*seq));
             }
             Self::MessagePosted {
                 channel_id,
@@ -1333,6 +1360,8 @@ impl ControlFrame {
                 channel_id: r.u32("channel id")?,
                 message_id: r.array("message id")?,
                 envelope: r.blob("envelope", MAX_ENVELOPE_LEN)?,
+                files: r.list("files", MAX_FILES_PER_MESSAGE, |r| r.array("file id"))?,
+                retracts: r.optional("retracts", |r| r.u64("retracts"))?,
             },
             kind::MESSAGE_POSTED => Self::MessagePosted {
                 channel_id: r.u32("channel id")?,

@@ -152,6 +152,12 @@ impl FileManifest {
     }
 }
 
+/// Bytes of the sealed form of a file of `plaintext_len` bytes (for lengths up to
+/// [`MAX_FILE_LEN`]).
+pub fn sealed_len_of(plaintext_len: u64) -> u64 {
+    plaintext_len + u64::from(chunk_count(plaintext_len)) * CHUNK_OVERHEAD as u64
+}
+
 fn chunk_count(plaintext_len: u64) -> u32 {
     let count = plaintext_len.div_ceil(CHUNK_LEN as u64).max(1);
     // The constructors keep lengths within MAX_FILE_LEN, so this always fits.

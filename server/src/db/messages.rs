@@ -5,7 +5,8 @@
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use sotto_net::proto::control::StoredMessage;
 
-use super::{Store, StoreError, to_u32};
+use super::{Store, StoreError, blobs, to_u32};
+use sotto_net::proto::file_stream::BlobId;
 
 /// What became of a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,22 @@ pub enum PostOutcome {
     AlreadyStored(StoredMessage),
     /// Another member's message has this id in the channel.
     IdTaken,
+    /// The message carries a file that is not stored (or not complete): nothing was stored.
+    NoSuchFile(BlobId),
+    /// The message takes back another member's message, and its author may not: nothing was
+    /// stored.
+    RetractForbidden,
+}
+
+/// What a post carries besides its envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PostExtras<'a> {
+    /// Stored files the message carries.
+    pub files: &'a [BlobId],
+    /// A message of the channel it takes back (its files are let go).
+    pub retracts: Option<u64>,
+    /// Whether the author may take back other members' messages (the server's owner).
+    pub may_retract_others: bool,
 }
 
 impl Store {
@@ -27,6 +44,27 @@ impl Store {
         message_id: &[u8; 16],
         author: u32,
         envelope: &[u8],
+        now_unix_ms: u64,
+    ) -> Result<PostOutcome, StoreError> {
+        self.post_message_with(
+            channel_id,
+            message_id,
+            author,
+            envelope,
+            PostExtras::default(),
+            now_unix_ms,
+        )
+    }
+
+    /// [`Store::post_message`] for a message that carries files or takes one back: the
+    /// message, its files and the retraction are one transaction.
+    pub fn post_message_with(
+        &self,
+        channel_id: u32,
+        message_id: &[u8; 16],
+        author: u32,
+        envelope: &[u8],
+        extras: PostExtras<'_>,
         now_unix_ms: u64,
     ) -> Result<PostOutcome, StoreError> {
         self.with(|connection| {
@@ -76,6 +114,24 @@ impl Store {
                     envelope
                 ],
             )?;
+            if let Err(missing) = blobs::attach_files(&tx, channel_id, seq, extras.files)? {
+                return Ok(PostOutcome::NoSuchFile(missing));
+            }
+            if let Some(retracted) = extras.retracts {
+                let retracted_author: Option<i64> = tx
+                    .query_row(
+                        "SELECT author FROM messages WHERE channel_id = ?1 AND seq = ?2",
+                        params![channel_id, retracted as i64],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if let Some(retracted_author) = retracted_author {
+                    if to_u32(retracted_author, "author")? != author && !extras.may_retract_others {
+                        return Ok(PostOutcome::RetractForbidden);
+                    }
+                    blobs::detach_files(&tx, channel_id, retracted, now_unix_ms)?;
+                }
+            }
             tx.commit()?;
             Ok(PostOutcome::Stored(StoredMessage {
                 channel_id,

@@ -111,6 +111,26 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (channel_id, seq),
          UNIQUE (channel_id, message_id)
      );",
+    // 6: sealed files, stored under the random ids their uploaders chose, and which messages
+    // carry them. A file no message carries since `unreferenced_since` (Unix ms) is deleted once
+    // the grace period has passed.
+    "CREATE TABLE blobs (
+         id BLOB PRIMARY KEY CHECK (length(id) = 16),
+         uploader INTEGER NOT NULL REFERENCES members (id),
+         sealed_len INTEGER NOT NULL CHECK (sealed_len >= 0),
+         sealed_sha256 BLOB NOT NULL CHECK (length(sealed_sha256) = 32),
+         complete INTEGER NOT NULL CHECK (complete IN (0, 1)),
+         created_at INTEGER NOT NULL,
+         unreferenced_since INTEGER NOT NULL
+     );
+     CREATE TABLE message_files (
+         channel_id INTEGER NOT NULL,
+         seq INTEGER NOT NULL,
+         blob_id BLOB NOT NULL REFERENCES blobs (id),
+         PRIMARY KEY (channel_id, seq, blob_id),
+         FOREIGN KEY (channel_id, seq) REFERENCES messages (channel_id, seq) ON DELETE CASCADE
+     );
+     CREATE INDEX message_files_by_blob ON message_files (blob_id);",
 ];
 
 /// Brings the schema up to date, one transaction per migration.

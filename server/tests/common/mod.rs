@@ -18,6 +18,16 @@ use tokio::sync::mpsc;
 pub mod process;
 pub mod raw;
 
+/// The first text channel `client` was told of.
+pub fn text_channel(client: &TestClient) -> u32 {
+    client
+        .channels
+        .iter()
+        .find(|channel| channel.kind == ChannelKind::Text)
+        .expect("a text channel")
+        .id
+}
+
 /// Generous deadline for anything that should happen promptly on loopback.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 

@@ -162,6 +162,15 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             channel_id: 1,
             message_id: [19; 16],
             envelope: vec![20; 500],
+            files: vec![],
+            retracts: None,
+        },
+        ControlFrame::PostMessage {
+            channel_id: 1,
+            message_id: [21; 16],
+            envelope: vec![22; 300],
+            files: vec![[23; 16], [24; 16]],
+            retracts: Some(7),
         },
         ControlFrame::MessagePosted {
             channel_id: 1,
