@@ -18,7 +18,7 @@ use crate::members::short_id;
 use crate::session;
 
 /// A session in the group, with the text channel called `name` (with or without '#').
-async fn channel_session(
+pub(crate) async fn channel_session(
     server: Option<&str>,
     name: &str,
 ) -> Result<(Profile, Session, u32, String)> {
@@ -210,12 +210,22 @@ pub(crate) async fn search(
         ),
         None => None,
     };
+    // `has:file` is a filter, not a word.
+    let has_file = words
+        .iter()
+        .any(|word| word.eq_ignore_ascii_case("has:file"));
+    let words: Vec<&str> = words
+        .iter()
+        .map(String::as_str)
+        .filter(|word| !word.eq_ignore_ascii_case("has:file"))
+        .collect();
     let query = SearchQuery {
         words: words.join(" "),
         channel_id,
         author_member,
         since_ms: None,
         until_ms: None,
+        has_file,
         limit,
     };
     let started = std::time::Instant::now();
@@ -324,6 +334,13 @@ fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
         ChatBody::Unreadable(why) => format!("{stamp}  {author}: (sealed: {why})"),
         ChatBody::Action(_) => format!("{stamp}  {author}: (an edit or reaction)"),
     };
+    if let Some(file) = message.attachment.as_ref().filter(|_| !message.deleted) {
+        out.push_str(&format!(
+            "\n    📎 {} ({})",
+            chat::printable(&file.name),
+            crate::files::human_size(file.size)
+        ));
+    }
     if message.edited && !message.deleted {
         out.push_str("  (edited)");
     }

@@ -3,6 +3,7 @@
 
 mod chat;
 mod demo;
+mod files;
 mod members;
 mod ptt;
 mod session;
@@ -158,6 +159,39 @@ enum Command {
         /// Take the reaction back.
         #[arg(long)]
         remove: bool,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Share a file in a text channel: sealed on this device, so the relay stores only
+    /// ciphertext; resumes by itself if the connection drops.
+    Upload {
+        /// The text channel, e.g. `general` or `#general`.
+        channel: String,
+        /// The file to share.
+        path: std::path::PathBuf,
+        /// A message to go with it.
+        #[arg(long, default_value = "")]
+        text: String,
+        /// Print progress and the result as JSON lines (for scripts and bots).
+        #[arg(long)]
+        json: bool,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Save a file shared in a text channel, checked against what its sender sealed.
+    Download {
+        /// The text channel.
+        channel: String,
+        /// The message's number, as `sotto history` shows it.
+        message: u64,
+        /// Where to save it: a folder, or a new file's name. Default: the current folder.
+        #[arg(long, short)]
+        out: Option<std::path::PathBuf>,
+        /// Print progress and the result as JSON lines (for scripts and bots).
+        #[arg(long)]
+        json: bool,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
         server: Option<String>,
@@ -467,6 +501,20 @@ async fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Upload {
+            channel,
+            path,
+            text,
+            json,
+            server,
+        } => files::upload(server.as_deref(), &channel, &path, &text, json).await,
+        Command::Download {
+            channel,
+            message,
+            out,
+            json,
+            server,
+        } => files::download(server.as_deref(), &channel, message, out.as_deref(), json).await,
         Command::History {
             channel,
             limit,

@@ -51,6 +51,7 @@ fn store_of(count: u64, dir: &std::path::Path) -> ChatStore {
             edited: false,
             deleted: false,
             reactions: Vec::new(),
+            attachment: None,
         });
         if batch.len() == 1000 {
             store.insert("bench", &batch, &|_| false).unwrap();

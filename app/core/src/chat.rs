@@ -6,6 +6,7 @@
 //! joined) stay sealed, and say so.
 
 pub mod action;
+pub mod files;
 pub mod markdown;
 pub mod store;
 
@@ -87,6 +88,8 @@ pub struct ChatMessage {
     pub deleted: bool,
     /// Reactions: each emoji and how many members gave it.
     pub reactions: Vec<(String, u32)>,
+    /// The file it carries (its text is the caption).
+    pub attachment: Option<action::Attachment>,
 }
 
 /// Milliseconds since the Unix epoch (messages' times).
@@ -145,11 +148,26 @@ pub async fn post_action(
     let sealed = seal_message_by(&secret, identity, &header, &body)
         .map_err(|_| ChatError::TooLong(body.len()))?;
     let envelope = encode_envelope(&sealed);
+    // The relay keeps a file while a message carries it, and lets go of a deleted message's.
+    let files = match action {
+        Action::File { file, .. } => vec![file.blob_id],
+        _ => Vec::new(),
+    };
+    let retracts = match action {
+        Action::Delete { target } => Some(*target),
+        _ => None,
+    };
     let mut tries = 0;
     loop {
         match session
             .client
-            .post_message(channel_id, *sealed.message_id(), envelope.clone())
+            .post_message_with(
+                channel_id,
+                *sealed.message_id(),
+                envelope.clone(),
+                files.clone(),
+                retracts,
+            )
             .await
         {
             Err(ClientError::NotConnected) if tries < POST_TRIES => {
@@ -179,6 +197,7 @@ pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
         edited: false,
         deleted: false,
         reactions: Vec::new(),
+        attachment: None,
     };
     message.body = match open_body(session, stored).await {
         Ok((author, sent_at_ms, action)) => {
@@ -187,6 +206,10 @@ pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
             match action {
                 Action::Text { text, reply_to } => {
                     message.reply_to = reply_to;
+                    ChatBody::Text(printable(&text))
+                }
+                Action::File { file, text } => {
+                    message.attachment = Some(file);
                     ChatBody::Text(printable(&text))
                 }
                 other => ChatBody::Action(other),

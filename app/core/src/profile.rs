@@ -186,6 +186,11 @@ impl Profile {
         self.dir.join("chat.db")
     }
 
+    /// A private working directory for files being sent or fetched (sealed bytes only).
+    pub fn transfers_dir(&self) -> PathBuf {
+        self.dir.join("transfers")
+    }
+
     /// Where the servers' encryption group state lives (sealed; see [`crate::group::store`]).
     pub fn group_store_path(&self) -> PathBuf {
         self.dir.join("group.db")

@@ -134,6 +134,15 @@ pub fn start_host(data: &Path, listen: &str, public: &str) -> (Host, Option<Stri
         .args(["host", "--data"])
         .arg(data)
         .args(["--listen", listen, "--public-addr", public])
+        // Its log, at debug level, beside its data: tests check it holds nothing secret.
+        .env("RUST_LOG", "debug")
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(data.with_extension("log"))
+                .expect("the host's log file opens"),
+        )
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("sotto host starts");
@@ -321,6 +330,20 @@ impl Server {
         self.host.0.wait().unwrap();
         self.host = start_host(&self.relay_data, &self.address, &self.address).0;
     }
+}
+
+/// Every file under `dir`, as bytes.
+pub fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_under(&path));
+        } else {
+            found.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    found
 }
 
 /// `sotto` on `profile`, success or not.

@@ -9,7 +9,15 @@
 //! kind 3  edit      body = target seq (u64 BE) ‖ UTF-8 text (the new text)
 //! kind 4  delete    body = target seq (u64 BE)
 //! kind 5  reaction  body = target seq (u64 BE) ‖ add (1) or remove (0) ‖ UTF-8 emoji (1–32 bytes)
+//! kind 6  file      body = file id [16] ‖ manifest [80] ‖ name (u16 BE length ‖ UTF-8, 1–255
+//!                   bytes) ‖ media type (u8 length ‖ ASCII, 0–127) ‖ UTF-8 text (a caption)
 //! ```
+//!
+//! A file's manifest holds the key of its sealed bytes, which the relay stores under the file
+//! id: the message is what lets members open the file.
+
+use sotto_net::seal::file::{FileManifest, MANIFEST_LEN, decode_manifest};
+use zeroize::Zeroizing;
 
 /// The envelope kind of a plain text.
 pub const KIND_TEXT: u8 = 1;
@@ -21,6 +29,13 @@ pub const KIND_EDIT: u8 = 3;
 pub const KIND_DELETE: u8 = 4;
 /// A reaction added to or removed from an earlier message.
 pub const KIND_REACTION: u8 = 5;
+/// A file shared, with a caption.
+pub const KIND_FILE: u8 = 6;
+
+/// Longest file name, in bytes.
+pub const MAX_FILE_NAME_LEN: usize = 255;
+/// Longest media type, in bytes.
+pub const MAX_MEDIA_TYPE_LEN: usize = 127;
 
 /// How long after posting its author may still edit or delete a message (ms): 5 minutes.
 pub const EDIT_WINDOW_MS: u64 = 5 * 60 * 1000;
@@ -59,6 +74,99 @@ pub enum Action {
         /// Added (else removed).
         add: bool,
     },
+    /// A file, with a caption.
+    File {
+        /// The file.
+        file: Attachment,
+        /// The caption (may be empty).
+        text: String,
+    },
+}
+
+/// A file a message carries: where the relay keeps its sealed bytes, and the manifest that
+/// opens them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The stored file's id.
+    pub blob_id: [u8; 16],
+    /// The encoded manifest (it holds the file's key: never log it).
+    pub manifest: Zeroizing<Vec<u8>>,
+    /// The file's name, as the sender's device had it (no directories, no control characters).
+    pub name: String,
+    /// Its media type, e.g. `image/png` (may be empty).
+    pub media_type: String,
+    /// Its length before sealing, in bytes.
+    pub size: u64,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("name", &self.name)
+            .field("media_type", &self.media_type)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Attachment {
+    /// The manifest, decoded.
+    pub fn manifest(&self) -> Result<FileManifest, ActionError> {
+        decode_manifest(&self.manifest).map_err(|_| ActionError::Malformed)
+    }
+}
+
+/// Whether `name` may stand as a shared file's name: 1–255 bytes, no control characters, no
+/// directory separators, not `.` or `..`.
+pub fn valid_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_FILE_NAME_LEN
+        && !name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c == '\\')
+        && name != "."
+        && name != ".."
+}
+
+fn parse_file(body: &[u8]) -> Result<Action, ActionError> {
+    let (blob_id, rest) = body.split_at_checked(16).ok_or(ActionError::Malformed)?;
+    let (manifest, rest) = rest
+        .split_at_checked(MANIFEST_LEN)
+        .ok_or(ActionError::Malformed)?;
+    let size = decode_manifest(manifest)
+        .map_err(|_| ActionError::Malformed)?
+        .plaintext_len();
+    let (name_len, rest) = rest.split_at_checked(2).ok_or(ActionError::Malformed)?;
+    let name_len = usize::from(u16::from_be_bytes([name_len[0], name_len[1]]));
+    let (name, rest) = rest
+        .split_at_checked(name_len)
+        .ok_or(ActionError::Malformed)?;
+    let name = text_of(name)?;
+    if !valid_file_name(&name) {
+        return Err(ActionError::Malformed);
+    }
+    let (media_len, rest) = rest.split_first().ok_or(ActionError::Malformed)?;
+    let (media_type, caption) = rest
+        .split_at_checked(usize::from(*media_len))
+        .ok_or(ActionError::Malformed)?;
+    let media_type = text_of(media_type)?;
+    if media_type.len() > MAX_MEDIA_TYPE_LEN
+        || !media_type
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"')
+    {
+        return Err(ActionError::Malformed);
+    }
+    Ok(Action::File {
+        file: Attachment {
+            blob_id: blob_id.try_into().map_err(|_| ActionError::Malformed)?,
+            manifest: Zeroizing::new(manifest.to_vec()),
+            name,
+            media_type,
+            size,
+        },
+        text: text_of(caption)?,
+    })
 }
 
 /// Why a body is not understood.
@@ -132,6 +240,7 @@ impl Action {
                 }
                 Ok(Self::Reaction { target, emoji, add })
             }
+            KIND_FILE => parse_file(body),
             _ => Err(ActionError::UnknownKind),
         }
     }
@@ -164,13 +273,31 @@ impl Action {
                 ]
                 .concat(),
             ),
+            Self::File { file, text } => {
+                let mut body = Vec::with_capacity(
+                    16 + file.manifest.len()
+                        + 3
+                        + file.name.len()
+                        + file.media_type.len()
+                        + text.len(),
+                );
+                body.extend_from_slice(&file.blob_id);
+                body.extend_from_slice(&file.manifest);
+                let name_len = u16::try_from(file.name.len()).unwrap_or(u16::MAX);
+                body.extend_from_slice(&name_len.to_be_bytes());
+                body.extend_from_slice(file.name.as_bytes());
+                body.push(u8::try_from(file.media_type.len()).unwrap_or(u8::MAX));
+                body.extend_from_slice(file.media_type.as_bytes());
+                body.extend_from_slice(text.as_bytes());
+                (KIND_FILE, body)
+            }
         }
     }
 
     /// The earlier message this acts on (edits, deletions and reactions).
     pub fn target(&self) -> Option<u64> {
         match self {
-            Self::Text { .. } => None,
+            Self::Text { .. } | Self::File { .. } => None,
             Self::Edit { target, .. } | Self::Delete { target } | Self::Reaction { target, .. } => {
                 Some(*target)
             }
@@ -223,7 +350,7 @@ pub fn permitted(action: &Action, facts: &ActionFacts) -> Result<(), Refusal> {
         .saturating_sub(facts.target_posted_at_ms)
         <= EDIT_WINDOW_MS;
     match action {
-        Action::Text { .. } | Action::Reaction { .. } => Ok(()),
+        Action::Text { .. } | Action::File { .. } | Action::Reaction { .. } => Ok(()),
         Action::Edit { .. } => match (facts.actor_is_author, within_window) {
             (false, _) => Err(Refusal::NotTheAuthor),
             (true, false) => Err(Refusal::TooLate),
@@ -305,6 +432,62 @@ mod tests {
         reaction.extend("x".as_bytes());
         assert_eq!(
             Action::parse(KIND_REACTION, &reaction),
+            Err(ActionError::Malformed)
+        );
+    }
+
+    fn sample_file(name: &str, media_type: &str) -> Attachment {
+        let manifest = sotto_net::seal::file::FileSealer::new(&b"sotto"[..])
+            .seal_to(std::io::sink())
+            .unwrap();
+        Attachment {
+            blob_id: [4; 16],
+            manifest: Zeroizing::new(sotto_net::seal::file::encode_manifest(&manifest).to_vec()),
+            name: name.into(),
+            media_type: media_type.into(),
+            size: 5,
+        }
+    }
+
+    #[test]
+    fn files_round_trip_and_bad_names_or_manifests_are_refused() {
+        let share = Action::File {
+            file: sample_file("plan.txt", "text/plain"),
+            text: "the plan".into(),
+        };
+        let (kind, body) = share.encode();
+        assert_eq!(kind, KIND_FILE);
+        assert_eq!(Action::parse(kind, &body), Ok(share.clone()));
+        assert!(
+            !format!("{share:?}").contains("manifest"),
+            "the key stays out of logs"
+        );
+        for bad_name in ["", "../x", "a/b", "a\\b", "bell\u{7}", ".."] {
+            let (_, body) = Action::File {
+                file: sample_file(bad_name, ""),
+                text: String::new(),
+            }
+            .encode();
+            assert_eq!(
+                Action::parse(KIND_FILE, &body),
+                Err(ActionError::Malformed),
+                "{bad_name:?}"
+            );
+        }
+        let (_, body) = Action::File {
+            file: sample_file("x", "text/\"quoted\""),
+            text: String::new(),
+        }
+        .encode();
+        assert_eq!(Action::parse(KIND_FILE, &body), Err(ActionError::Malformed));
+        let mut broken = share.encode().1;
+        broken[16] = 9; // manifest version
+        assert_eq!(
+            Action::parse(KIND_FILE, &broken),
+            Err(ActionError::Malformed)
+        );
+        assert_eq!(
+            Action::parse(KIND_FILE, &broken[..50]),
             Err(ActionError::Malformed)
         );
     }

@@ -9,7 +9,9 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 use sotto_net::proto::control::PublicKey;
 
-use super::action::{Action, ActionFacts, Refusal, permitted};
+use zeroize::Zeroizing;
+
+use super::action::{Action, ActionFacts, Attachment, Refusal, permitted};
 use super::{ChatBody, ChatMessage};
 
 /// Why the chat store failed.
@@ -37,6 +39,8 @@ pub struct SearchQuery {
     pub since_ms: Option<u64>,
     /// Only sent before this time (Unix ms).
     pub until_ms: Option<u64>,
+    /// Only messages that carry a file.
+    pub has_file: bool,
     /// At most this many results, newest first.
     pub limit: u32,
 }
@@ -89,6 +93,18 @@ impl ChatStore {
                  emoji TEXT NOT NULL,
                  author_key BLOB NOT NULL,
                  PRIMARY KEY (server, channel_id, seq, emoji, author_key)
+             );
+             -- Files messages carry; the manifest holds the file's key.
+             CREATE TABLE IF NOT EXISTS attachments (
+                 server TEXT NOT NULL,
+                 channel_id INTEGER NOT NULL,
+                 seq INTEGER NOT NULL,
+                 blob_id BLOB NOT NULL,
+                 manifest BLOB NOT NULL,
+                 name TEXT NOT NULL,
+                 media_type TEXT NOT NULL,
+                 size INTEGER NOT NULL,
+                 PRIMARY KEY (server, channel_id, seq)
              );
              CREATE INDEX IF NOT EXISTS messages_by_time ON messages (server, sent_at);
              CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
@@ -153,6 +169,23 @@ impl ChatStore {
                     hidden,
                 ])?;
             added += new;
+            if let (1, Some(file)) = (new, &message.attachment) {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO attachments
+                     (server, channel_id, seq, blob_id, manifest, name, media_type, size)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    server,
+                    message.channel_id,
+                    message.seq as i64,
+                    file.blob_id.as_slice(),
+                    file.manifest.as_slice(),
+                    file.name,
+                    file.media_type,
+                    file.size as i64,
+                ])?;
+            }
             if let (1, ChatBody::Action(action)) = (new, &message.body) {
                 apply(&tx, server, message, action, is_admin)?;
             }
@@ -209,19 +242,54 @@ impl ChatStore {
             .query_map(params![server, channel_id, limit], row_message)?
             .collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
+        self.fill_in(server, &mut messages)?;
+        Ok(messages)
+    }
+
+    /// Adds each message's reactions and file.
+    fn fill_in(&self, server: &str, messages: &mut [ChatMessage]) -> Result<(), ChatStoreError> {
         let mut reactions = self.db.prepare_cached(
             "SELECT emoji, count(*) FROM reactions
              WHERE server = ?1 AND channel_id = ?2 AND seq = ?3
              GROUP BY emoji ORDER BY min(rowid)",
         )?;
-        for message in &mut messages {
+        for message in messages {
             message.reactions = reactions
-                .query_map(params![server, channel_id, message.seq as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?
+                .query_map(
+                    params![server, message.channel_id, message.seq as i64],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )?
                 .collect::<Result<Vec<_>, _>>()?;
+            message.attachment = self.attachment(server, message.channel_id, message.seq)?;
         }
-        Ok(messages)
+        Ok(())
+    }
+
+    /// The file message `seq` of `channel_id` carries, if this device holds it.
+    pub fn attachment(
+        &self,
+        server: &str,
+        channel_id: u32,
+        seq: u64,
+    ) -> Result<Option<Attachment>, ChatStoreError> {
+        let found = self
+            .db
+            .prepare_cached(
+                "SELECT blob_id, manifest, name, media_type, size FROM attachments
+                 WHERE server = ?1 AND channel_id = ?2 AND seq = ?3",
+            )?
+            .query_row(params![server, channel_id, seq as i64], |row| {
+                let blob_id: Vec<u8> = row.get(0)?;
+                Ok(Attachment {
+                    blob_id: blob_id.try_into().unwrap_or_default(),
+                    manifest: Zeroizing::new(row.get(1)?),
+                    name: row.get(2)?,
+                    media_type: row.get(3)?,
+                    size: row.get::<_, i64>(4)? as u64,
+                })
+            })
+            .optional()?;
+        Ok(found)
     }
 
     /// Messages matching `query`, newest first.
@@ -230,20 +298,28 @@ impl ChatStore {
         server: &str,
         query: &SearchQuery,
     ) -> Result<Vec<ChatMessage>, ChatStoreError> {
-        let Some(expression) = fts_expression(&query.words) else {
+        let expression = fts_expression(&query.words);
+        if expression.is_none() && !query.has_file {
             return Ok(Vec::new());
+        }
+        // With words, the index picks the candidates; `has:file` alone lists files.
+        let source = if expression.is_some() {
+            "messages_fts f JOIN messages m ON m.id = f.rowid WHERE messages_fts MATCH ?1"
+        } else {
+            "messages m WHERE ?1 IS NULL AND m.hidden = 0 AND m.deleted = 0"
         };
         let mut statement = self.db.prepare_cached(&format!(
             "SELECT {COLUMNS}
-             FROM messages_fts f JOIN messages m ON m.id = f.rowid
-             WHERE messages_fts MATCH ?1 AND m.server = ?2
+             FROM {source} AND m.server = ?2
                AND (?3 IS NULL OR m.channel_id = ?3)
                AND (?4 IS NULL OR m.author_member = ?4)
                AND (?5 IS NULL OR m.sent_at >= ?5)
                AND (?6 IS NULL OR m.sent_at < ?6)
+               AND (?8 = 0 OR EXISTS (SELECT 1 FROM attachments a WHERE a.server = m.server
+                    AND a.channel_id = m.channel_id AND a.seq = m.seq))
              ORDER BY m.sent_at DESC LIMIT ?7"
         ))?;
-        let results = statement
+        let mut results = statement
             .query_map(
                 params![
                     expression,
@@ -253,10 +329,12 @@ impl ChatStore {
                     query.since_ms.map(|at| at as i64),
                     query.until_ms.map(|at| at as i64),
                     query.limit.max(1),
+                    query.has_file,
                 ],
                 row_message,
             )?
             .collect::<Result<Vec<_>, _>>()?;
+        self.fill_in(server, &mut results)?;
         Ok(results)
     }
 }
@@ -275,6 +353,7 @@ fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
         edited: row.get(9)?,
         deleted,
         reactions: Vec::new(),
+        attachment: None,
         channel_id: row.get(0)?,
         seq: row.get::<_, i64>(1)? as u64,
         author_member: row.get(2)?,
@@ -378,6 +457,11 @@ fn apply(
                 "DELETE FROM reactions WHERE server = ?1 AND channel_id = ?2 AND seq = ?3",
                 params![server, message.channel_id, target_seq as i64],
             )?;
+            // The file goes with it, key and all.
+            tx.execute(
+                "DELETE FROM attachments WHERE server = ?1 AND channel_id = ?2 AND seq = ?3",
+                params![server, message.channel_id, target_seq as i64],
+            )?;
         }
         Action::Reaction { emoji, add, .. } => {
             let sql = if *add {
@@ -398,7 +482,7 @@ fn apply(
                 ],
             )?;
         }
-        Action::Text { .. } => {}
+        Action::Text { .. } | Action::File { .. } => {}
     }
     Ok(())
 }
@@ -449,6 +533,7 @@ mod tests {
             edited: false,
             deleted: false,
             reactions: Vec::new(),
+            attachment: None,
         }
     }
 

@@ -1,0 +1,160 @@
+//! Files on the command line, end to end: `sotto upload` seals a file on the sender's device,
+//! `sotto download` fetches, opens and checks it on the receiver's, a damaged piece of a
+//! download is noticed and fetched again, and the relay's files and log hold neither the file's
+//! name nor its contents (its stored bytes look random).
+
+mod common;
+
+use common::*;
+
+/// Shannon entropy of `bytes`, in bits per byte.
+fn entropy(bytes: &[u8]) -> f64 {
+    let mut counts = [0u64; 256];
+    for byte in bytes {
+        counts[usize::from(*byte)] += 1;
+    }
+    let total = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|count| **count > 0)
+        .map(|count| {
+            let p = *count as f64 / total;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn stdout(output: std::process::Output) -> String {
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_contents() {
+    let server = Server::start(&["Ada", "Bob"]);
+    let (ada, bob) = (&server.members[0], &server.members[1]);
+    let work = server.dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+
+    // A canary name and canary contents, four and a bit 64 KiB chunks long.
+    let name = "canary-name-5e9d quarterly plan.txt";
+    let contents: Vec<u8> = b"CANARY-CONTENT-71c4 the plan, line by line\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(270_000)
+        .collect();
+    let original = work.join(name);
+    std::fs::write(&original, &contents).unwrap();
+    let shared = stdout(sotto(
+        ada,
+        &[
+            "upload",
+            "general",
+            original.to_str().unwrap(),
+            "--text",
+            "the plan",
+        ],
+    ));
+    assert_eq!(
+        shared.trim(),
+        format!("Shared {name} (270 KB) in #general (message 1)."),
+    );
+
+    // Bob sees it in the history and saves it; the copy is the file Ada shared.
+    let history = stdout(sotto(bob, &["history", "general"]));
+    assert!(history.contains("Ada: the plan"), "{history}");
+    assert!(
+        history.contains(&format!("📎 {name} (270 KB)")),
+        "{history}"
+    );
+    let inbox = server.dir.path().join("bob-inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let saved = stdout(sotto(
+        bob,
+        &["download", "general", "1", "--out", inbox.to_str().unwrap()],
+    ));
+    assert!(
+        saved.contains("its SHA-256 matches what the sender sealed"),
+        "{saved}"
+    );
+    assert_eq!(std::fs::read(inbox.join(name)).unwrap(), contents);
+    // A second save does not overwrite the first.
+    sotto(
+        bob,
+        &["download", "general", "1", "--out", inbox.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read(inbox.join("canary-name-5e9d quarterly plan (1).txt")).unwrap(),
+        contents
+    );
+
+    // Search finds files by caption, and lists them with has:file.
+    let found = stdout(sotto(bob, &["search", "has:file"]));
+    assert_eq!(found.lines().count(), 2, "{found}");
+    assert!(found.contains(&format!("📎 {name}")), "{found}");
+    let found = stdout(sotto(bob, &["search", "plan", "has:file"]));
+    assert!(found.contains("Ada: the plan"), "{found}");
+
+    // What the relay holds: one stored file of random-looking bytes; neither the name nor the
+    // contents in any of its files or its log.
+    let blobs: Vec<_> = files_under(&server.relay_data.join("blobs"));
+    assert_eq!(blobs.len(), 1, "one stored file");
+    let bits = entropy(&blobs[0].1);
+    assert!(bits >= 7.9, "stored file entropy {bits:.3} bits/byte");
+    println!("the relay's stored file: {bits:.4} bits/byte");
+    let mut relay_files = files_under(&server.relay_data);
+    let log = server.relay_data.with_extension("log");
+    relay_files.push((log.clone(), std::fs::read(&log).unwrap()));
+    for (path, bytes) in &relay_files {
+        for needle in ["canary-name-5e9d", "CANARY-CONTENT-71c4", "the plan"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds \"{needle}\"",
+                path.display()
+            );
+        }
+    }
+
+    // A download left half-done with a damaged piece (a disk error, say) is noticed while
+    // opening; that piece is fetched again and the file still comes out whole.
+    let (stored_name, sealed) = (&blobs[0].0, &blobs[0].1);
+    let blob_hex = stored_name.file_name().unwrap().to_str().unwrap();
+    let transfers = bob.join("transfers");
+    std::fs::create_dir_all(&transfers).unwrap();
+    let mut damaged = sealed.clone();
+    damaged[2 * 65_556 + 100] ^= 0x40;
+    std::fs::write(transfers.join(format!("{blob_hex}.download")), &damaged).unwrap();
+    let again = server.dir.path().join("again.txt");
+    let events = stdout(sotto(
+        bob,
+        &[
+            "download",
+            "general",
+            "1",
+            "--out",
+            again.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert!(
+        events.contains("\"event\":\"retrying\"")
+            && events.contains("a damaged piece after byte 131112"),
+        "{events}"
+    );
+    assert!(events.contains("\"verified\":true"), "{events}");
+    assert_eq!(std::fs::read(&again).unwrap(), contents);
+    assert!(
+        std::fs::read_dir(&transfers).unwrap().next().is_none(),
+        "nothing left behind in the transfers folder"
+    );
+
+    // Once Ada deletes the message, the file is gone from Bob's view too.
+    sotto(ada, &["delete", "general", "1"]);
+    let refused = try_sotto(bob, &["download", "general", "1"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("carries no file you can open"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
