@@ -63,11 +63,10 @@ impl BlobFiles {
         self.dir.join(hex(id))
     }
 
-    /// Checks the finished upload's bytes against `sha256`; if they match, makes it the
-    /// complete file, durably. On a mismatch the bytes are removed and `false` returned.
-    pub(crate) fn finish_upload(&self, id: &BlobId, sha256: &[u8; 32]) -> std::io::Result<bool> {
-        let part = self.part_path(id);
-        let mut file = fs::File::open(&part)?;
+    /// A hasher that has seen the first `len` bytes of an unfinished upload (to go on hashing
+    /// where a broken-off upload resumes).
+    pub(crate) fn hash_prefix(&self, id: &BlobId, len: u64) -> std::io::Result<Sha256> {
+        let mut file = fs::File::open(self.part_path(id))?.take(len);
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
@@ -77,14 +76,15 @@ impl BlobFiles {
             }
             hasher.update(&buffer[..read]);
         }
-        if hasher.finalize().as_slice() != sha256 {
-            fs::remove_file(&part)?;
-            return Ok(false);
-        }
-        file.sync_all()?;
+        Ok(hasher)
+    }
+
+    /// Makes a finished upload (its hash checked) the complete file, durably.
+    pub(crate) fn commit_upload(&self, id: &BlobId) -> std::io::Result<()> {
+        let part = self.part_path(id);
+        fs::File::open(&part)?.sync_all()?;
         fs::rename(&part, self.path(id))?;
-        fs::File::open(&self.dir)?.sync_all()?;
-        Ok(true)
+        fs::File::open(&self.dir)?.sync_all()
     }
 
     /// Deletes a file's bytes, finished or not.
@@ -138,12 +138,14 @@ mod tests {
         fs::write(files.part_path(&good), b"sealed bytes").unwrap();
         fs::write(files.part_path(&bad), b"sealed bytes").unwrap();
         fs::write(files.path(&orphan), b"left behind").unwrap();
-        let sha: [u8; 32] = Sha256::digest(b"sealed bytes").into();
-        assert!(files.finish_upload(&good, &sha).unwrap());
+        let mut resumed = files.hash_prefix(&good, 6).unwrap();
+        resumed.update(b" bytes");
+        assert_eq!(resumed.finalize(), Sha256::digest(b"sealed bytes"));
+        files.commit_upload(&good).unwrap();
         assert_eq!(fs::read(files.path(&good)).unwrap(), b"sealed bytes");
         assert!(!files.part_path(&good).exists());
-        assert!(!files.finish_upload(&bad, &[0; 32]).unwrap());
-        assert!(!files.part_path(&bad).exists(), "damaged bytes are dropped");
+        files.remove(&bad);
+        assert!(!files.part_path(&bad).exists());
         let known = HashSet::from([good]);
         assert_eq!(files.sweep_orphans(&known).unwrap(), 1);
         assert!(files.path(&good).exists());

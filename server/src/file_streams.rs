@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use sotto_net::proto::control::ErrorCode;
 use sotto_net::proto::file_stream::{BlobId, FileReply, FileRequest, head_len};
 use sotto_net::seal::file::sealed_len_of;
@@ -19,6 +20,8 @@ use crate::server::Shared;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read or written at a time.
 const PIECE: usize = 64 * 1024;
+/// Bytes of an upload gathered before they go to the disk.
+const WRITE_BUFFER: usize = 1024 * 1024;
 
 /// Why a stream ends without doing what was asked.
 enum Failure {
@@ -213,6 +216,16 @@ async fn upload(
     part.seek(std::io::SeekFrom::Start(offset))
         .await
         .map_err(|error| internal("cannot seek in an upload's file", error))?;
+    // The hash follows the bytes as they arrive; a resumed upload first hashes what is there.
+    let mut hasher = if offset > 0 {
+        let blobs = shared.blobs.clone();
+        blocking(move || blobs.hash_prefix(&blob_id, offset))
+            .await
+            .map_err(|error| internal("cannot read an upload's file", error))?
+    } else {
+        Sha256::new()
+    };
+    let mut part = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, part);
     write_reply(send, &FileReply::UploadFrom { offset }).await?;
     let mut received = offset;
     let mut buffer = vec![0u8; PIECE];
@@ -227,6 +240,7 @@ async fn upload(
                         "the upload carried more bytes than it announced",
                     ));
                 }
+                hasher.update(&buffer[..read]);
                 part.write_all(&buffer[..read])
                     .await
                     .map_err(|error| internal("cannot write an upload's file", error))?;
@@ -255,16 +269,17 @@ async fn upload(
             ),
         ));
     }
-    let blobs = shared.blobs.clone();
-    let intact = blocking(move || blobs.finish_upload(&blob_id, &sealed_sha256))
-        .await
-        .map_err(|error| internal("cannot finish an upload", error))?;
-    if !intact {
+    if hasher.finalize().as_slice() != sealed_sha256 {
+        shared.blobs.remove(&blob_id);
         return Err(refuse(
             ErrorCode::FileDamaged,
             "the uploaded bytes do not match their SHA-256; upload the file again",
         ));
     }
+    let blobs = shared.blobs.clone();
+    blocking(move || blobs.commit_upload(&blob_id))
+        .await
+        .map_err(|error| internal("cannot finish an upload", error))?;
     let store = shared.store.clone();
     blocking(move || store.complete_upload(&blob_id))
         .await
