@@ -45,6 +45,32 @@ pub(crate) async fn channel_session(
     Ok((profile, session, id, name))
 }
 
+/// A channel session with this device's copy of the channel brought up to date.
+pub(crate) struct SyncedChannel {
+    pub(crate) profile: Profile,
+    pub(crate) session: Session,
+    pub(crate) channel_id: u32,
+    pub(crate) name: String,
+    pub(crate) store: ChatStore,
+    pub(crate) server_name: String,
+}
+
+/// [`channel_session`], then syncs the channel into this device's store.
+pub(crate) async fn synced_channel(server: Option<&str>, channel: &str) -> Result<SyncedChannel> {
+    let (profile, session, channel_id, name) = channel_session(server, channel).await?;
+    let mut store = ChatStore::open(&profile.chat_store_path())?;
+    let server_name = session.server.name.clone();
+    chat::sync(&session, &mut store, &server_name, channel_id).await?;
+    Ok(SyncedChannel {
+        profile,
+        session,
+        channel_id,
+        name,
+        store,
+        server_name,
+    })
+}
+
 /// Posts a message: `words` joined, or standard input when there are none; a reply to
 /// message `reply_to` if given.
 pub(crate) async fn send(
@@ -128,16 +154,28 @@ async fn names(session: &Session) -> HashMap<u32, String> {
 
 /// Prints the last `limit` messages of a channel, after bringing the local copy up to date.
 pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> Result<()> {
-    let (profile, session, channel_id, name) = channel_session(server, channel).await?;
-    let mut store = ChatStore::open(&profile.chat_store_path())?;
-    let server_name = session.server.name.clone();
-    chat::sync(&session, &mut store, &server_name, channel_id).await?;
-    let messages = store.latest(&server_name, channel_id, limit)?;
+    let here = synced_channel(server, channel).await?;
+    let name = &here.name;
+    let messages = here
+        .store
+        .latest(&here.server_name, here.channel_id, limit)?;
     if messages.is_empty() {
         println!("No messages in #{name} yet: `sotto send {name} <text>` posts one.");
         return Ok(());
     }
-    let names = names(&session).await;
+    // Shown: read now.
+    here.store.mark_read(
+        &here.server_name,
+        here.channel_id,
+        here.store.last_seq(&here.server_name, here.channel_id)?,
+    )?;
+    let names = names(&here.session).await;
+    print_messages(&messages, &names);
+    Ok(())
+}
+
+/// Prints messages one per line (or lines), folding runs sealed for the same reason.
+fn print_messages(messages: &[ChatMessage], names: &HashMap<u32, String>) {
     // Runs of messages sealed for the same reason (say, from before we joined) show as one.
     let mut index = 0;
     while index < messages.len() {
@@ -157,8 +195,80 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
                 continue;
             }
         }
-        println!("{}", line(message, &names));
+        println!("{}", line(message, names));
         index += 1;
+    }
+}
+
+/// Prints a thread: the message `root` and every reply down its chain.
+pub(crate) async fn thread(server: Option<&str>, channel: &str, root: u64) -> Result<()> {
+    let here = synced_channel(server, channel).await?;
+    let name = &here.name;
+    let messages = here
+        .store
+        .thread(&here.server_name, here.channel_id, root)?;
+    if messages.first().is_none_or(|first| first.seq != root) {
+        bail!("there is no message {root} in #{name} that you can read");
+    }
+    let names = names(&here.session).await;
+    let replies = messages.len() - 1;
+    let noun = if replies == 1 { "reply" } else { "replies" };
+    println!("Thread of message {root} in #{name}, {replies} {noun}:");
+    print_messages(&messages, &names);
+    Ok(())
+}
+
+/// Prints a channel's pinned messages.
+pub(crate) async fn pins(server: Option<&str>, channel: &str) -> Result<()> {
+    let here = synced_channel(server, channel).await?;
+    let name = &here.name;
+    let messages = here.store.pins(&here.server_name, here.channel_id)?;
+    if messages.is_empty() {
+        println!("Nothing is pinned in #{name}. Admins pin with `sotto pin {name} <number>`.");
+        return Ok(());
+    }
+    let names = names(&here.session).await;
+    print_messages(&messages, &names);
+    Ok(())
+}
+
+/// Lists the server's channels; text channels with their unread messages and mentions.
+pub(crate) async fn channels(server: Option<&str>) -> Result<()> {
+    let profile = Profile::open()?;
+    let saved = profile.server(server)?;
+    let mut session = session::connect(&profile, &saved, None).await?;
+    let state = session.group.join_within(crate::GROUP_WAIT).await;
+    session.group.wait_idle(Duration::from_secs(2)).await;
+    let in_group = matches!(state, GroupState::Member { .. });
+    let server_name = session.server.name.clone();
+    let mut store = ChatStore::open(&profile.chat_store_path())?;
+    let me = profile
+        .identity(|notice| eprintln!("{notice}"))?
+        .public_key();
+    println!("Channels of {}:", saved.name);
+    for channel in &session.channels {
+        let kind = match channel.kind {
+            ChannelKind::Voice => "voice",
+            _ => "text ",
+        };
+        let mut counts = String::new();
+        if channel.kind == ChannelKind::Text && in_group {
+            chat::sync(&session, &mut store, &server_name, channel.id).await?;
+            let unread = store.unread(&server_name, channel.id, &me)?;
+            counts = match (unread.messages, unread.mentions) {
+                (0, _) => String::new(),
+                (messages, 0) => format!("  {messages} unread"),
+                (messages, 1) => format!("  {messages} unread, 1 mentions you"),
+                (messages, mentions) => format!("  {messages} unread, {mentions} mention you"),
+            };
+        }
+        println!(
+            "  {kind}  #{}  ({}){counts}",
+            channel.name, channel.category
+        );
+    }
+    if !in_group {
+        eprintln!("(unread counts show once you are in the encryption group)");
     }
     Ok(())
 }
@@ -210,14 +320,15 @@ pub(crate) async fn search(
         ),
         None => None,
     };
-    // `has:file` is a filter, not a word.
-    let has_file = words
-        .iter()
-        .any(|word| word.eq_ignore_ascii_case("has:file"));
+    // `has:file` and `in:thread` are filters, not words.
+    let filter = |name: &str| words.iter().any(|word| word.eq_ignore_ascii_case(name));
+    let (has_file, in_thread) = (filter("has:file"), filter("in:thread"));
     let words: Vec<&str> = words
         .iter()
         .map(String::as_str)
-        .filter(|word| !word.eq_ignore_ascii_case("has:file"))
+        .filter(|word| {
+            !word.eq_ignore_ascii_case("has:file") && !word.eq_ignore_ascii_case("in:thread")
+        })
         .collect();
     let query = SearchQuery {
         words: words.join(" "),
@@ -226,6 +337,7 @@ pub(crate) async fn search(
         since_ms: None,
         until_ms: None,
         has_file,
+        in_thread,
         limit,
     };
     let started = std::time::Instant::now();
@@ -343,6 +455,9 @@ fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
     }
     if message.edited && !message.deleted {
         out.push_str("  (edited)");
+    }
+    if message.pinned {
+        out.push_str("  📌");
     }
     if !message.reactions.is_empty() {
         let reactions: Vec<String> = message

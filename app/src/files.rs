@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use sotto_client::chat::files::{self, Progress};
-use sotto_client::chat::store::ChatStore;
 use sotto_client::chat::{self};
 
-use crate::chat::channel_session;
+use crate::chat::{channel_session, synced_channel};
 
 /// "512 bytes", "2.1 MB", "50 MB" (decimal units, as file managers show sizes).
 pub(crate) fn human_size(bytes: u64) -> String {
@@ -169,12 +168,10 @@ pub(crate) async fn download(
     out: Option<&Path>,
     json: bool,
 ) -> Result<()> {
-    let (profile, session, channel_id, name) = channel_session(server, channel).await?;
-    let mut store = ChatStore::open(&profile.chat_store_path())?;
-    let server_name = session.server.name.clone();
-    chat::sync(&session, &mut store, &server_name, channel_id).await?;
-    let file = store
-        .attachment(&server_name, channel_id, seq)?
+    let here = synced_channel(server, channel).await?;
+    let name = &here.name;
+    let file = here.store
+        .attachment(&here.server_name, here.channel_id, seq)?
         .with_context(|| {
             format!(
                 "message {seq} in #{name} carries no file you can open (`sotto history {name}` shows which do)"
@@ -190,10 +187,10 @@ pub(crate) async fn download(
     };
     let mut view = ProgressView::new(json, "Downloading");
     let result = files::fetch_file(
-        &session,
+        &here.session,
         &file,
         &destination,
-        &profile.transfers_dir(),
+        &here.profile.transfers_dir(),
         &mut |progress| view.show(progress),
     )
     .await;

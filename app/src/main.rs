@@ -196,6 +196,37 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Pin a message to its channel, or unpin it with --remove (admins).
+    Pin {
+        /// The text channel.
+        channel: String,
+        /// The message's number, as `sotto history` shows it.
+        message: u64,
+        /// Unpin it.
+        #[arg(long)]
+        remove: bool,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show a text channel's pinned messages.
+    Pins {
+        /// The text channel.
+        channel: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show a message and every reply down its chain.
+    Thread {
+        /// The text channel.
+        channel: String,
+        /// The first message's number, as `sotto history` shows it.
+        message: u64,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Show a text channel's latest messages.
     History {
         /// The text channel, e.g. `general` or `#general`.
@@ -515,6 +546,27 @@ async fn run(command: Command) -> Result<()> {
             json,
             server,
         } => files::download(server.as_deref(), &channel, message, out.as_deref(), json).await,
+        Command::Pin {
+            channel,
+            message,
+            remove,
+            server,
+        } => {
+            let action = Action::Pin {
+                target: message,
+                pin: !remove,
+            };
+            let (name, _) = chat::act(server.as_deref(), &channel, &action).await?;
+            let done = if remove { "Unpinned" } else { "Pinned" };
+            println!("{done} message {message} in #{name}.");
+            Ok(())
+        }
+        Command::Pins { channel, server } => chat::pins(server.as_deref(), &channel).await,
+        Command::Thread {
+            channel,
+            message,
+            server,
+        } => chat::thread(server.as_deref(), &channel, message).await,
         Command::History {
             channel,
             limit,
@@ -554,13 +606,7 @@ async fn run(command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Channels { server } => {
-            let profile = Profile::open()?;
-            let saved = profile.server(server.as_deref())?;
-            let session = session::connect(&profile, &saved, None).await?;
-            print_channels(&session.channels);
-            Ok(())
-        }
+        Command::Channels { server } => chat::channels(server.as_deref()).await,
         Command::Devices => {
             print!("{}", sotto_media::device::listing()?);
             Ok(())

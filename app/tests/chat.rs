@@ -151,3 +151,70 @@ fn members_read_what_was_sent_while_they_were_in_and_the_relay_reads_nothing() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+#[test]
+fn threads_pins_mentions_and_unread_counts_on_the_command_line() {
+    let server = Server::start(&["Ada", "Bob"]);
+    let (ada, bob) = (&server.members[0], &server.members[1]);
+    sotto(ada, &["send", "general", "which release do we ship?"]);
+    sotto(bob, &["send", "general", "--reply-to", "1", "the blue one"]);
+    sotto(ada, &["send", "general", "unrelated: lunch?"]);
+    sotto(ada, &["send", "general", "--reply-to", "2", "agreed, @bob"]);
+    sotto(ada, &["send", "general", "@everyone ship it"]);
+
+    // Bob has 4 unread, 2 of which call on him; reading the channel clears them.
+    let channels = stdout_of(sotto(bob, &["channels"]));
+    let general = channels
+        .lines()
+        .find(|line| line.contains("#general"))
+        .unwrap_or_default();
+    assert!(
+        general.starts_with("  text   #general") && general.ends_with("  4 unread, 2 mention you"),
+        "{channels}"
+    );
+    sotto(bob, &["history", "general"]);
+    let channels = stdout_of(sotto(bob, &["channels"]));
+    assert!(!channels.contains("unread"), "{channels}");
+
+    // The thread of message 1 is the chain of replies, without the lunch question.
+    let thread = stdout_of(sotto(bob, &["thread", "general", "1"]));
+    let lines: Vec<&str> = thread.lines().collect();
+    assert_eq!(
+        lines[0], "Thread of message 1 in #general, 2 replies:",
+        "{thread}"
+    );
+    assert!(
+        lines[1].ends_with("Ada: which release do we ship?"),
+        "{thread}"
+    );
+    assert!(lines[2].ends_with("Bob: (re 1) the blue one"), "{thread}");
+    assert!(lines[3].ends_with("Ada: (re 2) agreed, @bob"), "{thread}");
+    assert_eq!(lines.len(), 4, "{thread}");
+    let found = stdout_of(sotto(bob, &["search", "in:thread", "blue"]));
+    assert!(found.contains("Bob: (re 1) the blue one"), "{found}");
+    let none = stdout_of(sotto(bob, &["search", "in:thread", "lunch"]));
+    assert_eq!(none.trim(), "Nothing found.");
+
+    // Admins pin; a member is told why not.
+    let refused = try_sotto(bob, &["pin", "general", "2"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only an admin can pin"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let pinned = stdout_of(sotto(ada, &["pin", "general", "2"]));
+    assert_eq!(pinned.trim(), "Pinned message 2 in #general.");
+    let pins = stdout_of(sotto(bob, &["pins", "general"]));
+    assert!(
+        pins.trim_end().ends_with("Bob: (re 1) the blue one  📌"),
+        "{pins}"
+    );
+    sotto(ada, &["pin", "general", "2", "--remove"]);
+    let pins = stdout_of(sotto(bob, &["pins", "general"]));
+    assert!(pins.starts_with("Nothing is pinned in #general."), "{pins}");
+}
+
+fn stdout_of(output: std::process::Output) -> String {
+    String::from_utf8(output.stdout).unwrap()
+}

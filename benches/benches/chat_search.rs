@@ -52,6 +52,8 @@ fn store_of(count: u64, dir: &std::path::Path) -> ChatStore {
             deleted: false,
             reactions: Vec::new(),
             attachment: None,
+            mentions_me: false,
+            pinned: false,
         });
         if batch.len() == 1000 {
             store.insert("bench", &batch, &|_| false).unwrap();

@@ -175,6 +175,7 @@ struct SessionParts {
     server: sotto_net::proto::control::ServerInfo,
     channels: Vec<sotto_net::proto::control::ChannelInfo>,
     group: crate::group::GroupHandle,
+    display_name: String,
 }
 
 /// A join that failed, with the session to try again with.
@@ -226,6 +227,7 @@ impl Call {
             server,
             channels,
             group,
+            display_name,
         } = session;
         let (call_events, call_events_rx) = mpsc::channel(EVENT_QUEUE);
         let clock_origin = engine.clock_origin();
@@ -258,6 +260,7 @@ impl Call {
                 server,
                 channels,
                 group,
+                display_name,
             },
             channel_id,
             own_slot,
@@ -385,6 +388,7 @@ impl Call {
             server,
             channels,
             group,
+            display_name,
         } = self.session.clone();
         let session = Session {
             client,
@@ -393,6 +397,7 @@ impl Call {
             server,
             channels,
             group,
+            display_name,
         };
         (session, result)
     }

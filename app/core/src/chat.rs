@@ -8,6 +8,7 @@
 pub mod action;
 pub mod files;
 pub mod markdown;
+pub mod mentions;
 pub mod store;
 
 use std::time::Duration;
@@ -90,6 +91,10 @@ pub struct ChatMessage {
     pub reactions: Vec<(String, u32)>,
     /// The file it carries (its text is the caption).
     pub attachment: Option<action::Attachment>,
+    /// Whether it calls on us (`@our name`, `@here`, `@everyone`; never our own messages).
+    pub mentions_me: bool,
+    /// Whether an admin pinned it to the channel.
+    pub pinned: bool,
 }
 
 /// Milliseconds since the Unix epoch (messages' times).
@@ -198,6 +203,8 @@ pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
         deleted: false,
         reactions: Vec::new(),
         attachment: None,
+        mentions_me: false,
+        pinned: false,
     };
     message.body = match open_body(session, stored).await {
         Ok((author, sent_at_ms, action)) => {
@@ -217,6 +224,10 @@ pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
         }
         Err(why) => ChatBody::Unreadable(why.into()),
     };
+    if let ChatBody::Text(text) = &message.body {
+        message.mentions_me =
+            stored.author != session.member_id && mentions::mentions(text, &session.display_name);
+    }
     message
 }
 

@@ -50,6 +50,8 @@ pub struct Session {
     pub channels: Vec<ChannelInfo>,
     /// The server's encryption group.
     pub group: GroupHandle,
+    /// The display name we connected with.
+    pub display_name: String,
 }
 
 impl Session {
@@ -62,6 +64,7 @@ impl Session {
         mut on_retry: impl FnMut(&str),
     ) -> Result<Self, ConnectError> {
         let address = options.link.address();
+        let display_name = options.display_name.clone();
         let (group_tx, group_rx) = mpsc::channel(GROUP_QUEUE);
         options.keys = group.keys();
         options.group_events = Some(group_tx);
@@ -88,6 +91,7 @@ impl Session {
                         server,
                         channels,
                         group,
+                        display_name,
                     });
                 }
                 Ok(Some(ClientEvent::Stopped(error))) => return Err(ConnectError::Stopped(error)),

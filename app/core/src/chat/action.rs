@@ -11,6 +11,7 @@
 //! kind 5  reaction  body = target seq (u64 BE) ‖ add (1) or remove (0) ‖ UTF-8 emoji (1–32 bytes)
 //! kind 6  file      body = file id [16] ‖ manifest [80] ‖ name (u16 BE length ‖ UTF-8, 1–255
 //!                   bytes) ‖ media type (u8 length ‖ ASCII, 0–127) ‖ UTF-8 text (a caption)
+//! kind 7  pin       body = target seq (u64 BE) ‖ pin (1) or unpin (0)
 //! ```
 //!
 //! A file's manifest holds the key of its sealed bytes, which the relay stores under the file
@@ -31,6 +32,8 @@ pub const KIND_DELETE: u8 = 4;
 pub const KIND_REACTION: u8 = 5;
 /// A file shared, with a caption.
 pub const KIND_FILE: u8 = 6;
+/// An earlier message pinned to, or unpinned from, its channel.
+pub const KIND_PIN: u8 = 7;
 
 /// Longest file name, in bytes.
 pub const MAX_FILE_NAME_LEN: usize = 255;
@@ -73,6 +76,13 @@ pub enum Action {
         emoji: String,
         /// Added (else removed).
         add: bool,
+    },
+    /// The message at `target` pinned (or unpinned).
+    Pin {
+        /// The message's seq.
+        target: u64,
+        /// Pinned (else unpinned).
+        pin: bool,
     },
     /// A file, with a caption.
     File {
@@ -241,6 +251,14 @@ impl Action {
                 Ok(Self::Reaction { target, emoji, add })
             }
             KIND_FILE => parse_file(body),
+            KIND_PIN => {
+                let (target, rest) = split_target(body)?;
+                match rest {
+                    [1] => Ok(Self::Pin { target, pin: true }),
+                    [0] => Ok(Self::Pin { target, pin: false }),
+                    _ => Err(ActionError::Malformed),
+                }
+            }
             _ => Err(ActionError::UnknownKind),
         }
     }
@@ -273,6 +291,10 @@ impl Action {
                 ]
                 .concat(),
             ),
+            Self::Pin { target, pin } => (
+                KIND_PIN,
+                [&target.to_be_bytes()[..], &[u8::from(*pin)]].concat(),
+            ),
             Self::File { file, text } => {
                 let mut body = Vec::with_capacity(
                     16 + file.manifest.len()
@@ -298,9 +320,10 @@ impl Action {
     pub fn target(&self) -> Option<u64> {
         match self {
             Self::Text { .. } | Self::File { .. } => None,
-            Self::Edit { target, .. } | Self::Delete { target } | Self::Reaction { target, .. } => {
-                Some(*target)
-            }
+            Self::Edit { target, .. }
+            | Self::Delete { target }
+            | Self::Reaction { target, .. }
+            | Self::Pin { target, .. } => Some(*target),
         }
     }
 }
@@ -333,6 +356,9 @@ pub enum Refusal {
     /// Nobody else may delete it.
     #[error("only its author (within 5 minutes) or an admin can delete a message")]
     NotAllowed,
+    /// Only admins pin.
+    #[error("only an admin can pin or unpin messages")]
+    NotAnAdmin,
     /// The target is deleted.
     #[error("that message was deleted")]
     Deleted,
@@ -356,6 +382,8 @@ pub fn permitted(action: &Action, facts: &ActionFacts) -> Result<(), Refusal> {
             (true, false) => Err(Refusal::TooLate),
             (true, true) => Ok(()),
         },
+        Action::Pin { .. } if facts.actor_is_admin => Ok(()),
+        Action::Pin { .. } => Err(Refusal::NotAnAdmin),
         Action::Delete { .. } => {
             if facts.actor_is_admin {
                 Ok(())
@@ -404,6 +432,10 @@ mod tests {
                 target: 9,
                 emoji: "👍🏽".into(),
                 add: true,
+            },
+            Action::Pin {
+                target: 4,
+                pin: false,
             },
         ];
         for action in actions {
@@ -532,6 +564,15 @@ mod tests {
         assert_eq!(
             permitted(&reaction, &facts(false, false, 900 * minute)),
             Ok(())
+        );
+        let pin = Action::Pin {
+            target: 1,
+            pin: true,
+        };
+        assert_eq!(permitted(&pin, &facts(false, true, 900 * minute)), Ok(()));
+        assert_eq!(
+            permitted(&pin, &facts(true, false, 0)),
+            Err(Refusal::NotAnAdmin)
         );
         let gone = ActionFacts {
             target_deleted: true,

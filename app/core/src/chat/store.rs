@@ -41,8 +41,101 @@ pub struct SearchQuery {
     pub until_ms: Option<u64>,
     /// Only messages that carry a file.
     pub has_file: bool,
+    /// Only messages in a thread (replies, and messages replied to).
+    pub in_thread: bool,
     /// At most this many results, newest first.
     pub limit: u32,
+}
+
+/// Unread messages of a channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unread {
+    /// Messages after the read marker, by others.
+    pub messages: u64,
+    /// Of those, the ones that call on us.
+    pub mentions: u64,
+}
+
+/// The store's schema, one step per version (`PRAGMA user_version`).
+const MIGRATIONS: [&str; 2] = [
+    // 1: messages, reactions, files and the word index.
+    "CREATE TABLE IF NOT EXISTS messages (
+             id INTEGER PRIMARY KEY,
+             server TEXT NOT NULL,
+             channel_id INTEGER NOT NULL,
+             seq INTEGER NOT NULL,
+             author_member INTEGER NOT NULL,
+             author_key BLOB,
+             sent_at INTEGER,
+             posted_at INTEGER NOT NULL,
+             body TEXT,
+             unreadable TEXT,
+             reply_to INTEGER,
+             edited INTEGER NOT NULL DEFAULT 0,
+             deleted INTEGER NOT NULL DEFAULT 0,
+             -- An edit, deletion or reaction: applied to its target, not listed itself.
+             hidden INTEGER NOT NULL DEFAULT 0,
+             UNIQUE (server, channel_id, seq)
+         );
+         CREATE TABLE IF NOT EXISTS reactions (
+             server TEXT NOT NULL,
+             channel_id INTEGER NOT NULL,
+             seq INTEGER NOT NULL,
+             emoji TEXT NOT NULL,
+             author_key BLOB NOT NULL,
+             PRIMARY KEY (server, channel_id, seq, emoji, author_key)
+         );
+         -- Files messages carry; the manifest holds the file's key.
+         CREATE TABLE IF NOT EXISTS attachments (
+             server TEXT NOT NULL,
+             channel_id INTEGER NOT NULL,
+             seq INTEGER NOT NULL,
+             blob_id BLOB NOT NULL,
+             manifest BLOB NOT NULL,
+             name TEXT NOT NULL,
+             media_type TEXT NOT NULL,
+             size INTEGER NOT NULL,
+             PRIMARY KEY (server, channel_id, seq)
+         );
+         CREATE INDEX IF NOT EXISTS messages_by_time ON messages (server, sent_at);
+         CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
+             body, content = 'messages', content_rowid = 'id',
+             tokenize = 'unicode61 remove_diacritics 2'
+         );
+         CREATE TRIGGER IF NOT EXISTS messages_indexed AFTER INSERT ON messages
+             WHEN new.body IS NOT NULL
+         BEGIN
+             INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
+         END;",
+    // 2: mentions, pins, threads' index, read markers and drafts.
+    "ALTER TABLE messages ADD COLUMN mentions_me INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX messages_by_reply ON messages (server, channel_id, reply_to);
+     CREATE TABLE read_markers (
+         server TEXT NOT NULL,
+         channel_id INTEGER NOT NULL,
+         seq INTEGER NOT NULL,
+         PRIMARY KEY (server, channel_id)
+     );
+     CREATE TABLE drafts (
+         server TEXT NOT NULL,
+         channel_id INTEGER NOT NULL,
+         text TEXT NOT NULL,
+         updated_at INTEGER NOT NULL,
+         PRIMARY KEY (server, channel_id)
+     );",
+];
+
+/// Brings the schema up to date, one transaction per step.
+fn migrate(db: &mut Connection) -> Result<(), ChatStoreError> {
+    let current: i64 = db.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = db.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 /// The local message store of one profile.
@@ -67,56 +160,8 @@ impl ChatStore {
             .map_err(|error| ChatStoreError::File(path.display().to_string(), error))?;
         let db = Connection::open(path)?;
         db.pragma_update(None, "journal_mode", "WAL")?;
-        db.execute_batch(
-            "CREATE TABLE IF NOT EXISTS messages (
-                 id INTEGER PRIMARY KEY,
-                 server TEXT NOT NULL,
-                 channel_id INTEGER NOT NULL,
-                 seq INTEGER NOT NULL,
-                 author_member INTEGER NOT NULL,
-                 author_key BLOB,
-                 sent_at INTEGER,
-                 posted_at INTEGER NOT NULL,
-                 body TEXT,
-                 unreadable TEXT,
-                 reply_to INTEGER,
-                 edited INTEGER NOT NULL DEFAULT 0,
-                 deleted INTEGER NOT NULL DEFAULT 0,
-                 -- An edit, deletion or reaction: applied to its target, not listed itself.
-                 hidden INTEGER NOT NULL DEFAULT 0,
-                 UNIQUE (server, channel_id, seq)
-             );
-             CREATE TABLE IF NOT EXISTS reactions (
-                 server TEXT NOT NULL,
-                 channel_id INTEGER NOT NULL,
-                 seq INTEGER NOT NULL,
-                 emoji TEXT NOT NULL,
-                 author_key BLOB NOT NULL,
-                 PRIMARY KEY (server, channel_id, seq, emoji, author_key)
-             );
-             -- Files messages carry; the manifest holds the file's key.
-             CREATE TABLE IF NOT EXISTS attachments (
-                 server TEXT NOT NULL,
-                 channel_id INTEGER NOT NULL,
-                 seq INTEGER NOT NULL,
-                 blob_id BLOB NOT NULL,
-                 manifest BLOB NOT NULL,
-                 name TEXT NOT NULL,
-                 media_type TEXT NOT NULL,
-                 size INTEGER NOT NULL,
-                 PRIMARY KEY (server, channel_id, seq)
-             );
-             CREATE INDEX IF NOT EXISTS messages_by_time ON messages (server, sent_at);
-             CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
-                 body, content = 'messages', content_rowid = 'id',
-                 tokenize = 'unicode61 remove_diacritics 2'
-             );
-             CREATE TRIGGER IF NOT EXISTS messages_indexed AFTER INSERT ON messages
-                 WHEN new.body IS NOT NULL
-             BEGIN
-                 INSERT INTO messages_fts (rowid, body) VALUES (new.id, new.body);
-             END;",
-        )?;
+        let mut db = db;
+        migrate(&mut db)?;
         Ok(Self { db })
     }
 
@@ -152,8 +197,8 @@ impl ChatStore {
                 .prepare_cached(
                     "INSERT OR IGNORE INTO messages
                      (server, channel_id, seq, author_member, author_key, sent_at, posted_at,
-                      body, unreadable, reply_to, hidden)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                      body, unreadable, reply_to, hidden, mentions_me)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?
                 .execute(params![
                     server,
@@ -167,6 +212,7 @@ impl ChatStore {
                     unreadable,
                     message.reply_to.map(|seq| seq as i64),
                     hidden,
+                    message.mentions_me,
                 ])?;
             added += new;
             if let (1, Some(file)) = (new, &message.attachment) {
@@ -292,6 +338,115 @@ impl ChatStore {
         Ok(found)
     }
 
+    /// A thread: the message at `root` and every reply to it or to its replies, by seq.
+    pub fn thread(
+        &self,
+        server: &str,
+        channel_id: u32,
+        root: u64,
+    ) -> Result<Vec<ChatMessage>, ChatStoreError> {
+        let mut statement = self.db.prepare_cached(&format!(
+            "WITH RECURSIVE thread (seq) AS (
+                 SELECT ?3
+                 UNION
+                 SELECT m.seq FROM messages m JOIN thread t ON m.reply_to = t.seq
+                 WHERE m.server = ?1 AND m.channel_id = ?2 AND m.hidden = 0
+             )
+             SELECT {COLUMNS} FROM messages m
+             WHERE m.server = ?1 AND m.channel_id = ?2 AND m.hidden = 0
+               AND m.seq IN (SELECT seq FROM thread)
+             ORDER BY m.seq"
+        ))?;
+        let mut messages = statement
+            .query_map(params![server, channel_id, root as i64], row_message)?
+            .collect::<Result<Vec<_>, _>>()?;
+        self.fill_in(server, &mut messages)?;
+        Ok(messages)
+    }
+
+    /// The channel's pinned messages, oldest first.
+    pub fn pins(&self, server: &str, channel_id: u32) -> Result<Vec<ChatMessage>, ChatStoreError> {
+        let mut statement = self.db.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM messages m
+             WHERE m.server = ?1 AND m.channel_id = ?2 AND m.pinned = 1 AND m.hidden = 0
+             ORDER BY m.seq"
+        ))?;
+        let mut messages = statement
+            .query_map(params![server, channel_id], row_message)?
+            .collect::<Result<Vec<_>, _>>()?;
+        self.fill_in(server, &mut messages)?;
+        Ok(messages)
+    }
+
+    /// Marks `channel_id` read up to `seq` (a marker never moves back).
+    pub fn mark_read(&self, server: &str, channel_id: u32, seq: u64) -> Result<(), ChatStoreError> {
+        self.db.execute(
+            "INSERT INTO read_markers (server, channel_id, seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (server, channel_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+            params![server, channel_id, seq as i64],
+        )?;
+        Ok(())
+    }
+
+    /// How many messages of `channel_id` after its read marker, by others than `me`, are
+    /// unread, and how many of those call on `me`.
+    pub fn unread(
+        &self,
+        server: &str,
+        channel_id: u32,
+        me: &PublicKey,
+    ) -> Result<Unread, ChatStoreError> {
+        let (messages, mentions): (i64, i64) = self.db.query_row(
+            "SELECT count(*), coalesce(sum(m.mentions_me), 0) FROM messages m
+             WHERE m.server = ?1 AND m.channel_id = ?2 AND m.hidden = 0 AND m.deleted = 0
+               AND m.seq > coalesce((SELECT seq FROM read_markers
+                                     WHERE server = ?1 AND channel_id = ?2), 0)
+               AND (m.author_key IS NULL OR m.author_key != ?3)",
+            params![server, channel_id, me.as_slice()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok(Unread {
+            messages: messages as u64,
+            mentions: mentions as u64,
+        })
+    }
+
+    /// Keeps what was typed but not sent in `channel_id` (empty text forgets it).
+    pub fn set_draft(
+        &self,
+        server: &str,
+        channel_id: u32,
+        text: &str,
+        now_ms: u64,
+    ) -> Result<(), ChatStoreError> {
+        if text.trim().is_empty() {
+            self.db.execute(
+                "DELETE FROM drafts WHERE server = ?1 AND channel_id = ?2",
+                params![server, channel_id],
+            )?;
+        } else {
+            self.db.execute(
+                "INSERT INTO drafts (server, channel_id, text, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (server, channel_id)
+                 DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at",
+                params![server, channel_id, text, now_ms as i64],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The draft kept for `channel_id`, if any.
+    pub fn draft(&self, server: &str, channel_id: u32) -> Result<Option<String>, ChatStoreError> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT text FROM drafts WHERE server = ?1 AND channel_id = ?2",
+                params![server, channel_id],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
     /// Messages matching `query`, newest first.
     pub fn search(
         &self,
@@ -299,7 +454,7 @@ impl ChatStore {
         query: &SearchQuery,
     ) -> Result<Vec<ChatMessage>, ChatStoreError> {
         let expression = fts_expression(&query.words);
-        if expression.is_none() && !query.has_file {
+        if expression.is_none() && !query.has_file && !query.in_thread {
             return Ok(Vec::new());
         }
         // With words, the index picks the candidates; `has:file` alone lists files.
@@ -317,6 +472,9 @@ impl ChatStore {
                AND (?6 IS NULL OR m.sent_at < ?6)
                AND (?8 = 0 OR EXISTS (SELECT 1 FROM attachments a WHERE a.server = m.server
                     AND a.channel_id = m.channel_id AND a.seq = m.seq))
+               AND (?9 = 0 OR m.reply_to IS NOT NULL OR EXISTS (SELECT 1 FROM messages r
+                    WHERE r.server = m.server AND r.channel_id = m.channel_id
+                      AND r.reply_to = m.seq AND r.hidden = 0))
              ORDER BY m.sent_at DESC LIMIT ?7"
         ))?;
         let mut results = statement
@@ -330,6 +488,7 @@ impl ChatStore {
                     query.until_ms.map(|at| at as i64),
                     query.limit.max(1),
                     query.has_file,
+                    query.in_thread,
                 ],
                 row_message,
             )?
@@ -341,7 +500,7 @@ impl ChatStore {
 
 /// The columns [`row_message`] reads, of `messages m`.
 const COLUMNS: &str = "m.channel_id, m.seq, m.author_member, m.author_key, m.sent_at, m.posted_at,
-     m.body, m.unreadable, m.reply_to, m.edited, m.deleted";
+     m.body, m.unreadable, m.reply_to, m.edited, m.deleted, m.mentions_me, m.pinned";
 
 fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
     let key: Option<Vec<u8>> = row.get(3)?;
@@ -354,6 +513,8 @@ fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
         deleted,
         reactions: Vec::new(),
         attachment: None,
+        mentions_me: row.get(11)?,
+        pinned: row.get(12)?,
         channel_id: row.get(0)?,
         seq: row.get::<_, i64>(1)? as u64,
         author_member: row.get(2)?,
@@ -450,7 +611,7 @@ fn apply(
         Action::Delete { .. } => {
             unindex(tx)?;
             tx.execute(
-                "UPDATE messages SET body = NULL, deleted = 1 WHERE id = ?1",
+                "UPDATE messages SET body = NULL, deleted = 1, pinned = 0 WHERE id = ?1",
                 params![target.id],
             )?;
             tx.execute(
@@ -480,6 +641,12 @@ fn apply(
                     emoji,
                     actor.as_slice()
                 ],
+            )?;
+        }
+        Action::Pin { pin, .. } => {
+            tx.execute(
+                "UPDATE messages SET pinned = ?1 WHERE id = ?2",
+                params![pin, target.id],
             )?;
         }
         Action::Text { .. } | Action::File { .. } => {}
@@ -534,6 +701,8 @@ mod tests {
             deleted: false,
             reactions: Vec::new(),
             attachment: None,
+            mentions_me: false,
+            pinned: false,
         }
     }
 
@@ -696,5 +865,127 @@ mod tests {
             store.check("s", 1, &Action::Delete { target: 40 }, &[7; 32], true, 0),
             Err(CheckError::NoSuchMessage(40))
         ));
+    }
+
+    fn reply(seq: u64, author_member: u32, to: u64, text: &str) -> ChatMessage {
+        ChatMessage {
+            reply_to: Some(to),
+            ..message(1, seq, author_member, Some(text))
+        }
+    }
+
+    #[test]
+    fn threads_pins_read_markers_mentions_and_drafts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChatStore::open(&dir.path().join("chat.db")).unwrap();
+        let admin = |key: &PublicKey| *key == [9; 32];
+        let mut called = message(1, 4, 8, Some("@ada look"));
+        called.mentions_me = true;
+        store
+            .insert(
+                "s",
+                &[
+                    message(1, 1, 7, Some("root question")),
+                    reply(2, 8, 1, "first answer"),
+                    message(1, 3, 8, Some("unrelated")),
+                    called,
+                    reply(5, 7, 2, "answer to the answer"),
+                ],
+                &admin,
+            )
+            .unwrap();
+
+        // A thread is the root and every reply down its chain, apart from the rest.
+        let thread: Vec<u64> = store
+            .thread("s", 1, 1)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(thread, [1, 2, 5]);
+        let query = SearchQuery {
+            in_thread: true,
+            limit: 10,
+            ..SearchQuery::default()
+        };
+        let in_threads: Vec<u64> = store
+            .search("s", &query)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(in_threads, [5, 2, 1], "in:thread, newest first");
+
+        // Admins pin; others' pins are ignored by everyone.
+        store
+            .insert(
+                "s",
+                &[
+                    action(
+                        6,
+                        8,
+                        0,
+                        Action::Pin {
+                            target: 3,
+                            pin: true,
+                        },
+                    ),
+                    action(
+                        7,
+                        9,
+                        0,
+                        Action::Pin {
+                            target: 1,
+                            pin: true,
+                        },
+                    ),
+                ],
+                &admin,
+            )
+            .unwrap();
+        let pins: Vec<u64> = store.pins("s", 1).unwrap().iter().map(|m| m.seq).collect();
+        assert_eq!(pins, [1]);
+        store
+            .insert(
+                "s",
+                &[action(
+                    8,
+                    9,
+                    0,
+                    Action::Pin {
+                        target: 1,
+                        pin: false,
+                    },
+                )],
+                &admin,
+            )
+            .unwrap();
+        assert!(store.pins("s", 1).unwrap().is_empty());
+
+        // Unread: others' visible messages after the marker; mentions among them.
+        let me = [7u8; 32];
+        assert_eq!(
+            store.unread("s", 1, &me).unwrap(),
+            Unread {
+                messages: 3,
+                mentions: 1
+            }
+        );
+        store.mark_read("s", 1, 4).unwrap();
+        store.mark_read("s", 1, 2).unwrap(); // never moves back
+        assert_eq!(store.unread("s", 1, &me).unwrap(), Unread::default());
+        assert_eq!(store.unread("s", 2, &me).unwrap(), Unread::default());
+
+        // Drafts are kept per channel until sent (emptied).
+        assert_eq!(store.draft("s", 1).unwrap(), None);
+        store.set_draft("s", 1, "half a tho", 1).unwrap();
+        store.set_draft("s", 1, "half a thought", 2).unwrap();
+        assert_eq!(
+            store.draft("s", 1).unwrap().as_deref(),
+            Some("half a thought")
+        );
+        assert_eq!(store.draft("s", 2).unwrap(), None);
+        store.set_draft("s", 1, "  ", 3).unwrap();
+        assert_eq!(store.draft("s", 1).unwrap(), None);
     }
 }
