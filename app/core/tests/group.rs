@@ -155,6 +155,21 @@ async fn a_joiner_waits_for_a_member_and_is_let_in_when_one_comes_online() {
     let (mut bob_session, _) = bob.connect(&invite).await;
     let again = until(&mut bob_session, "Bob back", is_member).await;
     assert_eq!(code_and_epoch(&again), code_and_epoch(&ada_state));
+
+    // Two rotations asked at once: the second waits for the first, and both happen.
+    let (first, second) = tokio::join!(
+        ada_session.group.self_update(),
+        ada_session.group.self_update()
+    );
+    first.unwrap();
+    second.unwrap();
+    let epoch = code_and_epoch(&again).1 + 2;
+    until(
+        &mut bob_session,
+        "Bob two epochs on",
+        |state| matches!(state, GroupState::Member { epoch: now, .. } if *now == epoch),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

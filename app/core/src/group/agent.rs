@@ -245,6 +245,9 @@ struct Agent {
     busy: watch::Sender<bool>,
     problem: watch::Sender<Option<String>>,
     waiting: Vec<(Purpose, oneshot::Sender<Result<(), GroupActionError>>)>,
+    /// Commands that make a commit, asked while another commit was under way: carried out
+    /// once it settles, in order.
+    deferred: std::collections::VecDeque<Command>,
 }
 
 /// Starts the agent; it runs until the client's group channel closes.
@@ -269,6 +272,7 @@ pub(crate) fn spawn(
         busy: busy_tx,
         problem: problem_tx,
         waiting: Vec::new(),
+        deferred: std::collections::VecDeque::new(),
     };
     tokio::spawn(agent.run(events, commands));
     GroupHandle {
@@ -311,9 +315,18 @@ impl Agent {
                     self.settle().await;
                 }
             }
+            self.run_deferred().await;
         }
         for (_, reply) in self.waiting.drain(..) {
             let _ = reply.send(Err(GroupActionError::Stopped));
+        }
+        for command in self.deferred.drain(..) {
+            if let Command::Remove { reply, .. }
+            | Command::Add { reply, .. }
+            | Command::SelfUpdate { reply } = command
+            {
+                let _ = reply.send(Err(GroupActionError::Stopped));
+            }
         }
     }
 
@@ -350,6 +363,9 @@ impl Agent {
                     self.waiting.push((Purpose::Remove, reply));
                     self.settle().await;
                 }
+                Err(GroupError::CommitPending) => {
+                    self.deferred.push_back(Command::Remove { members, reply });
+                }
                 Err(error) => {
                     let _ = reply.send(Err(error.into()));
                 }
@@ -359,6 +375,9 @@ impl Agent {
                     self.waiting.push((Purpose::Add, reply));
                     self.settle().await;
                 }
+                Err(GroupError::CommitPending) => {
+                    self.deferred.push_back(Command::Add { member, reply });
+                }
                 Err(error) => {
                     let _ = reply.send(Err(error.into()));
                 }
@@ -367,6 +386,9 @@ impl Agent {
                 Ok(()) => {
                     self.waiting.push((Purpose::SelfUpdate, reply));
                     self.settle().await;
+                }
+                Err(GroupError::CommitPending) => {
+                    self.deferred.push_back(Command::SelfUpdate { reply });
                 }
                 Err(error) => {
                     let _ = reply.send(Err(error.into()));
@@ -430,6 +452,24 @@ impl Agent {
     }
 
     /// Saves what the logic changed, then sends its frames and acts on its events.
+    /// Carries out deferred commands, in order, while no commit is under way.
+    async fn run_deferred(&mut self) {
+        while !self.logic.commit_pending() {
+            let Some(command) = self.deferred.pop_front() else {
+                return;
+            };
+            let waiting = self.deferred.len();
+            self.command(command).await;
+            if self.deferred.len() > waiting {
+                // Deferred again (something else started a commit first): keep its place.
+                if let Some(again) = self.deferred.pop_back() {
+                    self.deferred.push_front(again);
+                }
+                return;
+            }
+        }
+    }
+
     async fn settle(&mut self) {
         let (delta, changes) = self.logic.take_changes();
         if !delta.is_empty() || !changes.is_empty() {

@@ -1142,9 +1142,14 @@ impl GroupLogic {
         self.send_commit(outgoing, Purpose::Rotation);
     }
 
+    /// Whether a commit of ours waits for the relay's answer (another must wait for it).
+    pub fn commit_pending(&self) -> bool {
+        self.pending.is_some() || self.restored_pending.is_some()
+    }
+
     /// Removes `members` from the group (admins only); settles as a `CommitSettled` event.
     pub fn remove(&mut self, members: &[PublicKey]) -> Result<(), GroupError> {
-        if self.pending.is_some() || self.restored_pending.is_some() {
+        if self.commit_pending() {
             return Err(GroupError::CommitPending);
         }
         let group = self.group.as_mut().ok_or(GroupError::Removed)?;
@@ -1155,7 +1160,7 @@ impl GroupLogic {
 
     /// Rotates our keys with a self-update commit.
     pub fn self_update(&mut self) -> Result<(), GroupError> {
-        if self.pending.is_some() || self.restored_pending.is_some() {
+        if self.commit_pending() {
             return Err(GroupError::CommitPending);
         }
         let group = self.group.as_mut().ok_or(GroupError::Removed)?;
