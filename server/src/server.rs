@@ -328,6 +328,8 @@ impl Relay {
             task.abort();
         }
         sweeper.abort();
+        // Its hold on the database ends before `run` does.
+        let _ = sweeper.await;
     }
 }
 
