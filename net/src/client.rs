@@ -111,6 +111,15 @@ pub enum ClientEvent {
     Group(crate::proto::ControlFrame),
     /// A message was just stored in a text channel (ours included).
     Message(crate::proto::control::StoredMessage),
+    /// Members' presence: everyone online after [`Client::set_presence`], then each change.
+    Presence(Vec<crate::proto::control::MemberPresence>),
+    /// A member is typing in a text channel (it lasts a few seconds unless repeated).
+    Typing {
+        /// The text channel.
+        channel_id: u32,
+        /// Who.
+        member_id: u32,
+    },
 }
 
 /// Where the relay stored a posted message.
@@ -175,6 +184,8 @@ struct Shared {
     seat: Mutex<Option<(u32, u16, crate::proto::control::SessionSalt)>>,
     keys: Arc<dyn crate::crypto::KeyProvider>,
     own_key: crate::proto::control::PublicKey,
+    /// The presence we set, sent again on every connection.
+    presence: Mutex<Option<(crate::proto::control::Presence, String)>>,
 }
 
 impl Shared {
@@ -232,6 +243,7 @@ enum Command {
         reply: oneshot::Sender<Result<InviteLink, ClientError>>,
     },
     Group(crate::proto::ControlFrame),
+    Ephemeral(crate::proto::ControlFrame),
     ListMembers {
         after: u32,
         reply: oneshot::Sender<Result<MemberPage, ClientError>>,
@@ -307,6 +319,7 @@ impl Client {
             seat: Mutex::new(None),
             keys: options.keys.clone(),
             own_key: options.identity.public_key(),
+            presence: Mutex::new(None),
         });
         tokio::spawn(actor::run(
             options,
@@ -444,6 +457,43 @@ impl Client {
     pub async fn send_group(&self, frame: crate::proto::ControlFrame) -> Result<(), ClientError> {
         self.commands
             .send(Command::Group(frame))
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Says how present we are (and a custom status, empty for none), now and on every
+    /// reconnection, and asks for everyone's: [`ClientEvent::Presence`] follows. Members online
+    /// see it at once; nothing is stored.
+    pub async fn set_presence(
+        &self,
+        presence: crate::proto::control::Presence,
+        status: &str,
+    ) -> Result<(), ClientError> {
+        let frame = crate::proto::ControlFrame::SetPresence {
+            presence,
+            status: status.to_owned(),
+        };
+        frame
+            .to_bytes()
+            .map_err(|error| ClientError::Protocol(error.to_string()))?;
+        *self
+            .shared
+            .presence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((presence, status.to_owned()));
+        self.commands
+            .send(Command::Ephemeral(frame))
+            .await
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Tells members online that we are typing in `channel_id` (send it every few seconds
+    /// while typing; dropped while disconnected).
+    pub async fn typing(&self, channel_id: u32) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::Ephemeral(crate::proto::ControlFrame::Typing {
+                channel_id,
+            }))
             .await
             .map_err(|_| ClientError::Stopped)
     }

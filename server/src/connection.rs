@@ -188,11 +188,16 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
             shared.config.upload_burst,
             Instant::now(),
         ))),
+        ephemeral_feed: None,
+        typing_limit: crate::presence::TypingLimit::default(),
         member,
     };
     let result = session.run(&mut control).await;
     session.leave_voice();
     shared.unregister_online(session.member.id, connection);
+    if !shared.is_online(session.member.id) {
+        shared.presence.gone(session.member.id);
+    }
     if let Err(error) = &result
         && let Some(frame) = error.error_frame()
     {
@@ -308,6 +313,9 @@ struct Session {
     message_limiter: TokenBucket,
     /// The member's upload rate, shared by their file streams.
     upload_limiter: Arc<std::sync::Mutex<TokenBucket>>,
+    /// Presence and typing to pass on, once the member asked for them with `SetPresence`.
+    ephemeral_feed: Option<tokio::sync::broadcast::Receiver<crate::presence::Ephemeral>>,
+    typing_limit: crate::presence::TypingLimit,
 }
 
 impl Session {
@@ -347,6 +355,18 @@ impl Session {
                     // Fallen behind: the member notices the gap in seqs and reads it.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
                         debug!(member = self.member.id, skipped, "skipped stored messages");
+                        Ok(())
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
+                },
+                ephemeral = next_ephemeral(&mut self.ephemeral_feed) => match ephemeral {
+                    Ok(item) if item.0 != self.member.id => control
+                        .send(&item.1)
+                        .await
+                        .map_err(SessionError::from),
+                    Ok(_) => Ok(()),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
+                        debug!(member = self.member.id, skipped, "skipped presence updates");
                         Ok(())
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
@@ -470,6 +490,28 @@ impl Session {
             } => {
                 self.post_message(channel_id, message_id, envelope, files, retracts)
                     .await
+            }
+            ControlFrame::SetPresence { presence, status } => {
+                self.shared.presence.set(self.member.id, presence, &status);
+                if self.ephemeral_feed.is_none() {
+                    // First time: subscribe, then tell them who is here.
+                    self.ephemeral_feed = Some(self.shared.presence.subscribe());
+                    let online = self.shared.online_members();
+                    for members in self.shared.presence.snapshot(&online, self.member.id) {
+                        control
+                            .send(&ControlFrame::PresenceUpdate { members })
+                            .await?;
+                    }
+                }
+                return Ok(());
+            }
+            ControlFrame::Typing { channel_id } => {
+                if self.text_channel(channel_id).is_ok()
+                    && self.typing_limit.allow(channel_id, Instant::now())
+                {
+                    self.shared.presence.typing(self.member.id, channel_id);
+                }
+                return Ok(());
             }
             key_packages @ (ControlFrame::UploadKeyPackages { .. }
             | ControlFrame::ClaimKeyPackage { .. }) => {
@@ -1101,6 +1143,16 @@ impl Session {
                 "left voice"
             );
         }
+    }
+}
+
+/// The next presence or typing item, once subscribed (never, before).
+async fn next_ephemeral(
+    feed: &mut Option<tokio::sync::broadcast::Receiver<crate::presence::Ephemeral>>,
+) -> Result<crate::presence::Ephemeral, tokio::sync::broadcast::error::RecvError> {
+    match feed {
+        Some(feed) => feed.recv().await,
+        None => std::future::pending().await,
     }
 }
 

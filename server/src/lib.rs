@@ -18,6 +18,7 @@ mod file_streams;
 mod groups;
 pub mod impairment;
 pub mod metrics;
+mod presence;
 pub mod rate_limit;
 pub mod rooms;
 pub mod roster_outbox;

@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub(crate) messages: tokio::sync::broadcast::Sender<Arc<StoredMessage>>,
     /// Sealed files' bytes.
     pub(crate) blobs: BlobFiles,
+    /// Who is here and who types: in memory only.
+    pub(crate) presence: crate::presence::PresenceBook,
     online: Mutex<HashMap<u32, quinn::Connection>>,
 }
 
@@ -90,6 +92,19 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .len()
+    }
+
+    /// The members connected now.
+    pub(crate) fn online_members(&self) -> Vec<u32> {
+        let mut members: Vec<u32> = self
+            .online
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        members.sort_unstable();
+        members
     }
 
     /// Whether `member_id` is connected now.
@@ -254,6 +269,7 @@ impl Relay {
             groups: Groups::new(),
             messages: tokio::sync::broadcast::channel(MESSAGE_FEED).0,
             blobs,
+            presence: crate::presence::PresenceBook::new(),
             online: Mutex::new(HashMap::new()),
         });
         Ok(Self {

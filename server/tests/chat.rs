@@ -238,3 +238,112 @@ async fn acknowledged_messages_survive_a_relay_sigkill_exactly_once() {
         acknowledged.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_typing_reach_members_online_and_are_never_stored() {
+    use sotto_net::proto::control::{MemberPresence, Presence};
+    let relay = start_relay().await;
+    let mut ada = connect(&relay.owner_link, "ada").await;
+    let mut bob = connect(&relay.member_link(None, None), "bob").await;
+    let _cy = connect(&relay.member_link(None, None), "cy").await;
+    let general = text_channel(&ada);
+    let presence_of = |members: &[MemberPresence]| -> Vec<(Presence, String)> {
+        members
+            .iter()
+            .map(|m| (m.presence, m.status.clone()))
+            .collect()
+    };
+
+    // Ada asks: Bob and Cy are online (neither said more).
+    ada.client
+        .set_presence(Presence::DoNotDisturb, "canary-status-4d1e focus")
+        .await
+        .unwrap();
+    let everyone = ada
+        .wait_for("everyone's presence", |event| match event {
+            ClientEvent::Presence(members) => Some(members.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        presence_of(&everyone),
+        [
+            (Presence::Online, String::new()),
+            (Presence::Online, String::new())
+        ]
+    );
+
+    // Bob joins in: he learns Ada's status, and Ada learns his.
+    bob.client.set_presence(Presence::Idle, "").await.unwrap();
+    let seen_by_bob = bob
+        .wait_for("everyone's presence", |event| match event {
+            ClientEvent::Presence(members) => Some(members.clone()),
+            _ => None,
+        })
+        .await;
+    assert!(
+        seen_by_bob.iter().any(|m| m.presence == Presence::DoNotDisturb
+            && m.status == "canary-status-4d1e focus"),
+        "{seen_by_bob:?}"
+    );
+    let bob_idle = ada
+        .wait_for("Bob's presence", |event| match event {
+            ClientEvent::Presence(members) => Some(members.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(presence_of(&bob_idle), [(Presence::Idle, String::new())]);
+    let bob_id = bob_idle[0].member_id;
+
+    // Bob types: Ada sees it; Bob does not hear himself.
+    bob.client.typing(general).await.unwrap();
+    let (channel, who) = ada
+        .wait_for("Bob typing", |event| match event {
+            ClientEvent::Typing {
+                channel_id,
+                member_id,
+            } => Some((*channel_id, *member_id)),
+            _ => None,
+        })
+        .await;
+    assert_eq!((channel, who), (general, bob_id));
+
+    // Invisible looks offline, status and all; leaving says offline.
+    bob.client
+        .set_presence(Presence::Invisible, "secret plans")
+        .await
+        .unwrap();
+    let hidden = ada
+        .wait_for("Bob invisible", |event| match event {
+            ClientEvent::Presence(members) => Some(members.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(presence_of(&hidden), [(Presence::Offline, String::new())]);
+    drop(bob);
+    let gone = ada
+        .wait_for("Bob gone", |event| match event {
+            ClientEvent::Presence(members) => Some(members.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(gone[0].member_id, bob_id);
+    assert_eq!(gone[0].presence, Presence::Offline);
+
+    // Nothing of it was stored.
+    let root = relay.data.root().to_owned();
+    relay.handle.shutdown().await;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            for needle in [&b"canary-status-4d1e"[..], b"secret plans"] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds a status",
+                    path.display()
+                );
+            }
+        }
+    }
+}

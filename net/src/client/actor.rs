@@ -161,6 +161,11 @@ impl Actor {
                 // Dropped while disconnected: the group logic syncs again on reconnecting.
                 self.session.send_unqueued(frame);
             }
+            Command::Ephemeral(frame) => {
+                // Presence and typing: dropped while disconnected (presence is sent again on
+                // reconnecting).
+                self.session.send_unqueued(frame);
+            }
             Command::PostMessage {
                 channel_id,
                 message_id,
@@ -246,6 +251,16 @@ impl Actor {
             .store(Some(Arc::new(connection.clone())));
         self.receivers.clear();
         self.session.connected(Instant::now(), new_session_salt());
+        let presence = self
+            .shared
+            .presence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some((presence, status)) = presence {
+            self.session
+                .send_unqueued(ControlFrame::SetPresence { presence, status });
+        }
         if let Some(group_events) = &self.options.group_events {
             let _ = group_events
                 .send(GroupEvent::Connected {
@@ -509,6 +524,19 @@ impl Actor {
                 }
             }
             ControlFrame::NewMessage(message) => self.emit(ClientEvent::Message(message)).await,
+            ControlFrame::PresenceUpdate { members } => {
+                self.emit(ClientEvent::Presence(members)).await;
+            }
+            ControlFrame::MemberTyping {
+                channel_id,
+                member_id,
+            } => {
+                self.emit(ClientEvent::Typing {
+                    channel_id,
+                    member_id,
+                })
+                .await;
+            }
             other => debug!("ignored {} among message frames", other.name()),
         }
     }

@@ -132,6 +132,58 @@ pub struct ListedMember {
     pub online: bool,
 }
 
+/// How present a member is. `Invisible` is only ever set by a member: others see it as
+/// `Offline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Presence {
+    /// Here.
+    Online,
+    /// Away from the keyboard for a while.
+    Idle,
+    /// Here, but not to be disturbed (no notifications).
+    DoNotDisturb,
+    /// Online, but shown to others as offline.
+    Invisible,
+    /// Not connected.
+    Offline,
+}
+
+impl Presence {
+    /// The value on the wire.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Self::Online => 0,
+            Self::Idle => 1,
+            Self::DoNotDisturb => 2,
+            Self::Invisible => 3,
+            Self::Offline => 4,
+        }
+    }
+
+    /// The presence a wire value stands for.
+    pub fn from_u8(value: u8) -> Option<Self> {
+        Some(match value {
+            0 => Self::Online,
+            1 => Self::Idle,
+            2 => Self::DoNotDisturb,
+            3 => Self::Invisible,
+            4 => Self::Offline,
+            _ => return None,
+        })
+    }
+}
+
+/// A member's presence as others see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberPresence {
+    /// The member.
+    pub member_id: u32,
+    /// How present (never `Invisible`).
+    pub presence: Presence,
+    /// Their custom status (empty for none).
+    pub status: String,
+}
+
 /// A message as the relay stores and hands it out: sealed, so only members can read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
@@ -516,6 +568,31 @@ pub enum ControlFrame {
     },
     /// Relay → client: a message was just stored in a text channel.
     NewMessage(StoredMessage),
+    /// Client → relay: how present I am, and my custom status (empty for none). Never stored.
+    SetPresence {
+        /// Online, idle, do not disturb or invisible (not offline).
+        presence: Presence,
+        /// A few words about what I am up to.
+        status: String,
+    },
+    /// Relay → client: members' presence: everyone online once after `SetPresence`, then each
+    /// change.
+    PresenceUpdate {
+        /// The members whose presence this tells.
+        members: Vec<MemberPresence>,
+    },
+    /// Client → relay: I am typing in this text channel (sent every few seconds while typing).
+    Typing {
+        /// The text channel.
+        channel_id: u32,
+    },
+    /// Relay → client: a member is typing in a text channel.
+    MemberTyping {
+        /// The text channel.
+        channel_id: u32,
+        /// Who.
+        member_id: u32,
+    },
     /// Client → relay: store these KeyPackages of mine, for members who add me while I am
     /// offline (an empty upload just asks how many are stored).
     UploadKeyPackages {
@@ -590,6 +667,10 @@ mod kind {
     pub(super) const READ_CHANNEL: u8 = 0x23;
     pub(super) const CHANNEL_MESSAGES: u8 = 0x24;
     pub(super) const NEW_MESSAGE: u8 = 0x25;
+    pub(super) const SET_PRESENCE: u8 = 0x26;
+    pub(super) const PRESENCE_UPDATE: u8 = 0x27;
+    pub(super) const TYPING: u8 = 0x28;
+    pub(super) const MEMBER_TYPING: u8 = 0x29;
 
     /// Group frames (kinds 0x10 to 0x1f) may be up to `MAX_GROUP_FRAME_LEN` long.
     pub(super) fn is_group(kind: u8) -> bool {
@@ -826,6 +907,10 @@ impl ControlFrame {
             Self::ReadChannel { .. } => "ReadChannel",
             Self::ChannelMessages { .. } => "ChannelMessages",
             Self::NewMessage(_) => "NewMessage",
+            Self::SetPresence { .. } => "SetPresence",
+            Self::PresenceUpdate { .. } => "PresenceUpdate",
+            Self::Typing { .. } => "Typing",
+            Self::MemberTyping { .. } => "MemberTyping",
             Self::Error { .. } => "Error",
         }
     }
@@ -867,6 +952,10 @@ impl ControlFrame {
             Self::ReadChannel { .. } => kind::READ_CHANNEL,
             Self::ChannelMessages { .. } => kind::CHANNEL_MESSAGES,
             Self::NewMessage(_) => kind::NEW_MESSAGE,
+            Self::SetPresence { .. } => kind::SET_PRESENCE,
+            Self::PresenceUpdate { .. } => kind::PRESENCE_UPDATE,
+            Self::Typing { .. } => kind::TYPING,
+            Self::MemberTyping { .. } => kind::MEMBER_TYPING,
             Self::Error { .. } => kind::ERROR,
         }
     }
@@ -945,6 +1034,21 @@ impl ControlFrame {
             }
             Self::NewMessage(message) => {
                 check_count("envelope", message.envelope.len(), MAX_ENVELOPE_LEN)
+            }
+            Self::SetPresence { presence, status } => {
+                if *presence == Presence::Offline {
+                    return Err(EncodeError::InvalidText { field: "presence" });
+                }
+                check_text("status", status, MAX_NAME_LEN)
+            }
+            Self::PresenceUpdate { members } => {
+                check_count("members", members.len(), MAX_MEMBERS_PER_PAGE)?;
+                members.iter().try_for_each(|m| {
+                    if m.presence == Presence::Invisible {
+                        return Err(EncodeError::InvalidText { field: "presence" });
+                    }
+                    check_text("status", &m.status, MAX_NAME_LEN)
+                })
             }
             Self::KeyPackageClaimed { key_package, .. } => check_count(
                 "key package",
@@ -1210,6 +1314,23 @@ impl ControlFrame {
                 w.u8(u8::from(*more));
             }
             Self::NewMessage(message) => write_stored_message(w, message),
+            Self::SetPresence { presence, status } => {
+                w.u8(presence.to_u8());
+                w.string(status);
+            }
+            Self::PresenceUpdate { members } => w.list(members, |w, m| {
+                w.u32(m.member_id);
+                w.u8(m.presence.to_u8());
+                w.string(&m.status);
+            }),
+            Self::Typing { channel_id } => w.u32(*channel_id),
+            Self::MemberTyping {
+                channel_id,
+                member_id,
+            } => {
+                w.u32(*channel_id);
+                w.u32(*member_id);
+            }
             Self::KeyPackageClaimed {
                 member,
                 key_package,
@@ -1386,6 +1507,32 @@ impl ControlFrame {
                 more: read_flag(r, "more")?,
             },
             kind::NEW_MESSAGE => Self::NewMessage(read_stored_message(r)?),
+            kind::SET_PRESENCE => Self::SetPresence {
+                presence: match Presence::from_u8(r.u8("presence")?) {
+                    Some(presence) if presence != Presence::Offline => presence,
+                    _ => return Err(DecodeError::InvalidValue { field: "presence" }),
+                },
+                status: r.string("status", MAX_NAME_LEN)?,
+            },
+            kind::PRESENCE_UPDATE => Self::PresenceUpdate {
+                members: r.list("members", MAX_MEMBERS_PER_PAGE, |r| {
+                    Ok(MemberPresence {
+                        member_id: r.u32("member id")?,
+                        presence: match Presence::from_u8(r.u8("presence")?) {
+                            Some(presence) if presence != Presence::Invisible => presence,
+                            _ => return Err(DecodeError::InvalidValue { field: "presence" }),
+                        },
+                        status: r.string("status", MAX_NAME_LEN)?,
+                    })
+                })?,
+            },
+            kind::TYPING => Self::Typing {
+                channel_id: r.u32("channel id")?,
+            },
+            kind::MEMBER_TYPING => Self::MemberTyping {
+                channel_id: r.u32("channel id")?,
+                member_id: r.u32("member id")?,
+            },
             kind::CLAIM_KEY_PACKAGE => Self::ClaimKeyPackage {
                 member: r.array("member")?,
             },

@@ -386,7 +386,9 @@ impl ClientSession {
             }
             chat @ (ControlFrame::MessagePosted { .. }
             | ControlFrame::PostRefused { .. }
-            | ControlFrame::NewMessage(_)) => {
+            | ControlFrame::NewMessage(_)
+            | ControlFrame::PresenceUpdate { .. }
+            | ControlFrame::MemberTyping { .. }) => {
                 self.events.push_back(SessionEvent::Chat(chat));
                 Ok(())
             }

@@ -172,6 +172,29 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             files: vec![[23; 16], [24; 16]],
             retracts: Some(7),
         },
+        ControlFrame::SetPresence {
+            presence: Presence::DoNotDisturb,
+            status: "in a meeting".into(),
+        },
+        ControlFrame::PresenceUpdate {
+            members: vec![
+                MemberPresence {
+                    member_id: 3,
+                    presence: Presence::Idle,
+                    status: String::new(),
+                },
+                MemberPresence {
+                    member_id: 4,
+                    presence: Presence::Offline,
+                    status: "back monday".into(),
+                },
+            ],
+        },
+        ControlFrame::Typing { channel_id: 2 },
+        ControlFrame::MemberTyping {
+            channel_id: 2,
+            member_id: 9,
+        },
         ControlFrame::MessagePosted {
             channel_id: 1,
             message_id: [19; 16],
