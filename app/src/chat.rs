@@ -57,10 +57,17 @@ pub(crate) struct SyncedChannel {
 
 /// [`channel_session`], then syncs the channel into this device's store.
 pub(crate) async fn synced_channel(server: Option<&str>, channel: &str) -> Result<SyncedChannel> {
+    open_channel(server, channel, true).await
+}
+
+/// [`channel_session`] with this device's store, synced or not.
+async fn open_channel(server: Option<&str>, channel: &str, sync: bool) -> Result<SyncedChannel> {
     let (profile, session, channel_id, name) = channel_session(server, channel).await?;
     let mut store = ChatStore::open(&profile.chat_store_path())?;
     let server_name = session.server.name.clone();
-    chat::sync(&session, &mut store, &server_name, channel_id).await?;
+    if sync {
+        chat::sync(&session, &mut store, &server_name, channel_id).await?;
+    }
     Ok(SyncedChannel {
         profile,
         session,
@@ -102,46 +109,57 @@ pub(crate) async fn act(
     channel: &str,
     action: &Action,
 ) -> Result<(String, u64)> {
-    let (profile, session, channel_id, name) = channel_session(server, channel).await?;
-    let identity = profile.identity(|notice| eprintln!("{notice}"))?;
-    if action.target().is_some()
-        || matches!(
-            action,
-            Action::Text {
-                reply_to: Some(_),
-                ..
-            }
-        )
-    {
-        let mut store = ChatStore::open(&profile.chat_store_path())?;
-        let server_name = session.server.name.clone();
-        chat::sync(&session, &mut store, &server_name, channel_id).await?;
-        let is_admin = match session.group.state() {
+    // A plain message needs no copy of the channel to check against.
+    let check = action.target().is_some() || replies(action);
+    let here = open_channel(server, channel, check).await?;
+    let identity = here.profile.identity(|notice| eprintln!("{notice}"))?;
+    let seq = act_in(&here, &identity, action).await?;
+    Ok((here.name, seq))
+}
+
+fn replies(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Text {
+            reply_to: Some(_),
+            ..
+        }
+    )
+}
+
+/// [`act`] in a channel already open and synced; the new message's seq.
+pub(crate) async fn act_in(
+    here: &SyncedChannel,
+    identity: &sotto_net::identity::Identity,
+    action: &Action,
+) -> Result<u64> {
+    let name = &here.name;
+    if action.target().is_some() || replies(action) {
+        let is_admin = match here.session.group.state() {
             GroupState::Member { members, .. } => members
                 .iter()
                 .any(|member| member.public_key == identity.public_key() && member.is_admin),
             _ => false,
         };
-        let now_ms = chat::unix_now_ms();
-        store
+        here.store
             .check(
-                &server_name,
-                channel_id,
+                &here.server_name,
+                here.channel_id,
                 action,
                 &identity.public_key(),
                 is_admin,
-                now_ms,
+                chat::unix_now_ms(),
             )
             .with_context(|| format!("cannot do that in #{name}"))?;
     }
-    let posted = chat::post_action(&session, &identity, channel_id, action)
+    let posted = chat::post_action(&here.session, identity, here.channel_id, action)
         .await
         .with_context(|| format!("could not send to #{name}"))?;
-    Ok((name, posted.seq))
+    Ok(posted.seq)
 }
 
 /// Member names by member id, from the relay's list (cleaned for a terminal).
-async fn names(session: &Session) -> HashMap<u32, String> {
+pub(crate) async fn names(session: &Session) -> HashMap<u32, String> {
     session
         .client
         .list_members()
@@ -175,7 +193,7 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
 }
 
 /// Prints messages one per line (or lines), folding runs sealed for the same reason.
-fn print_messages(messages: &[ChatMessage], names: &HashMap<u32, String>) {
+pub(crate) fn print_messages(messages: &[ChatMessage], names: &HashMap<u32, String>) {
     // Runs of messages sealed for the same reason (say, from before we joined) show as one.
     let mut index = 0;
     while index < messages.len() {
@@ -421,7 +439,7 @@ fn quoted(text: &str, depth: u8, indent: &str) -> String {
 }
 
 /// One message as a line (or lines): time (UTC), author, text.
-fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
+pub(crate) fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(message.sent_at_ms.unwrap_or(message.posted_at_ms));
     let stamp = humantime::format_rfc3339_seconds(at).to_string();
     // "2026-11-29T17:20:01Z" → "2026-11-29 17:20"

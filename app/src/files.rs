@@ -144,7 +144,7 @@ pub(crate) async fn upload(
 }
 
 /// A path in `directory` for `name` that does not exist yet: `name`, or `name (1)`, ….
-fn free_path(directory: &Path, name: &str) -> PathBuf {
+pub(crate) fn free_path(directory: &Path, name: &str) -> PathBuf {
     let candidate = directory.join(name);
     if !candidate.exists() {
         return candidate;

@@ -4,6 +4,7 @@
 mod chat;
 mod demo;
 mod files;
+mod live;
 mod members;
 mod ptt;
 mod session;
@@ -108,6 +109,18 @@ enum Command {
         /// The member's name, or its id (or the id's first characters).
         #[arg(allow_hyphen_values = true)]
         member: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Open a text channel live: messages appear as they come, lines you type are sent, and
+    /// commands (/help) reply, edit, react, pin, share files and set your status.
+    Chat {
+        /// The text channel, e.g. `general` or `#general`.
+        channel: String,
+        /// Print events as JSON lines and read commands from standard input (for bots).
+        #[arg(long)]
+        json: bool,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
         server: Option<String>,
@@ -482,6 +495,11 @@ async fn run(command: Command) -> Result<()> {
         } => members::verify(server.as_deref(), &member, yes, accept_change).await,
         Command::Kick { member, server } => members::kick(server.as_deref(), &member).await,
         Command::Rekey { server } => members::rekey(server.as_deref()).await,
+        Command::Chat {
+            channel,
+            json,
+            server,
+        } => live::chat(server.as_deref(), &channel, json).await,
         Command::Send {
             channel,
             text,

@@ -274,6 +274,19 @@ pub async fn sync(
     server: &str,
     channel_id: u32,
 ) -> Result<usize, ChatError> {
+    Ok(sync_messages(session, store, server, channel_id)
+        .await?
+        .len())
+}
+
+/// [`sync`], returning the new messages as opened (edits, deletions and reactions included,
+/// already applied to the store).
+pub async fn sync_messages(
+    session: &Session,
+    store: &mut store::ChatStore,
+    server: &str,
+    channel_id: u32,
+) -> Result<Vec<ChatMessage>, ChatError> {
     let admins: Vec<PublicKey> = match session.group.state() {
         crate::group::GroupState::Member { members, .. } => members
             .into_iter()
@@ -283,12 +296,14 @@ pub async fn sync(
         _ => Vec::new(),
     };
     let is_admin = |key: &PublicKey| admins.contains(key);
-    let mut added = 0;
+    let mut added = Vec::new();
     loop {
         let after = store.last_seq(server, channel_id)?;
         let (messages, more) = history(session, channel_id, after, SYNC_PAGE).await?;
-        added += store.insert(server, &messages, &is_admin)?;
-        if !more || messages.is_empty() {
+        store.insert(server, &messages, &is_admin)?;
+        let done = !more || messages.is_empty();
+        added.extend(messages);
+        if done {
             return Ok(added);
         }
     }

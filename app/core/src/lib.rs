@@ -17,6 +17,7 @@ pub mod connection;
 mod feedback;
 pub mod group;
 mod keychain;
+pub mod presence;
 pub mod profile;
 pub mod roster;
 pub mod verification;

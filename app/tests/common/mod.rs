@@ -275,6 +275,36 @@ impl VoiceProcess {
         }
     }
 
+    /// Writes a line to its standard input (spawn it with stdin piped).
+    pub fn write_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin is piped");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The lines printed so far that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// Closes its standard input and waits for it to end; whether it exited cleanly.
+    pub fn finish(self) -> bool {
+        let Self {
+            mut child, reader, ..
+        } = self;
+        drop(child.stdin.take());
+        let status = child.wait().unwrap();
+        let _ = reader.join();
+        status.success()
+    }
+
     /// Stops it as Ctrl-C does; whether it exited cleanly, and everything it printed.
     pub fn interrupt(self) -> (bool, String) {
         let Self {

@@ -364,6 +364,26 @@ impl ChatStore {
         Ok(messages)
     }
 
+    /// Message `seq` of `channel_id` as shown (none if held not, or an edit or reaction).
+    pub fn message(
+        &self,
+        server: &str,
+        channel_id: u32,
+        seq: u64,
+    ) -> Result<Option<ChatMessage>, ChatStoreError> {
+        let found = self
+            .db
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM messages m
+                 WHERE m.server = ?1 AND m.channel_id = ?2 AND m.seq = ?3 AND m.hidden = 0"
+            ))?
+            .query_row(params![server, channel_id, seq as i64], row_message)
+            .optional()?;
+        let mut found: Vec<ChatMessage> = found.into_iter().collect();
+        self.fill_in(server, &mut found)?;
+        Ok(found.pop())
+    }
+
     /// The channel's pinned messages, oldest first.
     pub fn pins(&self, server: &str, channel_id: u32) -> Result<Vec<ChatMessage>, ChatStoreError> {
         let mut statement = self.db.prepare_cached(&format!(
