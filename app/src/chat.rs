@@ -280,8 +280,13 @@ pub(crate) async fn channels(server: Option<&str>) -> Result<()> {
                 (messages, mentions) => format!("  {messages} unread, {mentions} mention you"),
             };
         }
+        let topic = if channel.topic.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", chat::printable(&channel.topic))
+        };
         println!(
-            "  {kind}  #{}  ({}){counts}",
+            "  {kind}  #{}  ({}){counts}{topic}",
             channel.name, channel.category
         );
     }

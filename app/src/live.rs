@@ -306,6 +306,19 @@ impl Live {
                     }
                 }
             }
+            ClientEvent::ChannelsChanged(channels) => {
+                match channels.iter().find(|c| c.id == self.here.channel_id) {
+                    None => bail!("#{} was deleted", self.here.name),
+                    Some(ours) if ours.name != self.here.name => {
+                        self.out
+                            .notice(&format!("#{} is now #{}", self.here.name, ours.name));
+                        self.here.name.clone_from(&ours.name);
+                        self.out.channel.clone_from(&ours.name);
+                    }
+                    Some(_) => {}
+                }
+                self.here.session.channels = channels;
+            }
             ClientEvent::Disconnected { reason, .. } => {
                 self.out
                     .notice(&format!("connection lost ({reason}); reconnecting…"));

@@ -1,6 +1,7 @@
 //! `sotto`: the Sotto client on the command line — join servers, talk in voice channels, host a
 //! relay, or watch the whole system work with `sotto demo`.
 
+mod channels;
 mod chat;
 mod demo;
 mod files;
@@ -113,6 +114,9 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Create, rename, move, re-topic or delete channels (the server's owner).
+    #[command(subcommand)]
+    Channel(channels::ChannelCommand),
     /// Open a text channel live: messages appear as they come, lines you type are sent, and
     /// commands (/help) reply, edit, react, pin, share files and set your status.
     Chat {
@@ -609,6 +613,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Admit { member, server } => members::admit(server.as_deref(), &member).await,
         Command::Leave { server, yes } => members::leave(server.as_deref(), yes).await,
         Command::Voice(args) => voice::run(&args).await,
+        Command::Channel(command) => channels::run(command).await,
         Command::Servers => {
             let servers = Profile::open()?.servers()?;
             if servers.is_empty() {

@@ -109,7 +109,7 @@ pub(crate) async fn refuse_unsettled_key_changes(
 }
 
 /// Asks `question` on the terminal; true for a yes.
-fn confirm(question: &str) -> Result<bool> {
+pub(crate) fn confirm(question: &str) -> Result<bool> {
     print!("{question} [y/N] ");
     std::io::stdout().flush()?;
     let mut answer = String::new();

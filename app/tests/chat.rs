@@ -218,3 +218,73 @@ fn threads_pins_mentions_and_unread_counts_on_the_command_line() {
 fn stdout_of(output: std::process::Output) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
+
+#[test]
+fn the_owner_creates_renames_and_deletes_channels_on_the_command_line() {
+    let server = Server::start(&["Ada", "Bob"]);
+    let (ada, bob) = (&server.members[0], &server.members[1]);
+    let created = stdout_of(sotto(
+        ada,
+        &[
+            "channel",
+            "create",
+            "design",
+            "--category",
+            "Work",
+            "--topic",
+            "mockups",
+        ],
+    ));
+    assert_eq!(created.trim(), "Created the text channel #design.");
+    let channels = stdout_of(sotto(bob, &["channels"]));
+    assert!(
+        channels.contains("  text   #design  (Work) — mockups"),
+        "{channels}"
+    );
+
+    // Messages in the new channel are sealed and read like any other.
+    sotto(bob, &["send", "design", "first sketch is up"]);
+    let history = stdout_of(sotto(ada, &["history", "design"]));
+    assert!(
+        history.trim_end().ends_with("Bob: first sketch is up"),
+        "{history}"
+    );
+
+    // Only the owner manages channels, and is told of a clash.
+    let refused = try_sotto(bob, &["channel", "rename", "design", "bobs-room"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only the server's owner"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let clash = try_sotto(ada, &["channel", "create", "General"]);
+    assert!(
+        String::from_utf8_lossy(&clash.stderr).contains("already has that name"),
+        "{}",
+        String::from_utf8_lossy(&clash.stderr)
+    );
+    let renamed = stdout_of(sotto(
+        ada,
+        &["channel", "rename", "design", "design-review"],
+    ));
+    assert_eq!(renamed.trim(), "Renamed #design to #design-review.");
+    let history = stdout_of(sotto(bob, &["history", "design-review"]));
+    assert!(
+        history.contains("Bob: first sketch is up"),
+        "kept its messages: {history}"
+    );
+
+    // Deleting asks for --yes when nobody can be asked, then takes the messages with it.
+    let unconfirmed = try_sotto(ada, &["channel", "delete", "design-review"]);
+    assert!(!unconfirmed.status.success());
+    assert!(
+        String::from_utf8_lossy(&unconfirmed.stderr).contains("add --yes"),
+        "{}",
+        String::from_utf8_lossy(&unconfirmed.stderr)
+    );
+    let deleted = stdout_of(sotto(ada, &["channel", "delete", "design-review", "--yes"]));
+    assert_eq!(deleted.trim(), "Deleted #design-review.");
+    let channels = stdout_of(sotto(bob, &["channels"]));
+    assert!(!channels.contains("design"), "{channels}");
+}

@@ -111,6 +111,8 @@ pub enum ClientEvent {
     Group(crate::proto::ControlFrame),
     /// A message was just stored in a text channel (ours included).
     Message(crate::proto::control::StoredMessage),
+    /// The server's channels changed (one was created, changed or deleted); here they all are.
+    ChannelsChanged(Vec<ChannelInfo>),
     /// Members' presence: everyone online after [`Client::set_presence`], then each change.
     Presence(Vec<crate::proto::control::MemberPresence>),
     /// A member is typing in a text channel (it lasts a few seconds unless repeated).
@@ -150,6 +152,8 @@ pub enum GroupEvent {
     },
     /// A group frame from the relay.
     Frame(crate::proto::ControlFrame),
+    /// The server's channels changed; here they all are.
+    ChannelsChanged(Vec<ChannelInfo>),
 }
 
 /// One decrypted media frame.
@@ -244,6 +248,10 @@ enum Command {
     },
     Group(crate::proto::ControlFrame),
     Ephemeral(crate::proto::ControlFrame),
+    ManageChannel {
+        change: crate::proto::control::ChannelChange,
+        reply: oneshot::Sender<Result<u32, ClientError>>,
+    },
     ListMembers {
         after: u32,
         reply: oneshot::Sender<Result<MemberPage, ClientError>>,
@@ -428,6 +436,20 @@ impl Client {
                 retracts,
                 reply,
             })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        response.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// Creates, changes or deletes a channel (the server's owner); the channel's id once done.
+    /// Every member online then gets [`ClientEvent::ChannelsChanged`].
+    pub async fn manage_channel(
+        &self,
+        change: crate::proto::control::ChannelChange,
+    ) -> Result<u32, ClientError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::ManageChannel { change, reply })
             .await
             .map_err(|_| ClientError::Stopped)?;
         response.await.map_err(|_| ClientError::Stopped)?

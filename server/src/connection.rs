@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use sotto_net::proto::MediaHeader;
 use sotto_net::proto::control::{
-    ChannelKind, ControlFrame, ErrorCode, ListedMember, MAX_MEMBERS_PER_PAGE,
-    MAX_MESSAGES_PER_PAGE, StoredMessage,
+    ChannelChange, ChannelInfo, ChannelKind, ControlFrame, ErrorCode, ListedMember,
+    MAX_MEMBERS_PER_PAGE, MAX_MESSAGES_PER_PAGE, StoredMessage,
 };
 use sotto_net::proto::file_stream::BlobId;
 use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
@@ -18,8 +18,8 @@ use sotto_net::group::{InviteGrant, check_key_package, server_group_id};
 
 use crate::data_dir::{unix_now, unix_now_ms};
 use crate::db::{
-    AdmissionError, InviteLimits, InviteTerms, KeyPackageCount, Member, NewKeyPackage, PostExtras,
-    PostOutcome, Role, StoreError,
+    AdmissionError, ChannelRefusal, InviteLimits, InviteTerms, KeyPackageCount, Member,
+    NewKeyPackage, PostExtras, PostOutcome, Role, StoreError,
 };
 use crate::groups::GroupCursor;
 use crate::metrics::DropReason;
@@ -189,6 +189,7 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
             Instant::now(),
         ))),
         ephemeral_feed: None,
+        channel_feed: shared.channel_changes.subscribe(),
         typing_limit: crate::presence::TypingLimit::default(),
         member,
     };
@@ -268,7 +269,7 @@ async fn authenticate(
                         handshake.admit(ControlFrame::Welcome {
                             member_id: member.id,
                             server: shared.server.clone(),
-                            channels: shared.channels.clone(),
+                            channels: shared.channels.load().to_vec(),
                         });
                         flush(&mut handshake, control).await;
                         return Ok(member);
@@ -313,6 +314,8 @@ struct Session {
     message_limiter: TokenBucket,
     /// The member's upload rate, shared by their file streams.
     upload_limiter: Arc<std::sync::Mutex<TokenBucket>>,
+    /// Changes to the server's channels, to pass on.
+    channel_feed: tokio::sync::broadcast::Receiver<Arc<Vec<ChannelInfo>>>,
     /// Presence and typing to pass on, once the member asked for them with `SetPresence`.
     ephemeral_feed: Option<tokio::sync::broadcast::Receiver<crate::presence::Ephemeral>>,
     typing_limit: crate::presence::TypingLimit,
@@ -357,6 +360,22 @@ impl Session {
                         debug!(member = self.member.id, skipped, "skipped stored messages");
                         Ok(())
                     }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
+                },
+                changed = self.channel_feed.recv() => match changed {
+                    Ok(channels) => control
+                        .send(&ControlFrame::ChannelsChanged {
+                            channels: channels.to_vec(),
+                        })
+                        .await
+                        .map_err(SessionError::from),
+                    // Behind: the latest list says it all.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => control
+                        .send(&ControlFrame::ChannelsChanged {
+                            channels: self.shared.channels.load().to_vec(),
+                        })
+                        .await
+                        .map_err(SessionError::from),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
                 },
                 ephemeral = next_ephemeral(&mut self.ephemeral_feed) => match ephemeral {
@@ -441,6 +460,7 @@ impl Session {
             ControlFrame::JoinVoice { .. }
             | ControlFrame::CreateInvite { .. }
             | ControlFrame::ListMembers { .. }
+            | ControlFrame::ManageChannel(_)
             | ControlFrame::ReadChannel { .. } => match self.limiter.check(Instant::now()) {
                 Verdict::Allow => match frame {
                     ControlFrame::JoinVoice {
@@ -453,6 +473,7 @@ impl Session {
                         after,
                         limit,
                     } => self.read_channel(channel_id, after, limit).await,
+                    ControlFrame::ManageChannel(change) => self.manage_channel(change).await?,
                     _ => self.create_invite(&frame).await?,
                 },
                 Verdict::Refuse => {
@@ -530,12 +551,8 @@ impl Session {
         session_salt: sotto_net::proto::control::SessionSalt,
         control: &mut ControlStream,
     ) -> Result<ControlFrame, SessionError> {
-        let Some(channel) = self
-            .shared
-            .channels
-            .iter()
-            .find(|channel| channel.id == channel_id)
-        else {
+        let channels = self.shared.channels.load_full();
+        let Some(channel) = channels.iter().find(|channel| channel.id == channel_id) else {
             return Ok(error_frame(
                 ErrorCode::NoSuchChannel,
                 "there is no such channel",
@@ -692,11 +709,101 @@ impl Session {
         control.send(&answer).await.map_err(Into::into)
     }
 
+    /// Creates, changes or deletes a channel (the owner only, until roles come), then tells
+    /// every member online.
+    async fn manage_channel(&self, change: ChannelChange) -> Result<ControlFrame, SessionError> {
+        if self.member.role != Role::Owner {
+            return Ok(error_frame(
+                ErrorCode::Forbidden,
+                "only the server's owner can create, change or delete channels",
+            ));
+        }
+        let named = match &change {
+            ChannelChange::Create { name, .. } | ChannelChange::Update { name, .. } => {
+                Some(name.trim().to_owned())
+            }
+            ChannelChange::Delete { .. } => None,
+        };
+        if let Some(name) = &named
+            && (name.is_empty() || name.chars().count() > MAX_CHANNEL_NAME_CHARS)
+        {
+            return Ok(error_frame(
+                ErrorCode::ProtocolViolation,
+                format!("a channel name has 1 to {MAX_CHANNEL_NAME_CHARS} characters"),
+            ));
+        }
+        let name = named.unwrap_or_default();
+        let shared = self.shared.clone();
+        let server_id = shared.server.id;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let store = &shared.store;
+            let outcome = match change {
+                ChannelChange::Create {
+                    kind,
+                    category,
+                    topic,
+                    ..
+                } => store.add_channel(server_id, &name, kind, category.trim(), topic.trim())?,
+                ChannelChange::Update {
+                    channel_id,
+                    category,
+                    topic,
+                    position,
+                    ..
+                } => store
+                    .update_channel(
+                        server_id,
+                        channel_id,
+                        &name,
+                        category.trim(),
+                        topic.trim(),
+                        position,
+                    )?
+                    .map(|()| channel_id),
+                ChannelChange::Delete { channel_id } => {
+                    if store.delete_channel(server_id, channel_id)? {
+                        Ok(channel_id)
+                    } else {
+                        Err(ChannelRefusal::NoSuchChannel)
+                    }
+                }
+            };
+            let channels = store.channels(server_id)?;
+            Ok::<_, StoreError>((outcome, channels))
+        })
+        .await
+        .expect("channel changes do not panic");
+        match outcome {
+            Ok((Ok(channel_id), channels)) => {
+                let channels = Arc::new(channels);
+                self.shared.channels.store(channels.clone());
+                let _ = self.shared.channel_changes.send(channels);
+                info!(member = self.member.id, channel_id, "channels changed");
+                Ok(ControlFrame::ChannelManaged { channel_id })
+            }
+            Ok((Err(refusal), _)) => Ok(error_frame(
+                match refusal {
+                    ChannelRefusal::NoSuchChannel => ErrorCode::NoSuchChannel,
+                    ChannelRefusal::NameTaken => ErrorCode::ChannelNameTaken,
+                },
+                refusal.to_string(),
+            )),
+            Err(error) => {
+                warn!("could not change the channels: {error}");
+                Ok(error_frame(
+                    ErrorCode::Internal,
+                    "the relay could not change the channels; try again",
+                ))
+            }
+        }
+    }
+
     /// Whether `channel_id` is one of the server's text channels; else why not.
     fn text_channel(&self, channel_id: u32) -> Result<(), (ErrorCode, &'static str)> {
         match self
             .shared
             .channels
+            .load()
             .iter()
             .find(|channel| channel.id == channel_id)
         {
@@ -1155,6 +1262,9 @@ async fn next_ephemeral(
         None => std::future::pending().await,
     }
 }
+
+/// Longest channel name, in characters.
+const MAX_CHANNEL_NAME_CHARS: usize = 100;
 
 /// Envelope bytes in one page of history (the frame may hold 2 MiB).
 const HISTORY_PAGE_BYTES: usize = 1536 * 1024;

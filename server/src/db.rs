@@ -5,12 +5,14 @@
 //! (or a power cut) never loses it. Invite tokens are stored only as SHA-256 hashes.
 
 mod blobs;
+mod channels;
 mod groups;
 mod key_packages;
 mod messages;
 mod migrations;
 
 pub use blobs::{BlobRecord, UploadStart};
+pub use channels::ChannelRefusal;
 pub use groups::{AcceptCommit, CommitOutcome, StoredGroup};
 pub use key_packages::{KeyPackageCount, MAX_STORED_KEY_PACKAGES, NewKeyPackage};
 pub use messages::{PostExtras, PostOutcome};
@@ -260,13 +262,21 @@ impl Store {
     pub fn channels(&self, server_id: u32) -> Result<Vec<ChannelInfo>, StoreError> {
         self.with(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT id, name, kind, position, category FROM channels WHERE server_id = ?1 ORDER BY position, id",
+                "SELECT id, name, kind, position, category, topic FROM channels WHERE server_id = ?1
+                 ORDER BY category, position, id",
             )?;
             let rows = statement.query_map([server_id], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get(1)?, row.get::<_, String>(2)?, row.get::<_, i64>(3)?, row.get(4)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
             })?;
             rows.map(|row| {
-                let (id, name, kind, position, category) = row?;
+                let (id, name, kind, position, category, topic) = row?;
                 Ok(ChannelInfo {
                     id: to_u32(id, "channel id")?,
                     name,
@@ -275,8 +285,10 @@ impl Store {
                         "voice" => ChannelKind::Voice,
                         _ => return Err(StoreError::Corrupt("channel kind")),
                     },
-                    position: u16::try_from(position).map_err(|_| StoreError::Corrupt("channel position"))?,
+                    position: u16::try_from(position)
+                        .map_err(|_| StoreError::Corrupt("channel position"))?,
                     category,
+                    topic,
                 })
             })
             .collect()
@@ -314,6 +326,7 @@ impl Store {
                 kind,
                 position: u16::try_from(position).map_err(|_| StoreError::Corrupt("channel position"))?,
                 category: category.to_owned(),
+                topic: String::new(),
             })
         })
     }

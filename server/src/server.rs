@@ -58,7 +58,10 @@ const MESSAGE_FEED: usize = 4096;
 pub(crate) struct Shared {
     pub(crate) store: Arc<Store>,
     pub(crate) server: ServerInfo,
-    pub(crate) channels: Vec<ChannelInfo>,
+    /// The server's channels as they are now (swapped whole on every change).
+    pub(crate) channels: arc_swap::ArcSwap<Vec<ChannelInfo>>,
+    /// Every change to the channels, for the connections to pass on.
+    pub(crate) channel_changes: tokio::sync::broadcast::Sender<Arc<Vec<ChannelInfo>>>,
     pub(crate) fingerprint: [u8; 32],
     pub(crate) rooms: VoiceRooms,
     pub(crate) metrics: Arc<Metrics>,
@@ -261,7 +264,8 @@ impl Relay {
         let shared = Arc::new(Shared {
             store: Arc::new(store),
             server,
-            channels,
+            channels: arc_swap::ArcSwap::from_pointee(channels),
+            channel_changes: tokio::sync::broadcast::channel(16).0,
             fingerprint: certificate.fingerprint(),
             rooms: VoiceRooms::new(config.max_voice_participants),
             metrics: Arc::new(Metrics::default()),

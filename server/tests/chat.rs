@@ -347,3 +347,148 @@ async fn presence_and_typing_reach_members_online_and_are_never_stored() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_manages_channels_and_everyone_online_sees_it_at_once() {
+    use sotto_net::proto::control::{ChannelChange, ChannelInfo, ChannelKind};
+    let relay = start_relay_with(fast_chat()).await;
+    let ada = connect(&relay.owner_link, "ada").await;
+    let mut bob = connect(&relay.member_link(None, None), "bob").await;
+    let channels_changed = |event: &ClientEvent| match event {
+        ClientEvent::ChannelsChanged(channels) => Some(channels.clone()),
+        _ => None,
+    };
+    let named = |channels: &[ChannelInfo], name: &str| {
+        channels
+            .iter()
+            .find(|channel| channel.name == name)
+            .cloned()
+    };
+
+    // Ada creates a text channel; Bob, online, is told at once and can post in it.
+    let design = ada
+        .client
+        .manage_channel(ChannelChange::Create {
+            name: "design".into(),
+            kind: ChannelKind::Text,
+            category: "Work".into(),
+            topic: "mockups and reviews".into(),
+        })
+        .await
+        .unwrap();
+    let seen = bob.wait_for("the new channel", channels_changed).await;
+    let created = named(&seen, "design").expect("listed");
+    assert_eq!(created.id, design);
+    assert_eq!(created.topic, "mockups and reviews");
+    bob.client
+        .post_message(design, message_id(2, 1), vec![2; 100])
+        .await
+        .unwrap();
+
+    // Members may not; names must differ within a kind; changes keep ids.
+    let refused = bob
+        .client
+        .manage_channel(ChannelChange::Delete { channel_id: design })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ClientError::Refused {
+                code: ErrorCode::Forbidden,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let taken = ada
+        .client
+        .manage_channel(ChannelChange::Create {
+            name: "Design".into(),
+            kind: ChannelKind::Text,
+            category: String::new(),
+            topic: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            taken,
+            ClientError::Refused {
+                code: ErrorCode::ChannelNameTaken,
+                ..
+            }
+        ),
+        "{taken}"
+    );
+    let voice_design = ada
+        .client
+        .manage_channel(ChannelChange::Create {
+            name: "design".into(),
+            kind: ChannelKind::Voice,
+            category: "Work".into(),
+            topic: String::new(),
+        })
+        .await
+        .expect("a voice channel may share a text channel's name");
+    ada.client
+        .manage_channel(ChannelChange::Update {
+            channel_id: design,
+            name: "design-review".into(),
+            category: "Work".into(),
+            topic: String::new(),
+            position: 5,
+        })
+        .await
+        .unwrap();
+    let seen = loop {
+        let seen = bob.wait_for("the rename", channels_changed).await;
+        if named(&seen, "design-review").is_some() {
+            break seen;
+        }
+    };
+    let renamed = named(&seen, "design-review").unwrap();
+    assert_eq!(renamed.id, design);
+    let work: Vec<(u16, u32)> = seen
+        .iter()
+        .filter(|channel| channel.category == "Work")
+        .map(|channel| (channel.position, channel.id))
+        .collect();
+    assert_eq!(
+        work,
+        [(0, voice_design), (1, design)],
+        "placed last, positions renumbered"
+    );
+
+    // Deleting it takes its messages, in the database too.
+    ada.client
+        .manage_channel(ChannelChange::Delete { channel_id: design })
+        .await
+        .unwrap();
+    let gone = ada.client.read_channel(design, 0, 10).await.unwrap_err();
+    assert!(
+        matches!(
+            gone,
+            ClientError::Refused {
+                code: ErrorCode::NoSuchChannel,
+                ..
+            }
+        ),
+        "{gone}"
+    );
+    let opened = relay.data.open().unwrap();
+    let server = opened.store.default_server().unwrap();
+    let kept = opened.store.channels(server.id).unwrap();
+    assert!(named(&kept, "design-review").is_none());
+    assert!(named(&kept, "design").is_some_and(|c| c.kind == ChannelKind::Voice));
+    assert_eq!(
+        opened
+            .store
+            .messages_after(design, 0, 10, 1 << 20)
+            .unwrap()
+            .0
+            .len(),
+        0,
+        "its messages went with it"
+    );
+}

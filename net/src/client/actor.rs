@@ -38,6 +38,7 @@ enum Ended {
 
 type InviteReply = oneshot::Sender<Result<InviteLink, ClientError>>;
 type MembersReply = oneshot::Sender<Result<MemberPage, ClientError>>;
+type ManageReply = oneshot::Sender<Result<u32, ClientError>>;
 type PostReply = oneshot::Sender<Result<Posted, ClientError>>;
 type PageReply = oneshot::Sender<Result<ChannelPage, ClientError>>;
 
@@ -57,6 +58,7 @@ pub(crate) async fn run(
         invites: HashMap::new(),
         member_pages: HashMap::new(),
         channel_pages: HashMap::new(),
+        manages: HashMap::new(),
         posts: HashMap::new(),
     };
     loop {
@@ -121,6 +123,7 @@ struct Actor {
     invites: HashMap<RequestId, InviteReply>,
     member_pages: HashMap<RequestId, MembersReply>,
     channel_pages: HashMap<RequestId, PageReply>,
+    manages: HashMap<RequestId, ManageReply>,
     /// Posts waiting for the relay's answer, by channel and message id.
     posts: HashMap<(u32, [u8; 16]), Vec<PostReply>>,
 }
@@ -198,6 +201,14 @@ impl Actor {
             } => match self.session.read_channel(channel_id, after, limit) {
                 Some(request) => {
                     self.channel_pages.insert(request, reply);
+                }
+                None => {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+            },
+            Command::ManageChannel { change, reply } => match self.session.manage_channel(change) {
+                Some(request) => {
+                    self.manages.insert(request, reply);
                 }
                 None => {
                     let _ = reply.send(Err(ClientError::NotConnected));
@@ -423,6 +434,12 @@ impl Actor {
                         message: message.clone(),
                     }));
                 }
+                if let Some(reply) = request.and_then(|request| self.manages.remove(&request)) {
+                    let _ = reply.send(Err(ClientError::Refused {
+                        code,
+                        message: message.clone(),
+                    }));
+                }
                 self.emit(ClientEvent::RequestFailed { code, message })
                     .await;
             }
@@ -435,6 +452,17 @@ impl Actor {
                 }
                 if let Some(reply) = self.channel_pages.remove(&request) {
                     let _ = reply.send(Err(ClientError::NotConnected));
+                }
+                if let Some(reply) = self.manages.remove(&request) {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+            }
+            SessionEvent::ChannelManaged {
+                request,
+                channel_id,
+            } => {
+                if let Some(reply) = self.manages.remove(&request) {
+                    let _ = reply.send(Ok(channel_id));
                 }
             }
             SessionEvent::ChannelPage {
@@ -524,6 +552,14 @@ impl Actor {
                 }
             }
             ControlFrame::NewMessage(message) => self.emit(ClientEvent::Message(message)).await,
+            ControlFrame::ChannelsChanged { channels } => {
+                if let Some(group_events) = &self.options.group_events {
+                    let _ = group_events
+                        .send(GroupEvent::ChannelsChanged(channels.clone()))
+                        .await;
+                }
+                self.emit(ClientEvent::ChannelsChanged(channels)).await;
+            }
             ControlFrame::PresenceUpdate { members } => {
                 self.emit(ClientEvent::Presence(members)).await;
             }

@@ -82,6 +82,26 @@ impl MediaKeyRing {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
+    /// Adds the keys of channels created during `epoch`, if it is the current epoch (keys of
+    /// channels already known stay as they are).
+    pub fn add_channels(
+        &self,
+        epoch: u64,
+        bases: impl IntoIterator<Item = (u32, Zeroizing<[u8; 32]>)>,
+    ) {
+        let mut ring = self.ring.write().expect("key ring lock poisoned");
+        if let Some(current) = ring
+            .current
+            .as_mut()
+            .filter(|current| current.epoch == epoch)
+        {
+            for (channel_id, base) in bases {
+                current.bases.entry(channel_id).or_insert(base);
+            }
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
+
     /// Wipes the previous epoch's key once its grace time has passed.
     pub fn expire(&self, now: Instant) {
         let mut ring = self.ring.write().expect("key ring lock poisoned");

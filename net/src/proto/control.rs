@@ -91,6 +91,42 @@ pub struct ChannelInfo {
     pub position: u16,
     /// Category heading the channel is listed under; empty for none.
     pub category: String,
+    /// What the channel is for, shown under its name; empty for none.
+    pub topic: String,
+}
+
+/// A change to the server's channels (the owner's, until roles come).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelChange {
+    /// A new channel, listed last in its category.
+    Create {
+        /// Its name.
+        name: String,
+        /// Text or voice.
+        kind: ChannelKind,
+        /// Its category; empty for none.
+        category: String,
+        /// Its topic; empty for none.
+        topic: String,
+    },
+    /// New name, place or topic for a channel.
+    Update {
+        /// The channel.
+        channel_id: u32,
+        /// Its name.
+        name: String,
+        /// Its category; empty for none.
+        category: String,
+        /// Its topic; empty for none.
+        topic: String,
+        /// Its place within the category, lowest first.
+        position: u16,
+    },
+    /// A channel deleted, with its messages.
+    Delete {
+        /// The channel.
+        channel_id: u32,
+    },
 }
 
 /// The server (community) a member belongs to.
@@ -243,6 +279,8 @@ pub enum ErrorCode {
     MessageTooLarge,
     /// The file is larger than the server allows.
     FileTooLarge,
+    /// Another channel of the same kind has that name.
+    ChannelNameTaken,
     /// No such file is stored (never uploaded, not finished, or deleted).
     NoSuchFile,
     /// The uploaded bytes do not match the announced SHA-256; upload them again.
@@ -276,6 +314,7 @@ impl ErrorCode {
             Self::FileTooLarge => 19,
             Self::NoSuchFile => 20,
             Self::FileDamaged => 21,
+            Self::ChannelNameTaken => 22,
             Self::Unknown(code) => code,
         }
     }
@@ -304,6 +343,7 @@ impl ErrorCode {
             19 => Self::FileTooLarge,
             20 => Self::NoSuchFile,
             21 => Self::FileDamaged,
+            22 => Self::ChannelNameTaken,
             other => Self::Unknown(other),
         }
     }
@@ -568,6 +608,18 @@ pub enum ControlFrame {
     },
     /// Relay → client: a message was just stored in a text channel.
     NewMessage(StoredMessage),
+    /// Client → relay: create, change or delete a channel.
+    ManageChannel(ChannelChange),
+    /// Relay → client: the channel change is made (the channel's id).
+    ChannelManaged {
+        /// The channel created, changed or deleted.
+        channel_id: u32,
+    },
+    /// Relay → client: the server's channels changed; here they all are.
+    ChannelsChanged {
+        /// Every channel.
+        channels: Vec<ChannelInfo>,
+    },
     /// Client → relay: how present I am, and my custom status (empty for none). Never stored.
     SetPresence {
         /// Online, idle, do not disturb or invisible (not offline).
@@ -671,6 +723,9 @@ mod kind {
     pub(super) const PRESENCE_UPDATE: u8 = 0x27;
     pub(super) const TYPING: u8 = 0x28;
     pub(super) const MEMBER_TYPING: u8 = 0x29;
+    pub(super) const MANAGE_CHANNEL: u8 = 0x2a;
+    pub(super) const CHANNEL_MANAGED: u8 = 0x2b;
+    pub(super) const CHANNELS_CHANGED: u8 = 0x2c;
 
     /// Group frames (kinds 0x10 to 0x1f) may be up to `MAX_GROUP_FRAME_LEN` long.
     pub(super) fn is_group(kind: u8) -> bool {
@@ -798,6 +853,35 @@ fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), EncodeE
     Ok(())
 }
 
+fn check_channels(channels: &[ChannelInfo]) -> Result<(), EncodeError> {
+    check_count("channels", channels.len(), MAX_CHANNELS)?;
+    channels.iter().try_for_each(|c| {
+        check_text("channel name", &c.name, MAX_NAME_LEN)?;
+        check_text("category", &c.category, MAX_NAME_LEN)?;
+        check_text("topic", &c.topic, MAX_MESSAGE_LEN)
+    })
+}
+
+fn write_channel(w: &mut Writer<'_>, c: &ChannelInfo) {
+    w.u32(c.id);
+    w.string(&c.name);
+    w.u8(c.kind.to_byte());
+    w.u16(c.position);
+    w.string(&c.category);
+    w.string(&c.topic);
+}
+
+fn read_channel(r: &mut Reader<'_>) -> Result<ChannelInfo, DecodeError> {
+    Ok(ChannelInfo {
+        id: r.u32("channel id")?,
+        name: r.string("channel name", MAX_NAME_LEN)?,
+        kind: ChannelKind::from_byte(r.u8("channel kind")?)?,
+        position: r.u16("position")?,
+        category: r.string("category", MAX_NAME_LEN)?,
+        topic: r.string("topic", MAX_MESSAGE_LEN)?,
+    })
+}
+
 fn check_participants(participants: &[Participant]) -> Result<(), EncodeError> {
     check_count("participants", participants.len(), MAX_PARTICIPANTS)?;
     participants
@@ -907,6 +991,9 @@ impl ControlFrame {
             Self::ReadChannel { .. } => "ReadChannel",
             Self::ChannelMessages { .. } => "ChannelMessages",
             Self::NewMessage(_) => "NewMessage",
+            Self::ManageChannel(_) => "ManageChannel",
+            Self::ChannelManaged { .. } => "ChannelManaged",
+            Self::ChannelsChanged { .. } => "ChannelsChanged",
             Self::SetPresence { .. } => "SetPresence",
             Self::PresenceUpdate { .. } => "PresenceUpdate",
             Self::Typing { .. } => "Typing",
@@ -952,6 +1039,9 @@ impl ControlFrame {
             Self::ReadChannel { .. } => kind::READ_CHANNEL,
             Self::ChannelMessages { .. } => kind::CHANNEL_MESSAGES,
             Self::NewMessage(_) => kind::NEW_MESSAGE,
+            Self::ManageChannel(_) => kind::MANAGE_CHANNEL,
+            Self::ChannelManaged { .. } => kind::CHANNEL_MANAGED,
+            Self::ChannelsChanged { .. } => kind::CHANNELS_CHANGED,
             Self::SetPresence { .. } => kind::SET_PRESENCE,
             Self::PresenceUpdate { .. } => kind::PRESENCE_UPDATE,
             Self::Typing { .. } => kind::TYPING,
@@ -969,12 +1059,28 @@ impl ControlFrame {
                 server, channels, ..
             } => {
                 check_text("server name", &server.name, MAX_NAME_LEN)?;
-                check_count("channels", channels.len(), MAX_CHANNELS)?;
-                channels.iter().try_for_each(|c| {
-                    check_text("channel name", &c.name, MAX_NAME_LEN)?;
-                    check_text("category", &c.category, MAX_NAME_LEN)
-                })
+                check_channels(channels)
             }
+            Self::ChannelsChanged { channels } => check_channels(channels),
+            Self::ManageChannel(change) => match change {
+                ChannelChange::Create {
+                    name,
+                    category,
+                    topic,
+                    ..
+                }
+                | ChannelChange::Update {
+                    name,
+                    category,
+                    topic,
+                    ..
+                } => {
+                    check_text("channel name", name, MAX_NAME_LEN)?;
+                    check_text("category", category, MAX_NAME_LEN)?;
+                    check_text("topic", topic, MAX_MESSAGE_LEN)
+                }
+                ChannelChange::Delete { .. } => Ok(()),
+            },
             Self::Roster { participants, .. } => check_participants(participants),
             Self::RosterChanged { joined, left, .. } => {
                 check_participants(joined)?;
@@ -1122,14 +1228,42 @@ impl ControlFrame {
                 w.u32(*member_id);
                 w.u32(server.id);
                 w.string(&server.name);
-                w.list(channels, |w, c| {
-                    w.u32(c.id);
-                    w.string(&c.name);
-                    w.u8(c.kind.to_byte());
-                    w.u16(c.position);
-                    w.string(&c.category);
-                });
+                w.list(channels, write_channel);
             }
+            Self::ChannelsChanged { channels } => w.list(channels, write_channel),
+            Self::ChannelManaged { channel_id } => w.u32(*channel_id),
+            Self::ManageChannel(change) => match change {
+                ChannelChange::Create {
+                    name,
+                    kind,
+                    category,
+                    topic,
+                } => {
+                    w.u8(0);
+                    w.string(name);
+                    w.u8(kind.to_byte());
+                    w.string(category);
+                    w.string(topic);
+                }
+                ChannelChange::Update {
+                    channel_id,
+                    name,
+                    category,
+                    topic,
+                    position,
+                } => {
+                    w.u8(1);
+                    w.u32(*channel_id);
+                    w.string(name);
+                    w.string(category);
+                    w.string(topic);
+                    w.u16(*position);
+                }
+                ChannelChange::Delete { channel_id } => {
+                    w.u8(2);
+                    w.u32(*channel_id);
+                }
+            },
             Self::JoinVoice {
                 channel_id,
                 session_salt,
@@ -1378,16 +1512,37 @@ impl ControlFrame {
                     id: r.u32("server id")?,
                     name: r.string("server name", MAX_NAME_LEN)?,
                 },
-                channels: r.list("channels", MAX_CHANNELS, |r| {
-                    Ok(ChannelInfo {
-                        id: r.u32("channel id")?,
-                        name: r.string("channel name", MAX_NAME_LEN)?,
-                        kind: ChannelKind::from_byte(r.u8("channel kind")?)?,
-                        position: r.u16("position")?,
-                        category: r.string("category", MAX_NAME_LEN)?,
-                    })
-                })?,
+                channels: r.list("channels", MAX_CHANNELS, read_channel)?,
             },
+            kind::CHANNELS_CHANGED => Self::ChannelsChanged {
+                channels: r.list("channels", MAX_CHANNELS, read_channel)?,
+            },
+            kind::CHANNEL_MANAGED => Self::ChannelManaged {
+                channel_id: r.u32("channel id")?,
+            },
+            kind::MANAGE_CHANNEL => Self::ManageChannel(match r.u8("channel change")? {
+                0 => ChannelChange::Create {
+                    name: r.string("channel name", MAX_NAME_LEN)?,
+                    kind: ChannelKind::from_byte(r.u8("channel kind")?)?,
+                    category: r.string("category", MAX_NAME_LEN)?,
+                    topic: r.string("topic", MAX_MESSAGE_LEN)?,
+                },
+                1 => ChannelChange::Update {
+                    channel_id: r.u32("channel id")?,
+                    name: r.string("channel name", MAX_NAME_LEN)?,
+                    category: r.string("category", MAX_NAME_LEN)?,
+                    topic: r.string("topic", MAX_MESSAGE_LEN)?,
+                    position: r.u16("position")?,
+                },
+                2 => ChannelChange::Delete {
+                    channel_id: r.u32("channel id")?,
+                },
+                _ => {
+                    return Err(DecodeError::InvalidValue {
+                        field: "channel change",
+                    });
+                }
+            }),
             kind::JOIN_VOICE => Self::JoinVoice {
                 channel_id: r.u32("channel id")?,
                 session_salt: r.array("session salt")?,

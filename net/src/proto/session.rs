@@ -111,6 +111,13 @@ pub enum SessionEvent {
         /// Whether more follow.
         more: bool,
     },
+    /// A channel change was made.
+    ChannelManaged {
+        /// The request.
+        request: RequestId,
+        /// The channel.
+        channel_id: u32,
+    },
     /// A page of a channel's history came.
     ChannelPage {
         /// The request.
@@ -170,13 +177,17 @@ enum Pending {
     Invite(RequestId),
     Members(RequestId),
     Read(RequestId),
+    Manage(RequestId),
 }
 
 impl Pending {
     /// The id of a request the user waits on (invites and member lists).
     fn request(&self) -> Option<RequestId> {
         match self {
-            Self::Invite(request) | Self::Members(request) | Self::Read(request) => Some(*request),
+            Self::Invite(request)
+            | Self::Members(request)
+            | Self::Read(request)
+            | Self::Manage(request) => Some(*request),
             Self::Join { .. } => None,
         }
     }
@@ -292,6 +303,21 @@ impl ClientSession {
         Some(request)
     }
 
+    /// Asks to create, change or delete a channel; none while disconnected.
+    pub fn manage_channel(
+        &mut self,
+        change: crate::proto::control::ChannelChange,
+    ) -> Option<RequestId> {
+        if !self.is_connected() {
+            return None;
+        }
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending.push_back(Pending::Manage(request));
+        self.transmit.push_back(ControlFrame::ManageChannel(change));
+        Some(request)
+    }
+
     /// Asks for a page of a channel's history (after `after`); none while disconnected.
     pub fn read_channel(&mut self, channel_id: u32, after: u64, limit: u16) -> Option<RequestId> {
         if !self.is_connected() {
@@ -388,10 +414,21 @@ impl ClientSession {
             | ControlFrame::PostRefused { .. }
             | ControlFrame::NewMessage(_)
             | ControlFrame::PresenceUpdate { .. }
-            | ControlFrame::MemberTyping { .. }) => {
+            | ControlFrame::MemberTyping { .. }
+            | ControlFrame::ChannelsChanged { .. }) => {
                 self.events.push_back(SessionEvent::Chat(chat));
                 Ok(())
             }
+            ControlFrame::ChannelManaged { channel_id } => match self.pending.pop_front() {
+                Some(Pending::Manage(request)) => {
+                    self.events.push_back(SessionEvent::ChannelManaged {
+                        request,
+                        channel_id,
+                    });
+                    Ok(())
+                }
+                _ => Err(SessionError::Unsolicited("ChannelManaged")),
+            },
             ControlFrame::MemberList { members, more } => match self.pending.pop_front() {
                 Some(Pending::Members(request)) => {
                     self.events.push_back(SessionEvent::Members {
@@ -453,9 +490,12 @@ impl ClientSession {
 
     fn on_error(&mut self, code: ErrorCode, message: String) {
         let request = match self.pending.pop_front() {
-            Some(Pending::Invite(request) | Pending::Members(request) | Pending::Read(request)) => {
-                Some(request)
-            }
+            Some(
+                Pending::Invite(request)
+                | Pending::Members(request)
+                | Pending::Read(request)
+                | Pending::Manage(request),
+            ) => Some(request),
             // A join we gave up on: its refusal changes nothing.
             Some(Pending::Join {
                 cancelled: true, ..

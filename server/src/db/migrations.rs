@@ -131,6 +131,8 @@ const MIGRATIONS: &[&str] = &[
          FOREIGN KEY (channel_id, seq) REFERENCES messages (channel_id, seq) ON DELETE CASCADE
      );
      CREATE INDEX message_files_by_blob ON message_files (blob_id);",
+    // 7: channel topics.
+    "ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Brings the schema up to date, one transaction per migration.

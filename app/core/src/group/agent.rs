@@ -305,6 +305,13 @@ impl Agent {
                         self.logic.handle(frame);
                         self.settle().await;
                     }
+                    Some(GroupEvent::ChannelsChanged(channels)) => {
+                        self.logic.channels_changed(&channels);
+                        if let Some((epoch, bases)) = self.logic.media_bases() {
+                            self.keys.add_channels(epoch, bases);
+                        }
+                        self.settle().await;
+                    }
                     Some(_) => {}
                     None => break,
                 },

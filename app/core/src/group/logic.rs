@@ -298,17 +298,7 @@ impl GroupLogic {
                 });
             }
         }
-        self.voice_channels = channels
-            .iter()
-            .filter(|channel| channel.kind == ChannelKind::Voice)
-            .map(|channel| channel.id)
-            .collect();
-        self.text_channels = channels
-            .iter()
-            .filter(|channel| channel.kind == ChannelKind::Text)
-            .map(|channel| channel.id)
-            .collect();
-        self.record_text_secrets();
+        self.channels_changed(channels);
         // Whatever was in flight before a reconnection is settled by the sync that follows:
         // the relay hands our commit back if it took it.
         if let Some(pending) = self.pending.take() {
@@ -391,6 +381,22 @@ impl GroupLogic {
     /// Where we stand.
     pub fn state(&self) -> &GroupState {
         &self.state
+    }
+
+    /// The server's channels now: keys for new voice channels, and text secrets kept for new
+    /// text channels from this epoch on.
+    pub fn channels_changed(&mut self, channels: &[ChannelInfo]) {
+        self.voice_channels = channels
+            .iter()
+            .filter(|channel| channel.kind == ChannelKind::Voice)
+            .map(|channel| channel.id)
+            .collect();
+        self.text_channels = channels
+            .iter()
+            .filter(|channel| channel.kind == ChannelKind::Text)
+            .map(|channel| channel.id)
+            .collect();
+        self.record_text_secrets();
     }
 
     /// Keeps the current epoch's text secrets on disk, so its messages stay readable later.

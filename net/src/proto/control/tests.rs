@@ -29,6 +29,7 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
                     kind: ChannelKind::Text,
                     position: 0,
                     category: String::new(),
+                    topic: "say hi".into(),
                 },
                 ChannelInfo {
                     id: 2,
@@ -36,8 +37,34 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
                     kind: ChannelKind::Voice,
                     position: 1,
                     category: "Talk".into(),
+                    topic: String::new(),
                 },
             ],
+        },
+        ControlFrame::ManageChannel(ChannelChange::Create {
+            name: "design".into(),
+            kind: ChannelKind::Text,
+            category: "Work".into(),
+            topic: "mockups".into(),
+        }),
+        ControlFrame::ManageChannel(ChannelChange::Update {
+            channel_id: 4,
+            name: "design-review".into(),
+            category: String::new(),
+            topic: String::new(),
+            position: 2,
+        }),
+        ControlFrame::ManageChannel(ChannelChange::Delete { channel_id: 4 }),
+        ControlFrame::ChannelManaged { channel_id: 4 },
+        ControlFrame::ChannelsChanged {
+            channels: vec![ChannelInfo {
+                id: 4,
+                name: "design".into(),
+                kind: ChannelKind::Text,
+                position: 0,
+                category: "Work".into(),
+                topic: "mockups".into(),
+            }],
         },
         ControlFrame::JoinVoice {
             channel_id: 2,

@@ -18,6 +18,7 @@ fn channels() -> Vec<ChannelInfo> {
         kind: ChannelKind::Voice,
         position: 0,
         category: String::new(),
+        topic: String::new(),
     }]
 }
 
