@@ -343,25 +343,12 @@ pub(crate) async fn search(
         ),
         None => None,
     };
-    // `has:file` and `in:thread` are filters, not words.
-    let filter = |name: &str| words.iter().any(|word| word.eq_ignore_ascii_case(name));
-    let (has_file, in_thread) = (filter("has:file"), filter("in:thread"));
-    let words: Vec<&str> = words
-        .iter()
-        .map(String::as_str)
-        .filter(|word| {
-            !word.eq_ignore_ascii_case("has:file") && !word.eq_ignore_ascii_case("in:thread")
-        })
-        .collect();
+    // Filters (has:file, in:thread, after:, before:, during:) are written among the words.
     let query = SearchQuery {
-        words: words.join(" "),
         channel_id,
         author_member,
-        since_ms: None,
-        until_ms: None,
-        has_file,
-        in_thread,
         limit,
+        ..chat::query::parse_query(&words.join(" "))?
     };
     let started = std::time::Instant::now();
     let found = store.search(&server_name, &query)?;

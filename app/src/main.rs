@@ -257,7 +257,8 @@ enum Command {
     },
     /// Search the messages on this device (the relay is never asked what you look for).
     Search {
-        /// Words that must all appear (each may start a longer word).
+        /// Words that must all appear (each may start a longer word), and filters among them:
+        /// has:file, in:thread, after:2026-11-01, before:2026-12-01, during:2026-11-29 (UTC).
         #[arg(required = true)]
         words: Vec<String>,
         /// Only in this text channel.

@@ -194,6 +194,18 @@ fn threads_pins_mentions_and_unread_counts_on_the_command_line() {
     assert!(found.contains("Bob: (re 1) the blue one"), "{found}");
     let none = stdout_of(sotto(bob, &["search", "in:thread", "lunch"]));
     assert_eq!(none.trim(), "Nothing found.");
+    let today = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
+    let during = format!("during:{}", &today[..10]);
+    let found = stdout_of(sotto(bob, &["search", "blue", &during]));
+    assert!(found.contains("the blue one"), "{found}");
+    let none = stdout_of(sotto(bob, &["search", "blue", "before:2020-01-01"]));
+    assert_eq!(none.trim(), "Nothing found.");
+    let bad = try_sotto(bob, &["search", "blue", "after:someday"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("write it as 2026-11-29"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 
     // Admins pin; a member is told why not.
     let refused = try_sotto(bob, &["pin", "general", "2"]);

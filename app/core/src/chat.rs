@@ -9,6 +9,7 @@ pub mod action;
 pub mod files;
 pub mod markdown;
 pub mod mentions;
+pub mod query;
 pub mod store;
 
 use std::time::Duration;
