@@ -6,7 +6,7 @@ use std::io::Read;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
-use sotto_client::chat::action::Action;
+use sotto_client::chat::action::{Action, Origin};
 use sotto_client::chat::markdown::{self, Block};
 use sotto_client::chat::store::{ChatStore, SearchQuery};
 use sotto_client::chat::{self, ChatBody, ChatMessage};
@@ -158,16 +158,88 @@ pub(crate) async fn act_in(
     Ok(posted.seq)
 }
 
-/// Member names by member id, from the relay's list (cleaned for a terminal).
-pub(crate) async fn names(session: &Session) -> HashMap<u32, String> {
-    session
-        .client
-        .list_members()
+/// Passes message `seq` of `channel` on to the text channel `to`, with its file.
+pub(crate) async fn forward(server: Option<&str>, channel: &str, seq: u64, to: &str) -> Result<()> {
+    let here = synced_channel(server, channel).await?;
+    let name = &here.name;
+    let message = here
+        .store
+        .message(&here.server_name, here.channel_id, seq)?
+        .filter(|message| !message.deleted)
+        .with_context(|| format!("there is no message {seq} in #{name} that you can read"))?;
+    let (ChatBody::Text(text), Some(author), Some(sent_at_ms)) =
+        (&message.body, message.author, message.sent_at_ms)
+    else {
+        bail!("message {seq} in #{name} is sealed to you, so it cannot be forwarded");
+    };
+    let wanted = to.trim_start_matches('#');
+    let target = here
+        .session
+        .channels
+        .iter()
+        .find(|channel| channel.name == wanted && channel.kind == ChannelKind::Text)
+        .with_context(|| format!("no text channel \"#{wanted}\"; `sotto channels` lists them"))?;
+    // A forward of a forward names the first author.
+    let origin = message.forwarded_from.unwrap_or(Origin {
+        channel_id: here.channel_id,
+        seq,
+        author,
+        sent_at_ms,
+    });
+    let action = Action::Forward {
+        origin,
+        file: message.attachment.clone(),
+        text: text.clone(),
+    };
+    let identity = here.profile.identity(|notice| eprintln!("{notice}"))?;
+    let posted = chat::post_action(&here.session, &identity, target.id, &action)
         .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|member| (member.member_id, chat::printable(&member.display_name)))
-        .collect()
+        .with_context(|| format!("could not forward to #{wanted}"))?;
+    println!(
+        "Forwarded message {seq} of #{name} to #{} (message {}).",
+        target.name, posted.seq
+    );
+    Ok(())
+}
+
+/// Member names by member id, from the relay's list (cleaned for a terminal).
+pub(crate) async fn names(session: &Session) -> Names {
+    let members = session.client.list_members().await.unwrap_or_default();
+    Names {
+        by_key: members
+            .iter()
+            .map(|member| (member.public_key, chat::printable(&member.display_name)))
+            .collect(),
+        by_member: members
+            .into_iter()
+            .map(|member| (member.member_id, chat::printable(&member.display_name)))
+            .collect(),
+    }
+}
+
+/// Members' names by member id (what it derefs to) and by identity key.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Names {
+    by_member: HashMap<u32, String>,
+    by_key: HashMap<sotto_net::proto::control::PublicKey, String>,
+}
+
+impl Names {
+    /// The name of the member with identity key `key`, or its short id.
+    pub(crate) fn of_key(&self, key: &sotto_net::proto::control::PublicKey) -> String {
+        self.by_key
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| short_id(key))
+    }
+}
+
+impl std::ops::Deref for Names {
+    type Target = HashMap<u32, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.by_member
+    }
 }
 
 /// Prints the last `limit` messages of a channel, after bringing the local copy up to date.
@@ -193,7 +265,7 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
 }
 
 /// Prints messages one per line (or lines), folding runs sealed for the same reason.
-pub(crate) fn print_messages(messages: &[ChatMessage], names: &HashMap<u32, String>) {
+pub(crate) fn print_messages(messages: &[ChatMessage], names: &Names) {
     // Runs of messages sealed for the same reason (say, from before we joined) show as one.
     let mut index = 0;
     while index < messages.len() {
@@ -431,7 +503,7 @@ fn quoted(text: &str, depth: u8, indent: &str) -> String {
 }
 
 /// One message as a line (or lines): time (UTC), author, text.
-pub(crate) fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
+pub(crate) fn line(message: &ChatMessage, names: &Names) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(message.sent_at_ms.unwrap_or(message.posted_at_ms));
     let stamp = humantime::format_rfc3339_seconds(at).to_string();
     // "2026-11-29T17:20:01Z" → "2026-11-29 17:20"
@@ -441,10 +513,11 @@ pub(crate) fn line(message: &ChatMessage, names: &HashMap<u32, String>) -> Strin
         (None, Some(key)) => short_id(key),
         (None, None) => format!("member {}", message.author_member),
     };
-    let reply = message
-        .reply_to
-        .map(|seq| format!("(re {seq}) "))
-        .unwrap_or_default();
+    let reply = match (message.reply_to, &message.forwarded_from) {
+        (_, Some(origin)) => format!("(forwarded from {}) ", names.of_key(&origin.author)),
+        (Some(seq), None) => format!("(re {seq}) "),
+        (None, None) => String::new(),
+    };
     let mut out = match &message.body {
         _ if message.deleted => format!("{stamp}  {author}: (deleted)"),
         ChatBody::Text(text) => {

@@ -3,7 +3,6 @@
 //! is here. With `--json`, every event is a JSON line and the same commands are read from
 //! standard input, for bots and scripts.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -18,7 +17,7 @@ use sotto_net::identity::Identity;
 use sotto_net::proto::control::Presence;
 use tokio::io::AsyncBufReadExt;
 
-use crate::chat::{SyncedChannel, act_in, line, names, print_messages, synced_channel};
+use crate::chat::{Names, SyncedChannel, act_in, line, names, print_messages, synced_channel};
 
 const HELP: &str = "\
 Type a message and press Enter to send it. Commands:
@@ -56,7 +55,7 @@ impl Out {
         }
     }
 
-    fn message(&self, message: &ChatMessage, names: &HashMap<u32, String>) {
+    fn message(&self, message: &ChatMessage, names: &Names) {
         if !self.json {
             let bell = if message.mentions_me { "🔔" } else { "" };
             println!("{bell}{}", line(message, names));
@@ -77,6 +76,7 @@ impl Out {
                 "text": text,
                 "sealed": sealed,
                 "reply_to": message.reply_to,
+                "forwarded_from": message.forwarded_from.map(|origin| names.of_key(&origin.author)),
                 "edited": message.edited,
                 "deleted": message.deleted,
                 "pinned": message.pinned,
@@ -90,14 +90,14 @@ impl Out {
     }
 }
 
-fn author(message: &ChatMessage, names: &HashMap<u32, String>) -> String {
+fn author(message: &ChatMessage, names: &Names) -> String {
     names
         .get(&message.author_member)
         .cloned()
         .unwrap_or_else(|| format!("member {}", message.author_member))
 }
 
-fn name_of(member_id: u32, names: &HashMap<u32, String>) -> String {
+fn name_of(member_id: u32, names: &Names) -> String {
     names
         .get(&member_id)
         .cloned()
@@ -108,7 +108,7 @@ fn name_of(member_id: u32, names: &HashMap<u32, String>) -> String {
 struct Live {
     here: SyncedChannel,
     identity: Identity,
-    names: HashMap<u32, String>,
+    names: Names,
     presence: PresenceBook,
     out: Out,
 }

@@ -213,6 +213,18 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Pass a message (and its file) on to another text channel.
+    Forward {
+        /// The text channel it is in.
+        channel: String,
+        /// The message's number, as `sotto history` shows it.
+        message: u64,
+        /// The text channel to pass it on to.
+        to: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Pin a message to its channel, or unpin it with --remove (admins).
     Pin {
         /// The text channel.
@@ -584,6 +596,12 @@ async fn run(command: Command) -> Result<()> {
             println!("{done} message {message} in #{name}.");
             Ok(())
         }
+        Command::Forward {
+            channel,
+            message,
+            to,
+            server,
+        } => chat::forward(server.as_deref(), &channel, message, &to).await,
         Command::Pins { channel, server } => chat::pins(server.as_deref(), &channel).await,
         Command::Thread {
             channel,

@@ -148,7 +148,25 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
         "nothing left behind in the transfers folder"
     );
 
-    // Once Ada deletes the message, the file is gone from Bob's view too.
+    // Bob forwards it to another channel: the file goes along, without uploading it again.
+    sotto(ada, &["channel", "create", "archive"]);
+    let forwarded = stdout(sotto(bob, &["forward", "general", "1", "archive"]));
+    assert_eq!(
+        forwarded.trim(),
+        "Forwarded message 1 of #general to #archive (message 1)."
+    );
+    let archive = stdout(sotto(ada, &["history", "archive"]));
+    assert!(
+        archive.contains("Bob: (forwarded from Ada) the plan") && archive.contains(name),
+        "{archive}"
+    );
+    assert_eq!(
+        files_under(&server.relay_data.join("blobs")).len(),
+        1,
+        "stored once"
+    );
+
+    // Once Ada deletes the original, the file is gone from it; the forward still carries it.
     sotto(ada, &["delete", "general", "1"]);
     let refused = try_sotto(bob, &["download", "general", "1"]);
     assert!(!refused.status.success());
@@ -157,4 +175,10 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+    let kept = server.dir.path().join("kept.txt");
+    sotto(
+        bob,
+        &["download", "archive", "1", "--out", kept.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read(&kept).unwrap(), contents);
 }

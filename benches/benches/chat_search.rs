@@ -54,6 +54,7 @@ fn store_of(count: u64, dir: &std::path::Path) -> ChatStore {
             attachment: None,
             mentions_me: false,
             pinned: false,
+            forwarded_from: None,
         });
         if batch.len() == 1000 {
             store.insert("bench", &batch, &|_| false).unwrap();

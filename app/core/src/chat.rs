@@ -96,6 +96,8 @@ pub struct ChatMessage {
     pub mentions_me: bool,
     /// Whether an admin pinned it to the channel.
     pub pinned: bool,
+    /// Where it was forwarded from, if it was (as its forwarder tells it).
+    pub forwarded_from: Option<action::Origin>,
 }
 
 /// Milliseconds since the Unix epoch (messages' times).
@@ -156,7 +158,10 @@ pub async fn post_action(
     let envelope = encode_envelope(&sealed);
     // The relay keeps a file while a message carries it, and lets go of a deleted message's.
     let files = match action {
-        Action::File { file, .. } => vec![file.blob_id],
+        Action::File { file, .. }
+        | Action::Forward {
+            file: Some(file), ..
+        } => vec![file.blob_id],
         _ => Vec::new(),
     };
     let retracts = match action {
@@ -206,6 +211,7 @@ pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
         attachment: None,
         mentions_me: false,
         pinned: false,
+        forwarded_from: None,
     };
     message.body = match open_body(session, stored).await {
         Ok((author, sent_at_ms, action)) => {
@@ -220,12 +226,18 @@ pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
                     message.attachment = Some(file);
                     ChatBody::Text(printable(&text))
                 }
+                Action::Forward { origin, file, text } => {
+                    message.attachment = file;
+                    message.forwarded_from = Some(origin);
+                    ChatBody::Text(printable(&text))
+                }
                 other => ChatBody::Action(other),
             }
         }
         Err(why) => ChatBody::Unreadable(why.into()),
     };
-    if let ChatBody::Text(text) = &message.body {
+    // A forward does not call on anyone again.
+    if let (ChatBody::Text(text), None) = (&message.body, &message.forwarded_from) {
         message.mentions_me =
             stored.author != session.member_id && mentions::mentions(text, &session.display_name);
     }

@@ -12,6 +12,9 @@
 //! kind 6  file      body = file id [16] ‖ manifest [80] ‖ name (u16 BE length ‖ UTF-8, 1–255
 //!                   bytes) ‖ media type (u8 length ‖ ASCII, 0–127) ‖ UTF-8 text (a caption)
 //! kind 7  pin       body = target seq (u64 BE) ‖ pin (1) or unpin (0)
+//! kind 8  forward   body = origin channel (u32 BE) ‖ origin seq (u64 BE) ‖ origin author key
+//!                   [32] ‖ origin sent at (Unix ms, u64 BE) ‖ has file (1) or not (0) ‖ [the
+//!                   file, as kind 6 without its caption] ‖ UTF-8 text (the original's)
 //! ```
 //!
 //! A file's manifest holds the key of its sealed bytes, which the relay stores under the file
@@ -34,6 +37,21 @@ pub const KIND_REACTION: u8 = 5;
 pub const KIND_FILE: u8 = 6;
 /// An earlier message pinned to, or unpinned from, its channel.
 pub const KIND_PIN: u8 = 7;
+/// A message passed on from another channel (or this one).
+pub const KIND_FORWARD: u8 = 8;
+
+/// Where a forwarded message came from, as its forwarder tells it (not signed by its author).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The channel it was posted in.
+    pub channel_id: u32,
+    /// Its place there.
+    pub seq: u64,
+    /// Who wrote it.
+    pub author: [u8; 32],
+    /// When they sent it (their clock, Unix ms).
+    pub sent_at_ms: u64,
+}
 
 /// Longest file name, in bytes.
 pub const MAX_FILE_NAME_LEN: usize = 255;
@@ -91,6 +109,15 @@ pub enum Action {
         /// The caption (may be empty).
         text: String,
     },
+    /// A message passed on: its text and file, and where it came from.
+    Forward {
+        /// The original.
+        origin: Origin,
+        /// Its file, if it had one.
+        file: Option<Attachment>,
+        /// Its text.
+        text: String,
+    },
 }
 
 /// A file a message carries: where the relay keeps its sealed bytes, and the manifest that
@@ -138,7 +165,8 @@ pub fn valid_file_name(name: &str) -> bool {
         && name != ".."
 }
 
-fn parse_file(body: &[u8]) -> Result<Action, ActionError> {
+/// A file's description at the start of `body`, and the bytes after it.
+fn parse_file_head(body: &[u8]) -> Result<(Attachment, &[u8]), ActionError> {
     let (blob_id, rest) = body.split_at_checked(16).ok_or(ActionError::Malformed)?;
     let (manifest, rest) = rest
         .split_at_checked(MANIFEST_LEN)
@@ -156,7 +184,7 @@ fn parse_file(body: &[u8]) -> Result<Action, ActionError> {
         return Err(ActionError::Malformed);
     }
     let (media_len, rest) = rest.split_first().ok_or(ActionError::Malformed)?;
-    let (media_type, caption) = rest
+    let (media_type, rest) = rest
         .split_at_checked(usize::from(*media_len))
         .ok_or(ActionError::Malformed)?;
     let media_type = text_of(media_type)?;
@@ -167,15 +195,59 @@ fn parse_file(body: &[u8]) -> Result<Action, ActionError> {
     {
         return Err(ActionError::Malformed);
     }
+    let file = Attachment {
+        blob_id: blob_id.try_into().map_err(|_| ActionError::Malformed)?,
+        manifest: Zeroizing::new(manifest.to_vec()),
+        name,
+        media_type,
+        size,
+    };
+    Ok((file, rest))
+}
+
+fn encode_file_head(file: &Attachment, body: &mut Vec<u8>) {
+    body.extend_from_slice(&file.blob_id);
+    body.extend_from_slice(&file.manifest);
+    let name_len = u16::try_from(file.name.len()).unwrap_or(u16::MAX);
+    body.extend_from_slice(&name_len.to_be_bytes());
+    body.extend_from_slice(file.name.as_bytes());
+    body.push(u8::try_from(file.media_type.len()).unwrap_or(u8::MAX));
+    body.extend_from_slice(file.media_type.as_bytes());
+}
+
+fn parse_file(body: &[u8]) -> Result<Action, ActionError> {
+    let (file, caption) = parse_file_head(body)?;
     Ok(Action::File {
-        file: Attachment {
-            blob_id: blob_id.try_into().map_err(|_| ActionError::Malformed)?,
-            manifest: Zeroizing::new(manifest.to_vec()),
-            name,
-            media_type,
-            size,
-        },
+        file,
         text: text_of(caption)?,
+    })
+}
+
+fn parse_forward(body: &[u8]) -> Result<Action, ActionError> {
+    let (channel_id, rest) = body.split_at_checked(4).ok_or(ActionError::Malformed)?;
+    let (seq, rest) = split_target(rest)?;
+    let (author, rest) = rest.split_at_checked(32).ok_or(ActionError::Malformed)?;
+    let (sent_at, rest) = rest.split_at_checked(8).ok_or(ActionError::Malformed)?;
+    let (has_file, rest) = rest.split_first().ok_or(ActionError::Malformed)?;
+    let (file, text) = match has_file {
+        0 => (None, rest),
+        1 => {
+            let (file, rest) = parse_file_head(rest)?;
+            (Some(file), rest)
+        }
+        _ => return Err(ActionError::Malformed),
+    };
+    Ok(Action::Forward {
+        origin: Origin {
+            channel_id: u32::from_be_bytes(
+                channel_id.try_into().map_err(|_| ActionError::Malformed)?,
+            ),
+            seq,
+            author: author.try_into().map_err(|_| ActionError::Malformed)?,
+            sent_at_ms: u64::from_be_bytes(sent_at.try_into().map_err(|_| ActionError::Malformed)?),
+        },
+        file,
+        text: text_of(text)?,
     })
 }
 
@@ -251,6 +323,7 @@ impl Action {
                 Ok(Self::Reaction { target, emoji, add })
             }
             KIND_FILE => parse_file(body),
+            KIND_FORWARD => parse_forward(body),
             KIND_PIN => {
                 let (target, rest) = split_target(body)?;
                 match rest {
@@ -296,22 +369,26 @@ impl Action {
                 [&target.to_be_bytes()[..], &[u8::from(*pin)]].concat(),
             ),
             Self::File { file, text } => {
-                let mut body = Vec::with_capacity(
-                    16 + file.manifest.len()
-                        + 3
-                        + file.name.len()
-                        + file.media_type.len()
-                        + text.len(),
-                );
-                body.extend_from_slice(&file.blob_id);
-                body.extend_from_slice(&file.manifest);
-                let name_len = u16::try_from(file.name.len()).unwrap_or(u16::MAX);
-                body.extend_from_slice(&name_len.to_be_bytes());
-                body.extend_from_slice(file.name.as_bytes());
-                body.push(u8::try_from(file.media_type.len()).unwrap_or(u8::MAX));
-                body.extend_from_slice(file.media_type.as_bytes());
+                let mut body = Vec::with_capacity(160 + file.name.len() + text.len());
+                encode_file_head(file, &mut body);
                 body.extend_from_slice(text.as_bytes());
                 (KIND_FILE, body)
+            }
+            Self::Forward { origin, file, text } => {
+                let mut body = Vec::with_capacity(220 + text.len());
+                body.extend_from_slice(&origin.channel_id.to_be_bytes());
+                body.extend_from_slice(&origin.seq.to_be_bytes());
+                body.extend_from_slice(&origin.author);
+                body.extend_from_slice(&origin.sent_at_ms.to_be_bytes());
+                match file {
+                    Some(file) => {
+                        body.push(1);
+                        encode_file_head(file, &mut body);
+                    }
+                    None => body.push(0),
+                }
+                body.extend_from_slice(text.as_bytes());
+                (KIND_FORWARD, body)
             }
         }
     }
@@ -319,7 +396,7 @@ impl Action {
     /// The earlier message this acts on (edits, deletions and reactions).
     pub fn target(&self) -> Option<u64> {
         match self {
-            Self::Text { .. } | Self::File { .. } => None,
+            Self::Text { .. } | Self::File { .. } | Self::Forward { .. } => None,
             Self::Edit { target, .. }
             | Self::Delete { target }
             | Self::Reaction { target, .. }
@@ -376,7 +453,10 @@ pub fn permitted(action: &Action, facts: &ActionFacts) -> Result<(), Refusal> {
         .saturating_sub(facts.target_posted_at_ms)
         <= EDIT_WINDOW_MS;
     match action {
-        Action::Text { .. } | Action::File { .. } | Action::Reaction { .. } => Ok(()),
+        Action::Text { .. }
+        | Action::File { .. }
+        | Action::Forward { .. }
+        | Action::Reaction { .. } => Ok(()),
         Action::Edit { .. } => match (facts.actor_is_author, within_window) {
             (false, _) => Err(Refusal::NotTheAuthor),
             (true, false) => Err(Refusal::TooLate),
@@ -437,6 +517,16 @@ mod tests {
                 target: 4,
                 pin: false,
             },
+            Action::Forward {
+                origin: Origin {
+                    channel_id: 3,
+                    seq: 12,
+                    author: [5; 32],
+                    sent_at_ms: 1_800_000_000_000,
+                },
+                file: None,
+                text: "ship it".into(),
+            },
         ];
         for action in actions {
             let (kind, body) = action.encode();
@@ -490,6 +580,21 @@ mod tests {
         let (kind, body) = share.encode();
         assert_eq!(kind, KIND_FILE);
         assert_eq!(Action::parse(kind, &body), Ok(share.clone()));
+        let Action::File { file, .. } = &share else {
+            unreachable!()
+        };
+        let passed_on = Action::Forward {
+            origin: Origin {
+                channel_id: 1,
+                seq: 2,
+                author: [6; 32],
+                sent_at_ms: 7,
+            },
+            file: Some(file.clone()),
+            text: "the plan".into(),
+        };
+        let (kind, body) = passed_on.encode();
+        assert_eq!(Action::parse(kind, &body), Ok(passed_on));
         assert!(
             !format!("{share:?}").contains("manifest"),
             "the key stays out of logs"

@@ -11,7 +11,7 @@ use sotto_net::proto::control::PublicKey;
 
 use zeroize::Zeroizing;
 
-use super::action::{Action, ActionFacts, Attachment, Refusal, permitted};
+use super::action::{Action, ActionFacts, Attachment, Origin, Refusal, permitted};
 use super::{ChatBody, ChatMessage};
 
 /// Why the chat store failed.
@@ -57,7 +57,7 @@ pub struct Unread {
 }
 
 /// The store's schema, one step per version (`PRAGMA user_version`).
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     // 1: messages, reactions, files and the word index.
     "CREATE TABLE IF NOT EXISTS messages (
              id INTEGER PRIMARY KEY,
@@ -124,6 +124,11 @@ const MIGRATIONS: [&str; 2] = [
          updated_at INTEGER NOT NULL,
          PRIMARY KEY (server, channel_id)
      );",
+    // 3: where forwarded messages came from.
+    "ALTER TABLE messages ADD COLUMN forwarded_channel INTEGER;
+     ALTER TABLE messages ADD COLUMN forwarded_seq INTEGER;
+     ALTER TABLE messages ADD COLUMN forwarded_author BLOB;
+     ALTER TABLE messages ADD COLUMN forwarded_sent_at INTEGER;",
 ];
 
 /// Brings the schema up to date, one transaction per step.
@@ -197,8 +202,9 @@ impl ChatStore {
                 .prepare_cached(
                     "INSERT OR IGNORE INTO messages
                      (server, channel_id, seq, author_member, author_key, sent_at, posted_at,
-                      body, unreadable, reply_to, hidden, mentions_me)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                      body, unreadable, reply_to, hidden, mentions_me, forwarded_channel,
+                      forwarded_seq, forwarded_author, forwarded_sent_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )?
                 .execute(params![
                     server,
@@ -213,6 +219,12 @@ impl ChatStore {
                     message.reply_to.map(|seq| seq as i64),
                     hidden,
                     message.mentions_me,
+                    message.forwarded_from.map(|origin| origin.channel_id),
+                    message.forwarded_from.map(|origin| origin.seq as i64),
+                    message.forwarded_from.map(|origin| origin.author.to_vec()),
+                    message
+                        .forwarded_from
+                        .map(|origin| origin.sent_at_ms as i64),
                 ])?;
             added += new;
             if let (1, Some(file)) = (new, &message.attachment) {
@@ -520,7 +532,8 @@ impl ChatStore {
 
 /// The columns [`row_message`] reads, of `messages m`.
 const COLUMNS: &str = "m.channel_id, m.seq, m.author_member, m.author_key, m.sent_at, m.posted_at,
-     m.body, m.unreadable, m.reply_to, m.edited, m.deleted, m.mentions_me, m.pinned";
+     m.body, m.unreadable, m.reply_to, m.edited, m.deleted, m.mentions_me, m.pinned,
+     m.forwarded_channel, m.forwarded_seq, m.forwarded_author, m.forwarded_sent_at";
 
 fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
     let key: Option<Vec<u8>> = row.get(3)?;
@@ -535,6 +548,22 @@ fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
         attachment: None,
         mentions_me: row.get(11)?,
         pinned: row.get(12)?,
+        forwarded_from: match (
+            row.get::<_, Option<u32>>(13)?,
+            row.get::<_, Option<i64>>(14)?,
+            row.get::<_, Option<Vec<u8>>>(15)?,
+            row.get::<_, Option<i64>>(16)?,
+        ) {
+            (Some(channel_id), Some(seq), Some(author), Some(sent_at)) => {
+                author.try_into().ok().map(|author| Origin {
+                    channel_id,
+                    seq: seq as u64,
+                    author,
+                    sent_at_ms: sent_at as u64,
+                })
+            }
+            _ => None,
+        },
         channel_id: row.get(0)?,
         seq: row.get::<_, i64>(1)? as u64,
         author_member: row.get(2)?,
@@ -669,7 +698,7 @@ fn apply(
                 params![pin, target.id],
             )?;
         }
-        Action::Text { .. } | Action::File { .. } => {}
+        Action::Text { .. } | Action::File { .. } | Action::Forward { .. } => {}
     }
     Ok(())
 }
@@ -723,6 +752,7 @@ mod tests {
             attachment: None,
             mentions_me: false,
             pinned: false,
+            forwarded_from: None,
         }
     }
 
