@@ -159,15 +159,30 @@ pub(crate) fn free_path(directory: &Path, name: &str) -> PathBuf {
         .expect("some number is free")
 }
 
-/// Fetches the file message `seq` of `channel` carries into `out` (a directory or a new file's
-/// path; the current directory by default).
+/// What `sotto download` is asked for.
+pub(crate) struct Wanted<'a> {
+    /// The message carrying the file.
+    pub(crate) seq: u64,
+    /// A directory or a new file's path; the current directory by default.
+    pub(crate) out: Option<&'a Path>,
+    /// The preview instead of the file.
+    pub(crate) preview: bool,
+    /// JSON lines.
+    pub(crate) json: bool,
+}
+
+/// Fetches the file message `seq` of `channel` carries (or saves its preview).
 pub(crate) async fn download(
     server: Option<&str>,
     channel: &str,
-    seq: u64,
-    out: Option<&Path>,
-    json: bool,
+    wanted: Wanted<'_>,
 ) -> Result<()> {
+    let Wanted {
+        seq,
+        out,
+        preview,
+        json,
+    } = wanted;
     let here = synced_channel(server, channel).await?;
     let name = &here.name;
     let file = here.store
@@ -177,6 +192,29 @@ pub(crate) async fn download(
                 "message {seq} in #{name} carries no file you can open (`sotto history {name}` shows which do)"
             )
         })?;
+    if preview {
+        let bytes = file
+            .thumbnail
+            .as_deref()
+            .with_context(|| format!("{} came without a preview", file.name))?;
+        let name = format!("{}.preview.jpg", file.name);
+        let destination = match out {
+            Some(path) if path.is_dir() => free_path(path, &name),
+            Some(path) if path.exists() => {
+                bail!("{} exists already; pick another name", path.display())
+            }
+            Some(path) => path.to_owned(),
+            None => free_path(&std::env::current_dir()?, &name),
+        };
+        std::fs::write(&destination, bytes)
+            .with_context(|| format!("cannot write {}", destination.display()))?;
+        println!(
+            "Saved the preview of {} to {}.",
+            chat::printable(&file.name),
+            destination.display()
+        );
+        return Ok(());
+    }
     let destination = match out {
         Some(path) if path.is_dir() => free_path(path, &file.name),
         Some(path) if path.exists() => {

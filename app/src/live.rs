@@ -84,6 +84,7 @@ impl Out {
                 "reactions": message.reactions,
                 "file": message.attachment.as_ref().map(|file| json!({
                     "name": file.name, "bytes": file.size, "type": file.media_type,
+                    "preview_bytes": file.thumbnail.as_ref().map(Vec::len),
                 })),
             })
         );

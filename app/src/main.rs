@@ -206,6 +206,9 @@ enum Command {
         /// Where to save it: a folder, or a new file's name. Default: the current folder.
         #[arg(long, short)]
         out: Option<std::path::PathBuf>,
+        /// Save the image's preview (a small JPEG that came with the message) instead.
+        #[arg(long)]
+        preview: bool,
         /// Print progress and the result as JSON lines (for scripts and bots).
         #[arg(long)]
         json: bool,
@@ -578,9 +581,18 @@ async fn run(command: Command) -> Result<()> {
             channel,
             message,
             out,
+            preview,
             json,
             server,
-        } => files::download(server.as_deref(), &channel, message, out.as_deref(), json).await,
+        } => {
+            let what = files::Wanted {
+                seq: message,
+                out: out.as_deref(),
+                preview,
+                json,
+            };
+            files::download(server.as_deref(), &channel, what).await
+        }
         Command::Pin {
             channel,
             message,

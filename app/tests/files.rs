@@ -182,3 +182,60 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
     );
     assert_eq!(std::fs::read(&kept).unwrap(), contents);
 }
+
+#[test]
+fn a_shared_picture_comes_with_a_sealed_preview() {
+    let server = Server::start(&["Ada", "Bob"]);
+    let (ada, bob) = (&server.members[0], &server.members[1]);
+    let photo = server.dir.path().join("holiday.png");
+    image::RgbImage::from_fn(1600, 900, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    })
+    .save(&photo)
+    .unwrap();
+    sotto(ada, &["upload", "general", photo.to_str().unwrap()]);
+
+    // Bob saves the preview without fetching the file: a small JPEG of the picture.
+    let preview = server.dir.path().join("preview.jpg");
+    let saved = stdout(sotto(
+        bob,
+        &[
+            "download",
+            "general",
+            "1",
+            "--preview",
+            "--out",
+            preview.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        saved.starts_with("Saved the preview of holiday.png"),
+        "{saved}"
+    );
+    let bytes = std::fs::read(&preview).unwrap();
+    assert!(bytes.len() <= 48 * 1024, "{} bytes", bytes.len());
+    let small = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!((small.width(), small.height()), (320, 180));
+
+    // Only the sealed file is on the relay: neither the picture nor its preview.
+    for (path, stored) in files_under(&server.relay_data) {
+        for needle in [&bytes[..64], b"\x89PNG\r\n\x1a\n"] {
+            assert!(
+                !stored.windows(needle.len()).any(|w| w == needle),
+                "{} holds an image",
+                path.display()
+            );
+        }
+    }
+
+    // A file that is no picture has no preview, and saying so is an error with a reason.
+    let notes = server.dir.path().join("notes.txt");
+    std::fs::write(&notes, "plain words").unwrap();
+    sotto(ada, &["upload", "general", notes.to_str().unwrap()]);
+    let refused = try_sotto(bob, &["download", "general", "2", "--preview"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("came without a preview"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -11,6 +11,7 @@ pub mod markdown;
 pub mod mentions;
 pub mod query;
 pub mod store;
+pub mod thumbnail;
 
 use std::time::Duration;
 

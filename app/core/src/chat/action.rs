@@ -10,7 +10,8 @@
 //! kind 4  delete    body = target seq (u64 BE)
 //! kind 5  reaction  body = target seq (u64 BE) ‖ add (1) or remove (0) ‖ UTF-8 emoji (1–32 bytes)
 //! kind 6  file      body = file id [16] ‖ manifest [80] ‖ name (u16 BE length ‖ UTF-8, 1–255
-//!                   bytes) ‖ media type (u8 length ‖ ASCII, 0–127) ‖ UTF-8 text (a caption)
+//!                   bytes) ‖ media type (u8 length ‖ ASCII, 0–127) ‖ preview (u32 BE length,
+//!                   0 for none, ‖ a JPEG of at most 48 KiB) ‖ UTF-8 text (a caption)
 //! kind 7  pin       body = target seq (u64 BE) ‖ pin (1) or unpin (0)
 //! kind 8  forward   body = origin channel (u32 BE) ‖ origin seq (u64 BE) ‖ origin author key
 //!                   [32] ‖ origin sent at (Unix ms, u64 BE) ‖ has file (1) or not (0) ‖ [the
@@ -21,6 +22,8 @@
 //! id: the message is what lets members open the file.
 
 use sotto_net::seal::file::{FileManifest, MANIFEST_LEN, decode_manifest};
+
+use super::thumbnail::{MAX_THUMBNAIL_LEN, is_jpeg};
 use zeroize::Zeroizing;
 
 /// The envelope kind of a plain text.
@@ -134,6 +137,8 @@ pub struct Attachment {
     pub media_type: String,
     /// Its length before sealing, in bytes.
     pub size: u64,
+    /// A small JPEG preview, for images.
+    pub thumbnail: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Attachment {
@@ -195,12 +200,25 @@ fn parse_file_head(body: &[u8]) -> Result<(Attachment, &[u8]), ActionError> {
     {
         return Err(ActionError::Malformed);
     }
+    let (preview_len, rest) = rest.split_at_checked(4).ok_or(ActionError::Malformed)?;
+    let preview_len =
+        u32::from_be_bytes(preview_len.try_into().map_err(|_| ActionError::Malformed)?) as usize;
+    if preview_len > MAX_THUMBNAIL_LEN {
+        return Err(ActionError::Malformed);
+    }
+    let (preview, rest) = rest
+        .split_at_checked(preview_len)
+        .ok_or(ActionError::Malformed)?;
+    if !preview.is_empty() && !is_jpeg(preview) {
+        return Err(ActionError::Malformed);
+    }
     let file = Attachment {
         blob_id: blob_id.try_into().map_err(|_| ActionError::Malformed)?,
         manifest: Zeroizing::new(manifest.to_vec()),
         name,
         media_type,
         size,
+        thumbnail: (!preview.is_empty()).then(|| preview.to_vec()),
     };
     Ok((file, rest))
 }
@@ -213,6 +231,13 @@ fn encode_file_head(file: &Attachment, body: &mut Vec<u8>) {
     body.extend_from_slice(file.name.as_bytes());
     body.push(u8::try_from(file.media_type.len()).unwrap_or(u8::MAX));
     body.extend_from_slice(file.media_type.as_bytes());
+    let preview = file.thumbnail.as_deref().unwrap_or_default();
+    body.extend_from_slice(
+        &u32::try_from(preview.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    body.extend_from_slice(preview);
 }
 
 fn parse_file(body: &[u8]) -> Result<Action, ActionError> {
@@ -568,6 +593,7 @@ mod tests {
             name: name.into(),
             media_type: media_type.into(),
             size: 5,
+            thumbnail: Some(vec![0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]),
         }
     }
 
@@ -595,6 +621,18 @@ mod tests {
         };
         let (kind, body) = passed_on.encode();
         assert_eq!(Action::parse(kind, &body), Ok(passed_on));
+        let mut not_jpeg = sample_file("x.png", "image/png");
+        not_jpeg.thumbnail = Some(b"<svg onload=...>".to_vec());
+        let (_, body) = Action::File {
+            file: not_jpeg,
+            text: String::new(),
+        }
+        .encode();
+        assert_eq!(
+            Action::parse(KIND_FILE, &body),
+            Err(ActionError::Malformed),
+            "previews are JPEGs only"
+        );
         assert!(
             !format!("{share:?}").contains("manifest"),
             "the key stays out of logs"

@@ -233,12 +233,22 @@ pub async fn share_file(
             Err(error) => return Err(error.into()),
         }
     }
+    let media_type = media_type_of(path.to_string_lossy().as_ref());
+    let thumbnail = if media_type.starts_with("image/") && media_type != "image/svg+xml" {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || super::thumbnail::thumbnail_of(&path))
+            .await
+            .unwrap_or_default()
+    } else {
+        None
+    };
     let attachment = Attachment {
         blob_id,
         manifest: Zeroizing::new(encode_manifest(&manifest).to_vec()),
         name,
-        media_type: media_type_of(path.to_string_lossy().as_ref()).to_owned(),
+        media_type: media_type.to_owned(),
         size: manifest.plaintext_len(),
+        thumbnail,
     };
     let action = Action::File {
         file: attachment.clone(),

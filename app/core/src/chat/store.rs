@@ -57,7 +57,7 @@ pub struct Unread {
 }
 
 /// The store's schema, one step per version (`PRAGMA user_version`).
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     // 1: messages, reactions, files and the word index.
     "CREATE TABLE IF NOT EXISTS messages (
              id INTEGER PRIMARY KEY,
@@ -129,6 +129,8 @@ const MIGRATIONS: [&str; 3] = [
      ALTER TABLE messages ADD COLUMN forwarded_seq INTEGER;
      ALTER TABLE messages ADD COLUMN forwarded_author BLOB;
      ALTER TABLE messages ADD COLUMN forwarded_sent_at INTEGER;",
+    // 4: image previews.
+    "ALTER TABLE attachments ADD COLUMN thumbnail BLOB;",
 ];
 
 /// Brings the schema up to date, one transaction per step.
@@ -230,8 +232,9 @@ impl ChatStore {
             if let (1, Some(file)) = (new, &message.attachment) {
                 tx.prepare_cached(
                     "INSERT OR IGNORE INTO attachments
-                     (server, channel_id, seq, blob_id, manifest, name, media_type, size)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     (server, channel_id, seq, blob_id, manifest, name, media_type, size,
+                      thumbnail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?
                 .execute(params![
                     server,
@@ -242,6 +245,7 @@ impl ChatStore {
                     file.name,
                     file.media_type,
                     file.size as i64,
+                    file.thumbnail,
                 ])?;
             }
             if let (1, ChatBody::Action(action)) = (new, &message.body) {
@@ -333,7 +337,7 @@ impl ChatStore {
         let found = self
             .db
             .prepare_cached(
-                "SELECT blob_id, manifest, name, media_type, size FROM attachments
+                "SELECT blob_id, manifest, name, media_type, size, thumbnail FROM attachments
                  WHERE server = ?1 AND channel_id = ?2 AND seq = ?3",
             )?
             .query_row(params![server, channel_id, seq as i64], |row| {
@@ -344,6 +348,7 @@ impl ChatStore {
                     name: row.get(2)?,
                     media_type: row.get(3)?,
                     size: row.get::<_, i64>(4)? as u64,
+                    thumbnail: row.get(5)?,
                 })
             })
             .optional()?;
