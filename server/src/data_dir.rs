@@ -7,6 +7,7 @@
 //! DIR/relay-key.der     its private key, mode 0600
 //! DIR/relay-reset.key   QUIC stateless-reset secret, mode 0600 (kept so clients of a
 //!                       restarted relay learn at once that their old connection is gone)
+//! DIR/blobs/            shared files, sealed by their senders (see `crate::blob_files`)
 //! ```
 
 use std::fs;
