@@ -109,8 +109,11 @@ impl BlobFiles {
                 continue;
             };
             if !known.contains(&id) {
-                fs::remove_file(entry.path())?;
-                removed += 1;
+                // One entry that will not go (say, a directory) must not keep the relay down.
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(error) => warn!(path = %entry.path().display(), "cannot delete: {error}"),
+                }
             }
         }
         Ok(removed)

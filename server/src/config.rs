@@ -34,6 +34,8 @@ pub struct RelayConfig {
     pub message_burst: u32,
     /// Largest file a member may upload, in bytes before sealing.
     pub max_file_size: u64,
+    /// Bytes of files (sealed) one member may keep on the relay, posted or not.
+    pub member_storage: u64,
     /// Uploads one member may start per second on average.
     pub upload_rate: u32,
     /// Uploads one member may start in a burst.
@@ -75,6 +77,7 @@ impl Default for RelayConfig {
             max_file_size: 100 * 1024 * 1024,
             // Dropping a dozen photos into a channel at once is fine; a script uploading
             // without pause is slowed to two a second.
+            member_storage: 2 * 1024 * 1024 * 1024,
             upload_rate: 2,
             upload_burst: 12,
             // Long enough for an upload to be finished and posted after a night offline.

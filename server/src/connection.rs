@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use sotto_net::proto::MediaHeader;
 use sotto_net::proto::control::{
-    ChannelChange, ChannelInfo, ChannelKind, ControlFrame, ErrorCode, ListedMember,
-    MAX_MEMBERS_PER_PAGE, MAX_MESSAGES_PER_PAGE, StoredMessage,
+    ChannelChange, ChannelInfo, ChannelKind, ControlFrame, ErrorCode, ListedMember, MAX_CHANNELS,
+    MAX_FRAME_LEN, MAX_MEMBERS_PER_PAGE, MAX_MESSAGES_PER_PAGE, StoredMessage,
 };
 use sotto_net::proto::file_stream::BlobId;
 use sotto_net::proto::handshake::{HandshakeError, RelayHandshake};
@@ -513,6 +513,10 @@ impl Session {
                     .await
             }
             ControlFrame::SetPresence { presence, status } => {
+                if self.limiter.check(Instant::now()) != Verdict::Allow {
+                    // Dropped: the last presence set stands.
+                    return Ok(());
+                }
                 self.shared.presence.set(self.member.id, presence, &status);
                 if self.ephemeral_feed.is_none() {
                     // First time: subscribe, then tell them who is here.
@@ -528,6 +532,7 @@ impl Session {
             }
             ControlFrame::Typing { channel_id } => {
                 if self.text_channel(channel_id).is_ok()
+                    && !self.shared.presence.is_invisible(self.member.id)
                     && self.typing_limit.allow(channel_id, Instant::now())
                 {
                     self.shared.presence.typing(self.member.id, channel_id);
@@ -733,6 +738,15 @@ impl Session {
             ));
         }
         let name = named.unwrap_or_default();
+        if !list_fits(&self.shared.channels.load(), &change, &name) {
+            return Ok(error_frame(
+                ErrorCode::Forbidden,
+                format!(
+                    "the server has as many channels (or as long topics) as members can be sent; \
+                     delete some or shorten topics first (at most {MAX_CHANNELS} channels)"
+                ),
+            ));
+        }
         let shared = self.shared.clone();
         let server_id = shared.server.id;
         let outcome = tokio::task::spawn_blocking(move || {
@@ -1261,6 +1275,45 @@ async fn next_ephemeral(
         Some(feed) => feed.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// Whether the channel list after `change` still fits in the frames that carry it (`Welcome`,
+/// `ChannelsChanged`): past that, nobody could connect.
+fn list_fits(channels: &[ChannelInfo], change: &ChannelChange, name: &str) -> bool {
+    let mut next = channels.to_vec();
+    match change {
+        ChannelChange::Create {
+            kind,
+            category,
+            topic,
+            ..
+        } => next.push(ChannelInfo {
+            id: u32::MAX,
+            name: name.to_owned(),
+            kind: *kind,
+            position: u16::MAX,
+            category: category.clone(),
+            topic: topic.clone(),
+        }),
+        ChannelChange::Update {
+            channel_id,
+            category,
+            topic,
+            ..
+        } => {
+            if let Some(channel) = next.iter_mut().find(|c| c.id == *channel_id) {
+                channel.name = name.to_owned();
+                channel.category.clone_from(category);
+                channel.topic.clone_from(topic);
+            }
+        }
+        ChannelChange::Delete { .. } => return true,
+    }
+    // Room for the rest of a Welcome: ids and the server's name.
+    next.len() <= MAX_CHANNELS
+        && ControlFrame::ChannelsChanged { channels: next }
+            .to_bytes()
+            .is_ok_and(|bytes| bytes.len() + 1024 <= MAX_FRAME_LEN)
 }
 
 /// Longest channel name, in characters.

@@ -168,14 +168,23 @@ async fn upload(
             ),
         ));
     }
+    // One stream at a time writes a file.
+    let Some(_writing) = Writing::start(shared, blob_id) else {
+        return Err(refuse(
+            ErrorCode::RateLimited,
+            "this file is still being received on another stream; wait a moment and go on",
+        ));
+    };
     let store = shared.store.clone();
     let member_id = member.member_id;
+    let quota = shared.config.member_storage;
     let start = blocking(move || {
         store.begin_upload(
             &blob_id,
             member_id,
             sealed_len,
             &sealed_sha256,
+            quota,
             crate::data_dir::unix_now_ms(),
         )
     })
@@ -189,6 +198,16 @@ async fn upload(
             return Err(refuse(
                 ErrorCode::ProtocolViolation,
                 "another file has this id; pick a random one",
+            ));
+        }
+        UploadStart::OverQuota { used } => {
+            return Err(refuse(
+                ErrorCode::FileTooLarge,
+                format!(
+                    "your files on this server take {} of the {} each member may keep; delete some messages with files first",
+                    human_size(used),
+                    human_size(quota)
+                ),
             ));
         }
         UploadStart::New | UploadStart::Resume => {}
@@ -281,14 +300,47 @@ async fn upload(
         .await
         .map_err(|error| internal("cannot finish an upload", error))?;
     let store = shared.store.clone();
-    blocking(move || store.complete_upload(&blob_id))
-        .await
-        .map_err(|error| internal("cannot record a finished upload", error))?;
+    let recorded =
+        blocking(move || store.complete_upload(&blob_id, crate::data_dir::unix_now_ms()))
+            .await
+            .map_err(|error| internal("cannot record a finished upload", error))?;
+    if !recorded {
+        shared.blobs.remove(&blob_id);
+        return Err(internal("a finished upload had lost its record", "deleted"));
+    }
     shared
         .metrics
         .files_stored
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     write_reply(send, &FileReply::Stored { sealed_len }).await
+}
+
+/// A file being uploaded, in the relay's list while the upload runs.
+struct Writing<'a> {
+    shared: &'a Shared,
+    blob_id: BlobId,
+}
+
+impl<'a> Writing<'a> {
+    /// Lists `blob_id` as being written, unless another stream writes it.
+    fn start(shared: &'a Shared, blob_id: BlobId) -> Option<Self> {
+        let fresh = shared
+            .uploading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(blob_id);
+        fresh.then_some(Self { shared, blob_id })
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .uploading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.blob_id);
+    }
 }
 
 async fn download(

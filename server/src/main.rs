@@ -99,6 +99,9 @@ struct ServeArgs {
     /// Largest file a member may upload, in MiB.
     #[arg(long, default_value_t = RelayConfig::default().max_file_size / (1024 * 1024))]
     max_file_mib: u64,
+    /// MiB of files one member may keep on the relay.
+    #[arg(long, default_value_t = RelayConfig::default().member_storage / (1024 * 1024))]
+    member_storage_mib: u64,
     /// Uploads one member may start per second on average.
     #[arg(long, default_value_t = RelayConfig::default().upload_rate)]
     upload_rate: u32,
@@ -199,6 +202,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         message_rate: args.message_rate,
         message_burst: args.message_burst,
         max_file_size: args.max_file_mib.saturating_mul(1024 * 1024),
+        member_storage: args.member_storage_mib.saturating_mul(1024 * 1024),
         upload_rate: args.upload_rate,
         upload_burst: args.upload_burst,
         file_grace: std::time::Duration::from_secs(args.file_grace_secs),

@@ -68,19 +68,26 @@ impl PresenceBook {
         let _ = self.feed.send(Arc::new((member_id, update)));
     }
 
-    /// Forgets a member who went offline and tells the others (if they had been told of them).
+    /// Forgets a member who went offline and tells the others (snapshots list everyone
+    /// online, so everyone's leaving is news).
     pub(crate) fn gone(&self, member_id: u32) {
-        let had = self
-            .set
+        self.set
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(&member_id);
-        if had.is_some() {
-            let update = ControlFrame::PresenceUpdate {
-                members: vec![as_seen(member_id, Presence::Offline, "")],
-            };
-            let _ = self.feed.send(Arc::new((member_id, update)));
-        }
+        let update = ControlFrame::PresenceUpdate {
+            members: vec![as_seen(member_id, Presence::Offline, "")],
+        };
+        let _ = self.feed.send(Arc::new((member_id, update)));
+    }
+
+    /// Whether the member chose to look offline.
+    pub(crate) fn is_invisible(&self, member_id: u32) -> bool {
+        self.set
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&member_id)
+            .is_some_and(|(presence, _)| *presence == Presence::Invisible)
     }
 
     /// Everyone in `online` as others see them (those who set nothing are online), but not

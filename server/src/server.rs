@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) messages: tokio::sync::broadcast::Sender<Arc<StoredMessage>>,
     /// Sealed files' bytes.
     pub(crate) blobs: BlobFiles,
+    /// Files being uploaded right now (the sweep leaves them alone).
+    pub(crate) uploading: Mutex<std::collections::HashSet<sotto_net::proto::file_stream::BlobId>>,
     /// Who is here and who types: in memory only.
     pub(crate) presence: crate::presence::PresenceBook,
     online: Mutex<HashMap<u32, quinn::Connection>>,
@@ -199,7 +201,14 @@ async fn sweep_unused_files(shared: Arc<Shared>) {
         let cutoff = crate::data_dir::unix_now_ms().saturating_sub(grace_ms);
         let swept = shared.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let ids = swept.store.collect_unreferenced_blobs(cutoff)?;
+            let in_transfer = swept
+                .uploading
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone();
+            let ids = swept
+                .store
+                .collect_unreferenced_blobs(cutoff, &in_transfer)?;
             for id in &ids {
                 swept.blobs.remove(id);
             }
@@ -273,6 +282,7 @@ impl Relay {
             groups: Groups::new(),
             messages: tokio::sync::broadcast::channel(MESSAGE_FEED).0,
             blobs,
+            uploading: Mutex::new(std::collections::HashSet::new()),
             presence: crate::presence::PresenceBook::new(),
             online: Mutex::new(HashMap::new()),
         });

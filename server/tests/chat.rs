@@ -491,4 +491,16 @@ async fn the_owner_manages_channels_and_everyone_online_sees_it_at_once() {
         0,
         "its messages went with it"
     );
+    // A deleted channel's id is never given out again (clients keep its history under it).
+    let next = ada
+        .client
+        .manage_channel(ChannelChange::Create {
+            name: "design".into(),
+            kind: ChannelKind::Text,
+            category: String::new(),
+            topic: String::new(),
+        })
+        .await
+        .unwrap();
+    assert!(next > design && next > voice_design, "{next}");
 }

@@ -128,6 +128,7 @@ fn quick_sweep() -> RelayConfig {
         file_grace: Duration::from_millis(300),
         file_sweep_interval: Duration::from_millis(100),
         max_file_size: 4 * 1024 * 1024,
+        member_storage: 1024 * 1024,
         ..RelayConfig::default()
     }
 }
@@ -272,6 +273,15 @@ async fn bad_uploads_and_requests_are_refused_with_reasons() {
     assert_eq!(refusal_code(error), ErrorCode::ProtocolViolation);
     // Ada uploading it again is answered at once: it is stored.
     upload(&ada.client, &blob, &path).await.unwrap();
+    // Her files may take 1 MiB here: one more of a megabyte is refused, saying why.
+    let big_path = work.path().join("big.sealed");
+    let (_, big) = seal_to_file(&vec![3u8; 1_000_000], &big_path);
+    let error = upload(&ada.client, &big, &big_path).await.unwrap_err();
+    assert!(
+        error.to_string().contains("each member may keep"),
+        "{error}"
+    );
+    assert_eq!(refusal_code(error), ErrorCode::FileTooLarge);
     assert_eq!(
         download(&bob.client, &blob).await.unwrap().len() as u64,
         blob.sealed_len

@@ -30,6 +30,11 @@ pub enum UploadStart {
     Complete,
     /// The id belongs to another member's file, or to another file of this member.
     IdTaken,
+    /// The member's files would take more than their share of the relay's disk.
+    OverQuota {
+        /// Bytes their files take now.
+        used: u64,
+    },
 }
 
 impl Store {
@@ -40,6 +45,7 @@ impl Store {
         uploader: u32,
         sealed_len: u64,
         sealed_sha256: &[u8; 32],
+        quota: u64,
         now_unix_ms: u64,
     ) -> Result<UploadStart, StoreError> {
         self.with(|connection| {
@@ -51,8 +57,26 @@ impl Store {
                 return Ok(match (same, record.complete) {
                     (false, _) => UploadStart::IdTaken,
                     (true, true) => UploadStart::Complete,
-                    (true, false) => UploadStart::Resume,
+                    (true, false) => {
+                        // Still wanted: its grace period starts again.
+                        tx.execute(
+                            "UPDATE blobs SET unreferenced_since = ?2 WHERE id = ?1",
+                            params![id.as_slice(), now_unix_ms as i64],
+                        )?;
+                        tx.commit()?;
+                        UploadStart::Resume
+                    }
                 });
+            }
+            // Finished or not, posted or not: every stored byte counts.
+            let used: i64 = tx.query_row(
+                "SELECT coalesce(sum(sealed_len), 0) FROM blobs WHERE uploader = ?1",
+                params![uploader],
+                |row| row.get(0),
+            )?;
+            let used = used as u64;
+            if used.saturating_add(sealed_len) > quota {
+                return Ok(UploadStart::OverQuota { used });
             }
             tx.execute(
                 "INSERT INTO blobs (id, uploader, sealed_len, sealed_sha256, complete, created_at,
@@ -71,14 +95,15 @@ impl Store {
         })
     }
 
-    /// Marks an upload complete (its bytes are durable and their hash checked).
-    pub fn complete_upload(&self, id: &BlobId) -> Result<(), StoreError> {
+    /// Marks an upload complete (its bytes are durable and their hash checked); its grace
+    /// period for being posted starts now. False if its record is gone.
+    pub fn complete_upload(&self, id: &BlobId, now_unix_ms: u64) -> Result<bool, StoreError> {
         self.with(|connection| {
-            connection.execute(
-                "UPDATE blobs SET complete = 1 WHERE id = ?1",
-                params![id.as_slice()],
+            let changed = connection.execute(
+                "UPDATE blobs SET complete = 1, unreferenced_since = ?2 WHERE id = ?1",
+                params![id.as_slice(), now_unix_ms as i64],
             )?;
-            Ok(())
+            Ok(changed == 1)
         })
     }
 
@@ -93,20 +118,32 @@ impl Store {
     pub fn collect_unreferenced_blobs(
         &self,
         cutoff_unix_ms: u64,
+        in_transfer: &std::collections::HashSet<BlobId>,
     ) -> Result<Vec<BlobId>, StoreError> {
         self.with(|connection| {
-            let mut statement = connection.prepare_cached(
-                "DELETE FROM blobs WHERE unreferenced_since < ?1
-                   AND NOT EXISTS (SELECT 1 FROM message_files WHERE blob_id = blobs.id)
-                 RETURNING id",
-            )?;
-            let ids = statement
-                .query_map(params![cutoff_unix_ms as i64], |row| {
-                    row.get::<_, Vec<u8>>(0)
-                })?
-                .map(|id| id?.try_into().map_err(|_| StoreError::Corrupt("blob id")))
-                .collect::<Result<Vec<BlobId>, StoreError>>()?;
-            Ok(ids)
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let candidates = {
+                let mut statement = tx.prepare_cached(
+                    "SELECT id FROM blobs WHERE unreferenced_since < ?1
+                       AND NOT EXISTS (SELECT 1 FROM message_files WHERE blob_id = blobs.id)",
+                )?;
+                statement
+                    .query_map(params![cutoff_unix_ms as i64], |row| {
+                        row.get::<_, Vec<u8>>(0)
+                    })?
+                    .map(|id| id?.try_into().map_err(|_| StoreError::Corrupt("blob id")))
+                    .collect::<Result<Vec<BlobId>, StoreError>>()?
+            };
+            // An upload under way is left alone, however long it takes.
+            let doomed: Vec<BlobId> = candidates
+                .into_iter()
+                .filter(|id| !in_transfer.contains(id))
+                .collect();
+            for id in &doomed {
+                tx.execute("DELETE FROM blobs WHERE id = ?1", params![id.as_slice()])?;
+            }
+            tx.commit()?;
+            Ok(doomed)
         })
     }
 

@@ -92,12 +92,33 @@ impl Store {
                 params![server_id, category],
                 |row| row.get(0),
             )?;
-            tx.execute(
-                "INSERT INTO channels (server_id, name, kind, position, category, topic)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![server_id, name, kind_text(kind), position, category, topic],
+            // Ids are never reused: clients keep a deleted channel's messages under its id.
+            let id: i64 = tx.query_row(
+                "SELECT max(coalesce((SELECT max(id) FROM channels), 0),
+                            coalesce((SELECT CAST(value AS INTEGER) FROM settings
+                                      WHERE key = 'last_channel_id'), 0)) + 1",
+                [],
+                |row| row.get(0),
             )?;
-            let id = to_u32(tx.last_insert_rowid(), "channel id")?;
+            tx.execute(
+                "INSERT INTO channels (id, server_id, name, kind, position, category, topic)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    id,
+                    server_id,
+                    name,
+                    kind_text(kind),
+                    position,
+                    category,
+                    topic
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES ('last_channel_id', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [id.to_string()],
+            )?;
+            let id = to_u32(id, "channel id")?;
             tx.commit()?;
             Ok(Ok(id))
         })
@@ -156,6 +177,12 @@ impl Store {
                 return Ok(false);
             };
             tx.execute("DELETE FROM channels WHERE id = ?1", params![channel_id])?;
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES ('last_channel_id', ?1)
+                 ON CONFLICT (key) DO UPDATE
+                 SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                [channel_id.to_string()],
+            )?;
             renumber(&tx, server_id, &category, None)?;
             tx.commit()?;
             Ok(true)

@@ -209,13 +209,18 @@ pub async fn share_file(
         sealed_sha256: *manifest.sealed_sha256(),
     };
     let mut last_progress = Instant::now();
+    // Only bytes past the most ever held count as progress (a retry reports its start again).
+    let mut most = 0;
     let mut wait = FIRST_RETRY_WAIT;
     loop {
         let mut source = tokio::fs::File::open(&sealed_path)
             .await
             .map_err(local("cannot read", &sealed_path))?;
         let mut report = |done| {
-            last_progress = Instant::now();
+            if done > most {
+                most = done;
+                last_progress = Instant::now();
+            }
             progress(Progress::Moving {
                 done,
                 total: upload.sealed_len,
@@ -300,7 +305,15 @@ pub async fn fetch_file(
     // Named by the file id: a download broken off earlier goes on where it stopped.
     let part = transfers.join(format!("{}.download", hex(&attachment.blob_id)));
     for _ in 0..=REFETCHES {
-        fetch_sealed(session, attachment, &part, sealed_len, progress).await?;
+        if let Err(error) = fetch_sealed(session, attachment, &part, sealed_len, progress).await {
+            // Gone for good on the relay: the bytes held here are of no use.
+            if matches!(&error, FileError::Transfer(TransferError::Refused { code, .. })
+                if *code == sotto_net::proto::control::ErrorCode::NoSuchFile)
+            {
+                let _ = std::fs::remove_file(&part);
+            }
+            return Err(error);
+        }
         progress(Progress::Opening);
         match open_into(&manifest, &part, destination).await? {
             Ok(len) => {
@@ -339,6 +352,7 @@ async fn fetch_sealed(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), FileError> {
     let mut last_progress = Instant::now();
+    let mut most = 0;
     let mut wait = FIRST_RETRY_WAIT;
     loop {
         let mut file = tokio::fs::OpenOptions::new()
@@ -360,7 +374,10 @@ async fn fetch_sealed(
             return Ok(());
         }
         let mut report = |done| {
-            last_progress = Instant::now();
+            if done > most {
+                most = done;
+                last_progress = Instant::now();
+            }
             progress(Progress::Moving {
                 done,
                 total: sealed_len,
@@ -409,15 +426,18 @@ async fn open_into(
                     .into_inner()
                     .map_err(|error| local("cannot write", &temporary)(error.into_error()))?;
                 out.sync_all().map_err(local("cannot write", &temporary))?;
-                if destination.exists() {
-                    return Err(FileError::Local {
-                        action: "will not replace",
-                        path: destination,
-                        source: std::io::ErrorKind::AlreadyExists.into(),
-                    });
-                }
-                std::fs::rename(&temporary, &destination)
-                    .map_err(local("cannot write", &destination))?;
+                // A link fails if the name is taken meanwhile: nothing is ever replaced.
+                std::fs::hard_link(&temporary, &destination).map_err(|source| {
+                    FileError::Local {
+                        action: if source.kind() == std::io::ErrorKind::AlreadyExists {
+                            "will not replace"
+                        } else {
+                            "cannot write"
+                        },
+                        path: destination.clone(),
+                        source,
+                    }
+                })?;
                 Ok(Ok(len))
             }
             Err(FileOpenError::Io(error)) => {
