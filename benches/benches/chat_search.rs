@@ -39,22 +39,18 @@ fn store_of(count: u64, dir: &std::path::Path) -> ChatStore {
                 }
             })
             .collect();
+        let posted_at_ms = 1_800_000_000_000 + seq * 1000;
+        let body = ChatBody::Text(text.join(" "));
         batch.push(ChatMessage {
-            channel_id: (seq % 10) as u32,
-            seq,
             author: Some([(seq % 20) as u8; 32]),
-            author_member: (seq % 20) as u32,
-            sent_at_ms: Some(1_800_000_000_000 + seq * 1000),
-            posted_at_ms: 1_800_000_000_000 + seq * 1000,
-            body: ChatBody::Text(text.join(" ")),
-            reply_to: None,
-            edited: false,
-            deleted: false,
-            reactions: Vec::new(),
-            attachment: None,
-            mentions_me: false,
-            pinned: false,
-            forwarded_from: None,
+            sent_at_ms: Some(posted_at_ms),
+            ..ChatMessage::new(
+                (seq % 10) as u32,
+                seq,
+                (seq % 20) as u32,
+                posted_at_ms,
+                body,
+            )
         });
         if batch.len() == 1000 {
             store.insert("bench", &batch, &|_| false).unwrap();

@@ -101,6 +101,36 @@ pub struct ChatMessage {
     pub forwarded_from: Option<action::Origin>,
 }
 
+impl ChatMessage {
+    /// Message `seq` of `channel_id` by member `author_member`, stored at `posted_at_ms`,
+    /// saying `body`; nothing else known of it yet.
+    pub fn new(
+        channel_id: u32,
+        seq: u64,
+        author_member: u32,
+        posted_at_ms: u64,
+        body: ChatBody,
+    ) -> Self {
+        Self {
+            channel_id,
+            seq,
+            author: None,
+            author_member,
+            sent_at_ms: None,
+            posted_at_ms,
+            body,
+            reply_to: None,
+            edited: false,
+            deleted: false,
+            reactions: Vec::new(),
+            attachment: None,
+            mentions_me: false,
+            pinned: false,
+            forwarded_from: None,
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch (messages' times).
 pub fn unix_now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -197,23 +227,13 @@ pub async fn post_action(
 
 /// Opens a stored message with the text secret of the epoch it was sealed in.
 pub async fn open(session: &Session, stored: &StoredMessage) -> ChatMessage {
-    let mut message = ChatMessage {
-        channel_id: stored.channel_id,
-        seq: stored.seq,
-        author: None,
-        author_member: stored.author,
-        sent_at_ms: None,
-        posted_at_ms: stored.posted_at,
-        body: ChatBody::Unreadable(String::new()),
-        reply_to: None,
-        edited: false,
-        deleted: false,
-        reactions: Vec::new(),
-        attachment: None,
-        mentions_me: false,
-        pinned: false,
-        forwarded_from: None,
-    };
+    let mut message = ChatMessage::new(
+        stored.channel_id,
+        stored.seq,
+        stored.author,
+        stored.posted_at,
+        ChatBody::Unreadable(String::new()),
+    );
     message.body = match open_body(session, stored).await {
         Ok((author, sent_at_ms, action)) => {
             message.author = Some(author);

@@ -152,22 +152,47 @@ pub fn shared_name(path: &Path) -> Option<String> {
     valid_file_name(&name).then_some(name)
 }
 
-/// Waits before the next try; `Err` once nothing has moved for [`STALL_LIMIT`].
-async fn pause(
-    wait: &mut Duration,
+/// A transfer's retries: how long to wait before the next, and when to give up (nothing new
+/// moved for [`STALL_LIMIT`]; a retry reports its starting point again, which is not news).
+struct Retries {
+    wait: Duration,
+    most: u64,
     last_progress: Instant,
-    error: &TransferError,
-    progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<(), FileError> {
-    if last_progress.elapsed() > STALL_LIMIT {
-        return Err(FileError::Unreachable);
+}
+
+impl Retries {
+    fn new() -> Self {
+        Self {
+            wait: FIRST_RETRY_WAIT,
+            most: 0,
+            last_progress: Instant::now(),
+        }
     }
-    progress(Progress::Retrying {
-        why: error.to_string(),
-    });
-    tokio::time::sleep(*wait).await;
-    *wait = (*wait * 2).min(MAX_RETRY_WAIT);
-    Ok(())
+
+    /// `done` bytes are moved (held by the relay, or here).
+    fn moved(&mut self, done: u64) {
+        if done > self.most {
+            self.most = done;
+            self.last_progress = Instant::now();
+        }
+    }
+
+    /// Waits before the next try; `Err` once nothing has moved for too long.
+    async fn pause(
+        &mut self,
+        error: &TransferError,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), FileError> {
+        if self.last_progress.elapsed() > STALL_LIMIT {
+            return Err(FileError::Unreachable);
+        }
+        progress(Progress::Retrying {
+            why: error.to_string(),
+        });
+        tokio::time::sleep(self.wait).await;
+        self.wait = (self.wait * 2).min(MAX_RETRY_WAIT);
+        Ok(())
+    }
 }
 
 /// Deletes a transfer's working file when dropped.
@@ -208,19 +233,13 @@ pub async fn share_file(
         sealed_len: manifest.sealed_len(),
         sealed_sha256: *manifest.sealed_sha256(),
     };
-    let mut last_progress = Instant::now();
-    // Only bytes past the most ever held count as progress (a retry reports its start again).
-    let mut most = 0;
-    let mut wait = FIRST_RETRY_WAIT;
+    let mut retries = Retries::new();
     loop {
         let mut source = tokio::fs::File::open(&sealed_path)
             .await
             .map_err(local("cannot read", &sealed_path))?;
         let mut report = |done| {
-            if done > most {
-                most = done;
-                last_progress = Instant::now();
-            }
+            retries.moved(done);
             progress(Progress::Moving {
                 done,
                 total: upload.sealed_len,
@@ -233,7 +252,7 @@ pub async fn share_file(
         {
             Ok(()) => break,
             Err(error) if error.is_retryable() => {
-                pause(&mut wait, last_progress, &error, progress).await?;
+                retries.pause(&error, progress).await?;
             }
             Err(error) => return Err(error.into()),
         }
@@ -351,9 +370,7 @@ async fn fetch_sealed(
     sealed_len: u64,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<(), FileError> {
-    let mut last_progress = Instant::now();
-    let mut most = 0;
-    let mut wait = FIRST_RETRY_WAIT;
+    let mut retries = Retries::new();
     loop {
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
@@ -374,10 +391,7 @@ async fn fetch_sealed(
             return Ok(());
         }
         let mut report = |done| {
-            if done > most {
-                most = done;
-                last_progress = Instant::now();
-            }
+            retries.moved(done);
             progress(Progress::Moving {
                 done,
                 total: sealed_len,
@@ -392,7 +406,7 @@ async fn fetch_sealed(
             Ok(len) if len == sealed_len => return Ok(()),
             Ok(_) => return Err(FileError::Damaged),
             Err(error) if error.is_retryable() => {
-                pause(&mut wait, last_progress, &error, progress).await?;
+                retries.pause(&error, progress).await?;
             }
             Err(error) => return Err(error.into()),
         }

@@ -739,25 +739,15 @@ mod tests {
     use super::*;
 
     fn message(channel_id: u32, seq: u64, author_member: u32, text: Option<&str>) -> ChatMessage {
+        let body = match text {
+            Some(text) => ChatBody::Text(text.into()),
+            None => ChatBody::Unreadable("sent before you joined".into()),
+        };
+        let posted_at_ms = 1_800_000_000_000 + seq * 1000;
         ChatMessage {
-            channel_id,
-            seq,
             author: Some([author_member as u8; 32]),
-            author_member,
-            sent_at_ms: Some(1_800_000_000_000 + seq * 1000),
-            posted_at_ms: 1_800_000_000_000 + seq * 1000,
-            body: match text {
-                Some(text) => ChatBody::Text(text.into()),
-                None => ChatBody::Unreadable("sent before you joined".into()),
-            },
-            reply_to: None,
-            edited: false,
-            deleted: false,
-            reactions: Vec::new(),
-            attachment: None,
-            mentions_me: false,
-            pinned: false,
-            forwarded_from: None,
+            sent_at_ms: Some(posted_at_ms),
+            ..ChatMessage::new(channel_id, seq, author_member, posted_at_ms, body)
         }
     }
 
