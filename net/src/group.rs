@@ -76,3 +76,18 @@ pub const MAX_GROUP_ID_LEN: usize = 64;
 pub fn server_group_id(server_id: u32) -> Vec<u8> {
     format!("sotto/server/{server_id}").into_bytes()
 }
+
+/// Every conversation's group id starts with this (so none is ever a server's).
+pub const CONVERSATION_GROUP_PREFIX: &[u8] = b"sotto/conversation/";
+
+/// A fresh, random id for a new conversation's MLS group.
+pub fn new_conversation_group_id() -> Vec<u8> {
+    use rand::RngCore;
+    let mut random = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let mut id = CONVERSATION_GROUP_PREFIX.to_vec();
+    for byte in random {
+        id.extend_from_slice(format!("{byte:02x}").as_bytes());
+    }
+    id
+}

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use sotto_net::group::{InviteGrant, check_key_package, server_group_id};
 
+use crate::conversations::Access;
 use crate::data_dir::{unix_now, unix_now_ms};
 use crate::db::{
     AdmissionError, ChannelRefusal, InviteLimits, InviteTerms, KeyPackageCount, Member,
@@ -175,8 +176,9 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
             shared.config.request_burst,
             Instant::now(),
         ),
-        group: None,
+        groups: Vec::new(),
         group_changes: shared.groups.subscribe(),
+        conversation_feed: shared.conversations_opened.subscribe(),
         message_feed: shared.messages.subscribe(),
         message_limiter: TokenBucket::new(
             shared.config.message_rate,
@@ -305,9 +307,11 @@ struct Session {
     voice: Arc<ArcSwapOption<Membership>>,
     outbox: Arc<RosterOutbox>,
     limiter: RequestLimiter,
-    /// What of its group the member has had, once it asked with `GroupSync`.
-    group: Option<GroupCursor>,
+    /// What of each group the member has had, once it asked with `GroupSync`.
+    groups: Vec<GroupCursor>,
     group_changes: tokio::sync::watch::Receiver<u64>,
+    /// Conversations opened, to tell the member of those it is in.
+    conversation_feed: tokio::sync::broadcast::Receiver<Arc<crate::conversations::Conversation>>,
     /// Messages stored in the server's text channels, to pass on.
     message_feed: tokio::sync::broadcast::Receiver<Arc<StoredMessage>>,
     /// The member's chat message rate.
@@ -351,10 +355,11 @@ impl Session {
                     Ok(())
                 }
                 message = self.message_feed.recv() => match message {
-                    Ok(message) => control
+                    Ok(message) if self.may_read(message.channel_id) => control
                         .send(&ControlFrame::NewMessage((*message).clone()))
                         .await
                         .map_err(SessionError::from),
+                    Ok(_) => Ok(()),
                     // Fallen behind: the member notices the gap in seqs and reads it.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
                         debug!(member = self.member.id, skipped, "skipped stored messages");
@@ -378,8 +383,27 @@ impl Session {
                         .map_err(SessionError::from),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
                 },
+                opened = self.conversation_feed.recv() => match opened {
+                    Ok(conversation) if conversation.includes(self.member.id) => control
+                        .send(&ControlFrame::Conversations {
+                            conversations: vec![conversation.info()],
+                            complete: false,
+                        })
+                        .await
+                        .map_err(SessionError::from),
+                    Ok(_) => Ok(()),
+                    // Behind: the whole list says it all.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => control
+                        .send(&ControlFrame::Conversations {
+                            conversations: self.shared.conversations.of_member(self.member.id),
+                            complete: true,
+                        })
+                        .await
+                        .map_err(SessionError::from),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
+                },
                 ephemeral = next_ephemeral(&mut self.ephemeral_feed) => match ephemeral {
-                    Ok(item) if item.0 != self.member.id => control
+                    Ok(item) if item.0 != self.member.id && self.may_see(&item.1) => control
                         .send(&item.1)
                         .await
                         .map_err(SessionError::from),
@@ -406,7 +430,7 @@ impl Session {
                     // The connection is closing: the control stream ends next.
                     Err(_) => break Ok(()),
                 },
-                changed = self.group_changes.changed(), if self.group.is_some() => match changed {
+                changed = self.group_changes.changed(), if !self.groups.is_empty() => match changed {
                     Ok(()) => self.push_group_updates(control).await,
                     Err(_) => Ok(()),
                 },
@@ -499,8 +523,20 @@ impl Session {
             | ControlFrame::GroupCreate { .. }
             | ControlFrame::GroupCommit { .. }
             | ControlFrame::GroupProposal { .. }
-            | ControlFrame::JoinGroup { .. }) => {
+            | ControlFrame::JoinGroup { .. }
+            | ControlFrame::OpenConversation { .. }) => {
                 return self.handle_group_frame(group, control).await;
+            }
+            ControlFrame::ListConversations => {
+                if self.limiter.check(Instant::now()) == Verdict::Close {
+                    return Err(SessionError::Flood(
+                        crate::rate_limit::REFUSALS_BEFORE_CLOSE,
+                    ));
+                }
+                ControlFrame::Conversations {
+                    conversations: self.shared.conversations.of_member(self.member.id),
+                    complete: true,
+                }
             }
             ControlFrame::PostMessage {
                 channel_id,
@@ -813,7 +849,30 @@ impl Session {
     }
 
     /// Whether `channel_id` is one of the server's text channels; else why not.
+    /// Whether the member may read `channel_id`'s messages: any channel, and the
+    /// conversations it is in.
+    fn may_read(&self, channel_id: u32) -> bool {
+        self.shared.conversations.access(channel_id, self.member.id) != Access::Outsider
+    }
+
+    /// Whether the member may see a presence or typing frame (typing in a conversation is
+    /// for its members only).
+    fn may_see(&self, frame: &ControlFrame) -> bool {
+        match frame {
+            ControlFrame::MemberTyping { channel_id, .. } => self.may_read(*channel_id),
+            _ => true,
+        }
+    }
+
     fn text_channel(&self, channel_id: u32) -> Result<(), (ErrorCode, &'static str)> {
+        match self.shared.conversations.access(channel_id, self.member.id) {
+            Access::Member => return Ok(()),
+            // To an outsider a conversation does not exist.
+            Access::Outsider => {
+                return Err((ErrorCode::NoSuchChannel, "there is no such channel"));
+            }
+            Access::NotAConversation => {}
+        }
         match self
             .shared
             .channels
@@ -1062,7 +1121,8 @@ impl Session {
             | ControlFrame::GroupCreate { group_id, .. }
             | ControlFrame::GroupCommit { group_id, .. }
             | ControlFrame::GroupProposal { group_id, .. }
-            | ControlFrame::JoinGroup { group_id, .. } => group_id.clone(),
+            | ControlFrame::JoinGroup { group_id, .. }
+            | ControlFrame::OpenConversation { group_id, .. } => group_id.clone(),
             other => return Err(SessionError::Unexpected(other.name())),
         };
         match self.limiter.check(Instant::now()) {
@@ -1092,7 +1152,23 @@ impl Session {
                 ));
             }
         }
-        if group_id != server_group_id(self.shared.server.id) {
+        if let ControlFrame::OpenConversation {
+            group_id,
+            members,
+            group_info,
+        } = frame
+        {
+            return self
+                .open_conversation(group_id, members, group_info, control)
+                .await;
+        }
+        // The server's group, or a conversation's the member is in.
+        let conversation = self.shared.conversations.by_group(&group_id);
+        let allowed = match &conversation {
+            Some(conversation) => conversation.includes(self.member.id),
+            None => group_id == server_group_id(self.shared.server.id),
+        };
+        if !allowed {
             let answer = ControlFrame::GroupRefused {
                 group_id,
                 epoch: 0,
@@ -1102,6 +1178,9 @@ impl Session {
             control.send(&answer).await?;
             return Ok(());
         }
+        let conversation_keys = conversation
+            .as_ref()
+            .map(|conversation| conversation.keys());
         let shared = self.shared.clone();
         let member = self.member.clone();
         let members_online =
@@ -1122,7 +1201,7 @@ impl Session {
                     (
                         Some(status),
                         Some((in_group && epoch.is_some(), epoch)),
-                        Vec::new(),
+                        Removed::Nobody,
                     )
                 }
                 ControlFrame::GroupCreate {
@@ -1131,7 +1210,7 @@ impl Session {
                 } => (
                     Some(groups.create(store, server_id, &member, &group_id, &group_info, now)?),
                     None,
-                    Vec::new(),
+                    Removed::Nobody,
                 ),
                 ControlFrame::GroupCommit {
                     group_id,
@@ -1146,19 +1225,35 @@ impl Session {
                         epoch,
                         &commit,
                         welcome.as_deref(),
+                        conversation_keys.as_deref(),
                         now,
                     )?;
-                    (Some(done.answer), None, done.removed_members)
+                    (
+                        Some(done.answer),
+                        None,
+                        done.conversation
+                            .map_or(Removed::FromServer(done.removed_members.clone()), |id| {
+                                Removed::FromConversation(id, done.removed_members)
+                            }),
+                    )
                 }
                 ControlFrame::GroupProposal { group_id, proposal } => (
                     groups.propose(store, &member, &group_id, &proposal)?,
                     None,
-                    Vec::new(),
+                    Removed::Nobody,
                 ),
                 ControlFrame::JoinGroup { group_id, request } => (
-                    Some(groups.join(store, &member, &group_id, &request, members_online, now)?),
+                    Some(groups.join(
+                        store,
+                        server_id,
+                        &member,
+                        &group_id,
+                        &request,
+                        members_online,
+                        now,
+                    )?),
                     None,
-                    Vec::new(),
+                    Removed::Nobody,
                 ),
                 _ => unreachable!("only group frames get here"),
             })
@@ -1166,7 +1261,7 @@ impl Session {
         .await
         .expect("group handling does not panic")?;
         if let Some((in_group, epoch)) = sync {
-            self.group = Some(GroupCursor {
+            self.set_cursor(GroupCursor {
                 group_id: group_id.clone(),
                 in_group,
                 next_epoch: epoch.unwrap_or(0),
@@ -1184,7 +1279,7 @@ impl Session {
             )
         {
             // The creator is the group's first member: it hears from it from epoch 0.
-            self.group = Some(GroupCursor {
+            self.set_cursor(GroupCursor {
                 group_id: group_id.clone(),
                 in_group: true,
                 next_epoch: 0,
@@ -1195,9 +1290,12 @@ impl Session {
                 more: false,
             });
         }
-        if let (Some(ControlFrame::CommitAccepted { epoch, .. }), Some(cursor)) =
-            (&answer, self.group.as_mut())
-        {
+        if let (Some(ControlFrame::CommitAccepted { epoch, .. }), Some(cursor)) = (
+            &answer,
+            self.groups
+                .iter_mut()
+                .find(|cursor| cursor.group_id == group_id),
+        ) {
             // Our own commit is not sent back to us.
             if cursor.next_epoch == *epoch {
                 cursor.next_epoch = epoch + 1;
@@ -1211,13 +1309,26 @@ impl Session {
         if let Some(answer) = answer {
             control.send(&answer).await?;
         }
-        for member_id in removed {
-            info!(member = member_id, "removed from the server by a commit");
-            self.shared.disconnect(
-                member_id,
-                close_code::REFUSED,
-                "you were removed from this server",
-            );
+        match removed {
+            Removed::Nobody => {}
+            Removed::FromServer(members) => {
+                for member_id in members {
+                    info!(member = member_id, "removed from the server by a commit");
+                    self.shared.disconnect(
+                        member_id,
+                        close_code::REFUSED,
+                        "you were removed from this server",
+                    );
+                }
+            }
+            Removed::FromConversation(conversation, members) => {
+                if !members.is_empty() {
+                    info!(conversation, removed = members.len(), "left a conversation");
+                    self.shared
+                        .conversations
+                        .remove_members(conversation, &members);
+                }
+            }
         }
         if is_create {
             self.push_group_updates(control).await?;
@@ -1225,31 +1336,132 @@ impl Session {
         Ok(())
     }
 
-    /// Sends the member what it has not had yet of its group.
+    /// Opens a conversation between the member and `members`, with its group at epoch 0.
+    /// Everyone in it who is online hears of it (the opener too) through the feed; a refusal
+    /// is answered with `GroupRefused`.
+    async fn open_conversation(
+        &mut self,
+        group_id: Vec<u8>,
+        members: Vec<sotto_net::proto::control::PublicKey>,
+        group_info: Vec<u8>,
+        control: &mut ControlStream,
+    ) -> Result<(), SessionError> {
+        let shared = self.shared.clone();
+        let creator = self.member.clone();
+        let now = unix_now();
+        let answer_group_id = group_id.clone();
+        let opened = tokio::task::spawn_blocking(move || {
+            let server_id = shared.server.id;
+            let server_members = shared.store.members(server_id)?;
+            let mut everyone = vec![(creator.id, creator.public_key)];
+            for key in &members {
+                let Some(member) = server_members
+                    .iter()
+                    .find(|member| member.public_key == *key)
+                else {
+                    return Ok(Err(
+                        "someone in it is not a member of this server".to_owned()
+                    ));
+                };
+                if everyone.iter().any(|(id, _)| *id == member.id) {
+                    return Ok(Err("someone is named twice (or is you)".to_owned()));
+                }
+                everyone.push((member.id, member.public_key));
+            }
+            if everyone.len() < 2 {
+                return Ok(Err("a conversation needs someone besides you".to_owned()));
+            }
+            shared.groups.open_conversation(
+                &shared.store,
+                server_id,
+                &creator,
+                &everyone,
+                &group_id,
+                &group_info,
+                now,
+            )
+        })
+        .await
+        .expect("opening a conversation does not panic")?;
+        match opened {
+            Ok(stored) => {
+                let conversation = crate::conversations::Conversation::from(stored);
+                self.shared.conversations.insert(conversation.clone());
+                let _ = self
+                    .shared
+                    .conversations_opened
+                    .send(Arc::new(conversation));
+                Ok(())
+            }
+            Err(reason) => {
+                debug!(member = self.member.id, "refused a conversation: {reason}");
+                control
+                    .send(&ControlFrame::GroupRefused {
+                        group_id: answer_group_id,
+                        epoch: 0,
+                        current_epoch: 0,
+                        reason,
+                    })
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts (or restarts) following a group.
+    fn set_cursor(&mut self, cursor: GroupCursor) {
+        self.groups.retain(|old| old.group_id != cursor.group_id);
+        self.groups.push(cursor);
+    }
+
+    /// Sends the member what it has not had yet of its groups.
     async fn push_group_updates(
         &mut self,
+        control: &mut ControlStream,
+    ) -> Result<(), SessionError> {
+        // A member out of a conversation hears no more of its group.
+        let conversations = &self.shared.conversations;
+        let member_id = self.member.id;
+        self.groups.retain(|cursor| {
+            conversations
+                .by_group(&cursor.group_id)
+                .is_none_or(|conversation| conversation.includes(member_id))
+        });
+        let mut cursors = std::mem::take(&mut self.groups);
+        let mut result = Ok(());
+        for cursor in &mut cursors {
+            result = self.push_updates_of(cursor, control).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        self.groups = cursors;
+        result
+    }
+
+    /// Sends the member what it has not had yet of one group.
+    async fn push_updates_of(
+        &mut self,
+        cursor: &mut GroupCursor,
         control: &mut ControlStream,
     ) -> Result<(), SessionError> {
         // In batches, until the member has everything (a member back after a long time may
         // have hundreds of commits to catch up on).
         loop {
-            let Some(mut cursor) = self.group.take() else {
-                return Ok(());
-            };
             let shared = self.shared.clone();
             let key = self.member.public_key;
-            let (cursor, frames) = tokio::task::spawn_blocking(move || {
-                let frames = cursor.pending(&shared.store, &key);
-                (cursor, frames)
+            let mut moved = std::mem::take(cursor);
+            let (moved, frames) = tokio::task::spawn_blocking(move || {
+                let frames = moved.pending(&shared.store, &key);
+                (moved, frames)
             })
             .await
             .expect("reading group updates does not panic");
-            let more = cursor.more;
-            self.group = Some(cursor);
+            *cursor = moved;
             for frame in frames? {
                 control.send(&frame).await?;
             }
-            if !more {
+            if !cursor.more {
                 return Ok(());
             }
         }
@@ -1265,6 +1477,17 @@ impl Session {
             );
         }
     }
+}
+
+/// Whom a commit took out.
+#[derive(Debug)]
+enum Removed {
+    /// Nobody.
+    Nobody,
+    /// These members, out of the server (their connections close).
+    FromServer(Vec<u32>),
+    /// These members, out of this conversation only.
+    FromConversation(u32, Vec<u32>),
 }
 
 /// The next presence or typing item, once subscribed (never, before).

@@ -6,6 +6,7 @@
 
 mod blobs;
 mod channels;
+mod conversations;
 mod groups;
 mod key_packages;
 mod messages;
@@ -13,6 +14,9 @@ mod migrations;
 
 pub use blobs::{BlobRecord, UploadStart};
 pub use channels::ChannelRefusal;
+pub use conversations::{
+    ConversationRefusal, MAX_CONVERSATIONS_PER_MEMBER, NewConversation, StoredConversation,
+};
 pub use groups::{AcceptCommit, CommitOutcome, StoredGroup};
 pub use key_packages::{KeyPackageCount, MAX_STORED_KEY_PACKAGES, NewKeyPackage};
 pub use messages::{PostExtras, PostOutcome};
@@ -47,6 +51,16 @@ pub enum StoreError {
     /// A stored value is out of range.
     #[error("the database holds an invalid {0}; it may be damaged")]
     Corrupt(&'static str),
+    /// A schema migration left a reference that points nowhere (nothing was changed).
+    #[error(
+        "upgrading the database to schema version {version} would break references in table {table}; it may be damaged"
+    )]
+    BrokenMigration {
+        /// The version it was moving to.
+        version: i64,
+        /// A table with a broken reference.
+        table: String,
+    },
 }
 
 /// Why a key was not admitted.
@@ -262,7 +276,8 @@ impl Store {
     pub fn channels(&self, server_id: u32) -> Result<Vec<ChannelInfo>, StoreError> {
         self.with(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT id, name, kind, position, category, topic FROM channels WHERE server_id = ?1
+                "SELECT id, name, kind, position, category, topic FROM channels
+                 WHERE server_id = ?1 AND conversation = 0
                  ORDER BY category, position, id",
             )?;
             let rows = statement.query_map([server_id], |row| {
@@ -306,7 +321,8 @@ impl Store {
         self.with(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let position: i64 = tx.query_row(
-                "SELECT COALESCE(MAX(position) + 1, 0) FROM channels WHERE server_id = ?1",
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM channels
+                 WHERE server_id = ?1 AND conversation = 0",
                 [server_id],
                 |row| row.get(0),
             )?;

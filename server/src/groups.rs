@@ -9,12 +9,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
-use sotto_net::group::{DeliveryError, DeliveryGroup, JoinRequest, check_key_package};
+use sotto_net::group::{
+    CONVERSATION_GROUP_PREFIX, DeliveryError, DeliveryGroup, JoinRequest, check_key_package,
+    server_group_id,
+};
 use sotto_net::proto::control::{ControlFrame, PublicKey};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::db::{AcceptCommit, CommitOutcome, Member, Role, Store, StoreError};
+use crate::db::{
+    AcceptCommit, CommitOutcome, Member, NewConversation, Role, Store, StoreError,
+    StoredConversation,
+};
 
 /// The groups' public state, cached from the store, and a signal of every change.
 #[derive(Debug)]
@@ -28,8 +34,11 @@ pub(crate) struct Groups {
 pub(crate) struct CommitAnswer {
     /// The frame to answer with.
     pub(crate) answer: ControlFrame,
-    /// Members whose server membership the commit ended (their connections should close).
+    /// Members whose server membership the commit ended (their connections should close),
+    /// or, for a conversation's group, who are out of the conversation.
     pub(crate) removed_members: Vec<u32>,
+    /// The conversation whose group it is; none for the server's group.
+    pub(crate) conversation: Option<u32>,
 }
 
 fn refused(
@@ -130,7 +139,8 @@ impl Groups {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             (group.epoch(), group.members().contains(&member.public_key))
         };
-        let grant = if in_group {
+        // Invites lead into the server's group only.
+        let grant = if in_group || group_id != server_group_id(server_id) {
             None
         } else {
             store.admission_grant(server_id, member.id)?
@@ -197,6 +207,58 @@ impl Groups {
         })
     }
 
+    /// Opens a conversation with its group at epoch 0, from its creator's GroupInfo (the
+    /// creator alone in it). `members` are everyone in it, the creator included; the caller
+    /// checked they are members of the server.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn open_conversation(
+        &self,
+        store: &Store,
+        server_id: u32,
+        creator: &Member,
+        members: &[(u32, PublicKey)],
+        group_id: &[u8],
+        group_info: &[u8],
+        now_unix: u64,
+    ) -> Result<Result<StoredConversation, String>, StoreError> {
+        if !group_id.starts_with(CONVERSATION_GROUP_PREFIX) {
+            return Ok(Err(
+                "a conversation's group id starts with \"sotto/conversation/\"".into(),
+            ));
+        }
+        let group = match DeliveryGroup::from_group_info(group_info, &creator.public_key) {
+            Ok(group) => group,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
+        if group.group_id() != group_id {
+            return Ok(Err("the GroupInfo is for another group".into()));
+        }
+        let opened = store.open_conversation(&NewConversation {
+            server_id,
+            creator: (creator.id, creator.public_key),
+            members,
+            group_id,
+            state: &group.snapshot(),
+            now_unix,
+        })?;
+        let conversation = match opened {
+            Ok(conversation) => conversation,
+            Err(refusal) => return Ok(Err(refusal.to_string())),
+        };
+        info!(
+            member = creator.id,
+            conversation = conversation.id,
+            members = members.len(),
+            "opened a conversation"
+        );
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(group_id.to_vec(), Arc::new(Mutex::new(group)));
+        self.notify();
+        Ok(Ok(conversation))
+    }
+
     /// Checks a commit and, if the store makes it the commit of its epoch, applies it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn commit(
@@ -207,11 +269,13 @@ impl Groups {
         epoch: u64,
         commit: &[u8],
         welcome: Option<&[u8]>,
+        conversation_members: Option<&[PublicKey]>,
         now_unix: u64,
     ) -> Result<CommitAnswer, StoreError> {
         let refuse = |current: u64, reason: &dyn std::fmt::Display| CommitAnswer {
             answer: refused(group_id, epoch, current, reason),
             removed_members: Vec::new(),
+            conversation: None,
         };
         let Some(group) = self.load(store, group_id)? else {
             return Ok(refuse(0, &"the group does not exist"));
@@ -235,6 +299,14 @@ impl Groups {
             return Ok(refuse(
                 current,
                 &"a commit must be sent by the member who made it",
+            ));
+        }
+        if let Some(allowed) = conversation_members
+            && summary.added.iter().any(|added| !allowed.contains(added))
+        {
+            return Ok(refuse(
+                current,
+                &"only the conversation's members may be added to its group",
             ));
         }
         if !summary.added.is_empty() && welcome.is_none() {
@@ -262,7 +334,10 @@ impl Groups {
         });
         drop(group);
         match outcome {
-            Ok(CommitOutcome::Accepted { removed_members }) => {
+            Ok(CommitOutcome::Accepted {
+                removed_members,
+                conversation,
+            }) => {
                 info!(
                     member = member.id,
                     epoch,
@@ -277,6 +352,7 @@ impl Groups {
                         epoch,
                     },
                     removed_members,
+                    conversation,
                 })
             }
             Ok(CommitOutcome::Conflict { current_epoch }) => {
@@ -340,15 +416,25 @@ impl Groups {
 
     /// Stores a request to be let in, after checking everything the relay can: the
     /// KeyPackage is the requester's, the invite proof verifies, the inviter is a member.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn join(
         &self,
         store: &Store,
+        server_id: u32,
         member: &Member,
         group_id: &[u8],
         request: &[u8],
         members_online: u32,
         now_unix: u64,
     ) -> Result<ControlFrame, StoreError> {
+        if group_id != server_group_id(server_id) {
+            return Ok(refused(
+                group_id,
+                0,
+                0,
+                "only the server's group takes join requests; a conversation's creator adds its members",
+            ));
+        }
         let Some(group) = self.load(store, group_id)? else {
             return Ok(refused(
                 group_id,
@@ -397,7 +483,7 @@ impl Groups {
 }
 
 /// What a connection has handed its member of one group so far.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct GroupCursor {
     /// The group.
     pub(crate) group_id: Vec<u8>,

@@ -12,6 +12,7 @@
 mod blob_files;
 pub mod config;
 mod connection;
+mod conversations;
 pub mod data_dir;
 pub mod db;
 mod file_streams;

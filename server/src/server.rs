@@ -75,6 +75,11 @@ pub(crate) struct Shared {
     pub(crate) uploading: Mutex<std::collections::HashSet<sotto_net::proto::file_stream::BlobId>>,
     /// Who is here and who types: in memory only.
     pub(crate) presence: crate::presence::PresenceBook,
+    /// The server's conversations and who is in each.
+    pub(crate) conversations: crate::conversations::Conversations,
+    /// Each conversation opened, for the connections to tell its members.
+    pub(crate) conversations_opened:
+        tokio::sync::broadcast::Sender<Arc<crate::conversations::Conversation>>,
     online: Mutex<HashMap<u32, quinn::Connection>>,
 }
 
@@ -247,6 +252,8 @@ impl Relay {
         let (store, certificate) = (opened.store, opened.certificate);
         let server = store.default_server()?;
         let channels = store.channels(server.id)?;
+        let conversations =
+            crate::conversations::Conversations::load(store.conversations(server.id)?);
         let blobs = open_blob_files(data.root(), &store)?;
         let socket = bind_udp(config.listen).map_err(|source| RelayError::Bind {
             address: config.listen,
@@ -284,6 +291,8 @@ impl Relay {
             blobs,
             uploading: Mutex::new(std::collections::HashSet::new()),
             presence: crate::presence::PresenceBook::new(),
+            conversations,
+            conversations_opened: tokio::sync::broadcast::channel(64).0,
             online: Mutex::new(HashMap::new()),
         });
         Ok(Self {

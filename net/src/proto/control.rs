@@ -39,6 +39,10 @@ pub const MAX_MESSAGES_PER_PAGE: usize = 100;
 pub const MAX_MEMBERS_PER_PAGE: usize = 1000;
 /// Most files one message may carry.
 pub const MAX_FILES_PER_MESSAGE: usize = 10;
+/// Most members of one conversation, its creator included.
+pub const MAX_CONVERSATION_MEMBERS: usize = 10;
+/// Most conversations one `Conversations` frame may list.
+pub const MAX_CONVERSATIONS: usize = 1000;
 /// Bytes of the length prefix.
 pub const LENGTH_PREFIX_LEN: usize = 4;
 
@@ -127,6 +131,20 @@ pub enum ChannelChange {
         /// The channel.
         channel_id: u32,
     },
+}
+
+/// A conversation: direct messages between a few members of a server, sealed with keys of an
+/// MLS group of its own. Its messages are posted and read like a text channel's, under `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationInfo {
+    /// Its channel id (shared with the server's channels: never reused).
+    pub id: u32,
+    /// Its MLS group.
+    pub group_id: Vec<u8>,
+    /// Who opened it (the group's admin, who adds everyone else).
+    pub creator: PublicKey,
+    /// Everyone in it, the creator included.
+    pub members: Vec<PublicKey>,
 }
 
 /// The server (community) a member belongs to.
@@ -645,6 +663,27 @@ pub enum ControlFrame {
         /// Who.
         member_id: u32,
     },
+    /// Client → relay: open a conversation with these members of the server; `group_info` is
+    /// its new MLS group's, with only us in it. Answered with `Conversations` (not complete)
+    /// or `GroupRefused`.
+    OpenConversation {
+        /// The new conversation's MLS group.
+        group_id: Vec<u8>,
+        /// The others in it (not us).
+        members: Vec<PublicKey>,
+        /// The group's GroupInfo with the ratchet tree (an MLS message).
+        group_info: Vec<u8>,
+    },
+    /// Client → relay: which conversations am I in? Answered with `Conversations` (complete).
+    ListConversations,
+    /// Relay → client: conversations we are in: all of them (`complete`, answering
+    /// `ListConversations`), or one just opened.
+    Conversations {
+        /// The conversations.
+        conversations: Vec<ConversationInfo>,
+        /// Whether this is every conversation we are in.
+        complete: bool,
+    },
     /// Client → relay: store these KeyPackages of mine, for members who add me while I am
     /// offline (an empty upload just asks how many are stored).
     UploadKeyPackages {
@@ -726,6 +765,9 @@ mod kind {
     pub(super) const MANAGE_CHANNEL: u8 = 0x2a;
     pub(super) const CHANNEL_MANAGED: u8 = 0x2b;
     pub(super) const CHANNELS_CHANGED: u8 = 0x2c;
+    pub(super) const OPEN_CONVERSATION: u8 = 0x2d;
+    pub(super) const LIST_CONVERSATIONS: u8 = 0x2e;
+    pub(super) const CONVERSATIONS: u8 = 0x2f;
 
     /// Group frames (kinds 0x10 to 0x1f) may be up to `MAX_GROUP_FRAME_LEN` long.
     pub(super) fn is_group(kind: u8) -> bool {
@@ -736,7 +778,11 @@ mod kind {
 /// The largest frame allowed for a frame kind.
 fn max_len_of_kind(kind: u8) -> usize {
     // Group frames carry MLS messages; a page of channel history carries many envelopes.
-    if kind::is_group(kind) || kind == kind::CHANNEL_MESSAGES {
+    if kind::is_group(kind)
+        || kind == kind::CHANNEL_MESSAGES
+        || kind == kind::OPEN_CONVERSATION
+        || kind == kind::CONVERSATIONS
+    {
         MAX_GROUP_FRAME_LEN
     } else {
         MAX_FRAME_LEN
@@ -994,6 +1040,9 @@ impl ControlFrame {
             Self::ManageChannel(_) => "ManageChannel",
             Self::ChannelManaged { .. } => "ChannelManaged",
             Self::ChannelsChanged { .. } => "ChannelsChanged",
+            Self::OpenConversation { .. } => "OpenConversation",
+            Self::ListConversations => "ListConversations",
+            Self::Conversations { .. } => "Conversations",
             Self::SetPresence { .. } => "SetPresence",
             Self::PresenceUpdate { .. } => "PresenceUpdate",
             Self::Typing { .. } => "Typing",
@@ -1042,6 +1091,9 @@ impl ControlFrame {
             Self::ManageChannel(_) => kind::MANAGE_CHANNEL,
             Self::ChannelManaged { .. } => kind::CHANNEL_MANAGED,
             Self::ChannelsChanged { .. } => kind::CHANNELS_CHANGED,
+            Self::OpenConversation { .. } => kind::OPEN_CONVERSATION,
+            Self::ListConversations => kind::LIST_CONVERSATIONS,
+            Self::Conversations { .. } => kind::CONVERSATIONS,
             Self::SetPresence { .. } => kind::SET_PRESENCE,
             Self::PresenceUpdate { .. } => kind::PRESENCE_UPDATE,
             Self::Typing { .. } => kind::TYPING,
@@ -1062,6 +1114,26 @@ impl ControlFrame {
                 check_channels(channels)
             }
             Self::ChannelsChanged { channels } => check_channels(channels),
+            Self::OpenConversation {
+                group_id,
+                members,
+                group_info,
+            } => {
+                check_group_id(group_id)?;
+                check_count("members", members.len(), MAX_CONVERSATION_MEMBERS - 1)?;
+                check_count("group info", group_info.len(), MAX_GROUP_PAYLOAD)
+            }
+            Self::Conversations { conversations, .. } => {
+                check_count("conversations", conversations.len(), MAX_CONVERSATIONS)?;
+                conversations.iter().try_for_each(|conversation| {
+                    check_group_id(&conversation.group_id)?;
+                    check_count(
+                        "members",
+                        conversation.members.len(),
+                        MAX_CONVERSATION_MEMBERS,
+                    )
+                })
+            }
             Self::ManageChannel(change) => match change {
                 ChannelChange::Create {
                     name,
@@ -1231,6 +1303,23 @@ impl ControlFrame {
                 w.list(channels, write_channel);
             }
             Self::ChannelsChanged { channels } => w.list(channels, write_channel),
+            Self::OpenConversation {
+                group_id,
+                members,
+                group_info,
+            } => {
+                w.blob(group_id);
+                w.list(members, |w, key| w.bytes(key));
+                w.blob(group_info);
+            }
+            Self::ListConversations => {}
+            Self::Conversations {
+                conversations,
+                complete,
+            } => {
+                w.list(conversations, write_conversation);
+                w.u8(u8::from(*complete));
+            }
             Self::ChannelManaged { channel_id } => w.u32(*channel_id),
             Self::ManageChannel(change) => match change {
                 ChannelChange::Create {
@@ -1517,6 +1606,18 @@ impl ControlFrame {
             kind::CHANNELS_CHANGED => Self::ChannelsChanged {
                 channels: r.list("channels", MAX_CHANNELS, read_channel)?,
             },
+            kind::OPEN_CONVERSATION => Self::OpenConversation {
+                group_id: read_group_id(r)?,
+                members: r.list("members", MAX_CONVERSATION_MEMBERS - 1, |r| {
+                    r.array("member")
+                })?,
+                group_info: r.blob("group info", MAX_GROUP_PAYLOAD)?,
+            },
+            kind::LIST_CONVERSATIONS => Self::ListConversations,
+            kind::CONVERSATIONS => Self::Conversations {
+                conversations: r.list("conversations", MAX_CONVERSATIONS, read_conversation)?,
+                complete: read_flag(r, "complete")?,
+            },
             kind::CHANNEL_MANAGED => Self::ChannelManaged {
                 channel_id: r.u32("channel id")?,
             },
@@ -1724,6 +1825,22 @@ fn read_group_id(r: &mut Reader<'_>) -> Result<Vec<u8>, DecodeError> {
         return Err(DecodeError::InvalidValue { field: "group id" });
     }
     Ok(group_id)
+}
+
+fn write_conversation(w: &mut Writer<'_>, c: &ConversationInfo) {
+    w.u32(c.id);
+    w.blob(&c.group_id);
+    w.bytes(&c.creator);
+    w.list(&c.members, |w, key| w.bytes(key));
+}
+
+fn read_conversation(r: &mut Reader<'_>) -> Result<ConversationInfo, DecodeError> {
+    Ok(ConversationInfo {
+        id: r.u32("conversation id")?,
+        group_id: read_group_id(r)?,
+        creator: r.array("creator")?,
+        members: r.list("members", MAX_CONVERSATION_MEMBERS, |r| r.array("member"))?,
+    })
 }
 
 fn write_participant(w: &mut Writer<'_>, p: &Participant) {

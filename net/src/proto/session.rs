@@ -452,7 +452,8 @@ impl ClientSession {
             | ControlFrame::JoinRequested { .. }
             | ControlFrame::JoinPending { .. }
             | ControlFrame::KeyPackagesStored { .. }
-            | ControlFrame::KeyPackageClaimed { .. }) => {
+            | ControlFrame::KeyPackageClaimed { .. }
+            | ControlFrame::Conversations { .. }) => {
                 self.events.push_back(SessionEvent::Group(group));
                 Ok(())
             }

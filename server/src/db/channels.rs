@@ -34,7 +34,8 @@ fn name_taken(
 ) -> Result<bool, StoreError> {
     let taken: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM channels WHERE server_id = ?1 AND kind = ?2
-                        AND lower(name) = lower(?3) AND id IS NOT ?4)",
+                        AND lower(name) = lower(?3) AND id IS NOT ?4
+                        AND conversation = 0)",
         params![server_id, kind, name, except],
         |row| row.get(0),
     )?;
@@ -51,7 +52,8 @@ fn renumber(
 ) -> Result<(), StoreError> {
     let mut ids: Vec<u32> = {
         let mut statement = tx.prepare(
-            "SELECT id FROM channels WHERE server_id = ?1 AND category = ?2 ORDER BY position, id",
+            "SELECT id FROM channels WHERE server_id = ?1 AND category = ?2 AND conversation = 0
+             ORDER BY position, id",
         )?;
         statement
             .query_map(params![server_id, category], |row| row.get::<_, i64>(0))?
@@ -71,6 +73,24 @@ fn renumber(
     Ok(())
 }
 
+/// A fresh channel id, recorded as the last one handed out. Ids are never reused: clients
+/// keep a deleted channel's messages under its id.
+pub(super) fn next_channel_id(tx: &rusqlite::Transaction<'_>) -> Result<i64, StoreError> {
+    let id: i64 = tx.query_row(
+        "SELECT max(coalesce((SELECT max(id) FROM channels), 0),
+                    coalesce((SELECT CAST(value AS INTEGER) FROM settings
+                              WHERE key = 'last_channel_id'), 0)) + 1",
+        [],
+        |row| row.get(0),
+    )?;
+    tx.execute(
+        "INSERT INTO settings (key, value) VALUES ('last_channel_id', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [id.to_string()],
+    )?;
+    Ok(id)
+}
+
 impl Store {
     /// Adds a channel at the end of its category, unless a channel of its kind has its name.
     pub fn add_channel(
@@ -88,18 +108,11 @@ impl Store {
             }
             let position: i64 = tx.query_row(
                 "SELECT coalesce(max(position) + 1, 0) FROM channels
-                 WHERE server_id = ?1 AND category = ?2",
+                 WHERE server_id = ?1 AND category = ?2 AND conversation = 0",
                 params![server_id, category],
                 |row| row.get(0),
             )?;
-            // Ids are never reused: clients keep a deleted channel's messages under its id.
-            let id: i64 = tx.query_row(
-                "SELECT max(coalesce((SELECT max(id) FROM channels), 0),
-                            coalesce((SELECT CAST(value AS INTEGER) FROM settings
-                                      WHERE key = 'last_channel_id'), 0)) + 1",
-                [],
-                |row| row.get(0),
-            )?;
+            let id = next_channel_id(&tx)?;
             tx.execute(
                 "INSERT INTO channels (id, server_id, name, kind, position, category, topic)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -112,11 +125,6 @@ impl Store {
                     category,
                     topic
                 ],
-            )?;
-            tx.execute(
-                "INSERT INTO settings (key, value) VALUES ('last_channel_id', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [id.to_string()],
             )?;
             let id = to_u32(id, "channel id")?;
             tx.commit()?;
@@ -138,7 +146,8 @@ impl Store {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let found: Option<(String, String)> = tx
                 .query_row(
-                    "SELECT kind, category FROM channels WHERE id = ?1 AND server_id = ?2",
+                    "SELECT kind, category FROM channels
+                     WHERE id = ?1 AND server_id = ?2 AND conversation = 0",
                     params![channel_id, server_id],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
@@ -168,7 +177,8 @@ impl Store {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let category: Option<String> = tx
                 .query_row(
-                    "SELECT category FROM channels WHERE id = ?1 AND server_id = ?2",
+                    "SELECT category FROM channels
+                     WHERE id = ?1 AND server_id = ?2 AND conversation = 0",
                     params![channel_id, server_id],
                     |row| row.get(0),
                 )

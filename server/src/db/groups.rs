@@ -45,8 +45,11 @@ pub struct AcceptCommit<'a> {
 pub enum CommitOutcome {
     /// Stored: it is the commit of its epoch. Lists the member ids whose memberships ended.
     Accepted {
-        /// Members removed from the server.
+        /// Members removed from the server (or, for a conversation's group, from the
+        /// conversation only).
         removed_members: Vec<u32>,
+        /// The conversation whose group it is; none for the server's group.
+        conversation: Option<u32>,
     },
     /// Another commit already ended that epoch (or the group is elsewhere); the group is at
     /// this epoch.
@@ -92,8 +95,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         self.with(|connection| {
             let inserted = connection.execute(
-                "INSERT INTO mls_groups (group_id, server_id, epoch, state, created_at)
-                 VALUES (?1, ?2, 0, ?3, ?4) ON CONFLICT DO NOTHING",
+                "INSERT INTO mls_groups (group_id, server_id, conversation_id, epoch, state, created_at)
+                 VALUES (?1, ?2, NULL, 0, ?3, ?4) ON CONFLICT DO NOTHING",
                 params![group_id, server_id, state, now_unix as i64],
             )?;
             Ok(inserted == 1)
@@ -107,10 +110,10 @@ impl Store {
     pub fn accept_commit(&self, commit: &AcceptCommit<'_>) -> Result<CommitOutcome, StoreError> {
         self.with(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (server_id, stored_epoch): (i64, i64) = tx.query_row(
-                "SELECT server_id, epoch FROM mls_groups WHERE group_id = ?1",
+            let (server_id, stored_epoch, conversation): (i64, i64, Option<i64>) = tx.query_row(
+                "SELECT server_id, epoch, conversation_id FROM mls_groups WHERE group_id = ?1",
                 params![commit.group_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )?;
             let stored_epoch = epoch_of(stored_epoch)?;
             if stored_epoch != commit.epoch {
@@ -170,10 +173,18 @@ impl Store {
                     )
                     .optional()?;
                 if let Some(member) = member {
-                    tx.execute(
-                        "DELETE FROM memberships WHERE member_id = ?1 AND server_id = ?2",
-                        params![member, server_id],
-                    )?;
+                    // Removed from a conversation's group: out of the conversation, not the
+                    // server.
+                    match conversation {
+                        Some(conversation) => tx.execute(
+                            "DELETE FROM conversation_members WHERE channel_id = ?1 AND member_id = ?2",
+                            params![conversation, member],
+                        )?,
+                        None => tx.execute(
+                            "DELETE FROM memberships WHERE member_id = ?1 AND server_id = ?2",
+                            params![member, server_id],
+                        )?,
+                    };
                     removed_members.push(to_u32(member, "member id")?);
                 }
                 tx.execute(
@@ -182,7 +193,12 @@ impl Store {
                 )?;
             }
             tx.commit()?;
-            Ok(CommitOutcome::Accepted { removed_members })
+            Ok(CommitOutcome::Accepted {
+                removed_members,
+                conversation: conversation
+                    .map(|id| to_u32(id, "conversation id"))
+                    .transpose()?,
+            })
         })
     }
 

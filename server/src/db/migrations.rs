@@ -1,6 +1,6 @@
 //! Versioned schema migrations, applied in order and tracked in `PRAGMA user_version`.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::db::StoreError;
 
@@ -133,10 +133,47 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX message_files_by_blob ON message_files (blob_id);",
     // 7: channel topics.
     "ALTER TABLE channels ADD COLUMN topic TEXT NOT NULL DEFAULT '';",
+    // 8: conversations (direct messages between a few members), each with its own MLS group.
+    // A conversation's messages live in `messages` under a channel id that is not listed with
+    // the server's channels. mls_groups is rebuilt: a server now has one group of its own and
+    // one per conversation (foreign keys are off while migrations run).
+    "ALTER TABLE channels ADD COLUMN conversation INTEGER NOT NULL DEFAULT 0
+         CHECK (conversation IN (0, 1));
+     CREATE TABLE conversations (
+         channel_id INTEGER PRIMARY KEY REFERENCES channels (id) ON DELETE CASCADE,
+         group_id BLOB NOT NULL UNIQUE,
+         creator INTEGER NOT NULL REFERENCES members (id),
+         created_at INTEGER NOT NULL
+     );
+     CREATE TABLE conversation_members (
+         channel_id INTEGER NOT NULL REFERENCES conversations (channel_id) ON DELETE CASCADE,
+         member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+         PRIMARY KEY (channel_id, member_id)
+     );
+     CREATE INDEX conversation_members_by_member ON conversation_members (member_id);
+     CREATE TABLE mls_groups_v8 (
+         group_id BLOB PRIMARY KEY,
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         conversation_id INTEGER UNIQUE REFERENCES conversations (channel_id) ON DELETE CASCADE,
+         epoch INTEGER NOT NULL,
+         state BLOB NOT NULL,
+         created_at INTEGER NOT NULL
+     );
+     INSERT INTO mls_groups_v8 (group_id, server_id, conversation_id, epoch, state, created_at)
+         SELECT group_id, server_id, NULL, epoch, state, created_at FROM mls_groups;
+     DROP TABLE mls_groups;
+     ALTER TABLE mls_groups_v8 RENAME TO mls_groups;
+     CREATE UNIQUE INDEX mls_groups_one_per_server ON mls_groups (server_id)
+         WHERE conversation_id IS NULL;",
 ];
 
 /// Brings the schema up to date, one transaction per migration.
 pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {
+    apply_up_to(connection, MIGRATIONS.len())
+}
+
+/// Brings the schema up to version `target` (tests start from older versions with it).
+pub(crate) fn apply_up_to(connection: &mut Connection, target: usize) -> Result<(), StoreError> {
     let current: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let supported = MIGRATIONS.len() as i64;
     if current > supported {
@@ -145,11 +182,35 @@ pub(crate) fn apply(connection: &mut Connection) -> Result<(), StoreError> {
             supported,
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-        tx.commit()?;
+    if current >= target as i64 {
+        return Ok(());
     }
-    Ok(())
+    // Off while tables are rebuilt (a dropped table must not take its rows' dependants with
+    // it); every reference is checked before each migration commits.
+    connection.pragma_update(None, "foreign_keys", false)?;
+    let applied = (|| {
+        for (index, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .take(target)
+            .skip(current as usize)
+        {
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            let broken: Option<String> = tx
+                .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+                .optional()?;
+            if let Some(table) = broken {
+                return Err(StoreError::BrokenMigration {
+                    version: index as i64 + 1,
+                    table,
+                });
+            }
+            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    connection.pragma_update(None, "foreign_keys", true)?;
+    applied
 }

@@ -475,3 +475,145 @@ fn messages_get_gapless_seqs_reposts_are_harmless_and_pages_respect_size() {
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [5]);
     assert!(!more);
 }
+
+#[test]
+fn a_conversation_is_a_hidden_channel_with_its_own_group_and_members() {
+    let (_dir, store, server) = store();
+    let token = open_invite(&store, server);
+    let ada = admitted(&store, server, &token, 1, "ada");
+    let bob = admitted(&store, server, &token, 2, "bob");
+    let cy = admitted(&store, server, &token, 3, "cy");
+    assert!(
+        store
+            .create_group(server, b"sotto/server/1", b"state", NOW)
+            .unwrap()
+    );
+    let channels_before = store.channels(server).unwrap();
+    let group: &[u8] = b"sotto/conversation/ab";
+    let everyone = [(ada.id, [1; 32]), (bob.id, [2; 32]), (cy.id, [3; 32])];
+    let opened = store
+        .open_conversation(&NewConversation {
+            server_id: server,
+            creator: (ada.id, [1; 32]),
+            members: &everyone,
+            group_id: group,
+            state: b"conversation-state",
+            now_unix: NOW,
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(opened.members, everyone);
+    // Not listed with the channels, nor can the owner rename or delete it as one.
+    assert_eq!(store.channels(server).unwrap(), channels_before);
+    assert_eq!(
+        store
+            .update_channel(server, opened.id, "x", "", "", 0)
+            .unwrap(),
+        Err(ChannelRefusal::NoSuchChannel)
+    );
+    assert!(!store.delete_channel(server, opened.id).unwrap());
+    // Its id is never handed to a channel; the same group id cannot open another.
+    let next = store
+        .add_channel(server, "later", ChannelKind::Text, "", "")
+        .unwrap()
+        .unwrap();
+    assert!(next > opened.id);
+    let again = NewConversation {
+        server_id: server,
+        creator: (bob.id, [2; 32]),
+        members: &everyone[1..],
+        group_id: group,
+        state: b"s",
+        now_unix: NOW,
+    };
+    assert_eq!(
+        store.open_conversation(&again).unwrap(),
+        Err(ConversationRefusal::GroupIdTaken)
+    );
+    // Messages go to it like to a channel.
+    assert!(matches!(
+        store
+            .post_message(opened.id, &[9; 16], bob.id, b"sealed", NOW * 1000)
+            .unwrap(),
+        PostOutcome::Stored(_)
+    ));
+    // A removal from its group takes the member out of the conversation, not the server.
+    let outcome = store
+        .accept_commit(&AcceptCommit {
+            group_id: group,
+            epoch: 0,
+            committer: ada.id,
+            message: b"commit",
+            state: b"state-1",
+            welcome: None,
+            added: &[],
+            removed: &[[3; 32]],
+            now_unix: NOW,
+        })
+        .unwrap();
+    assert_eq!(
+        outcome,
+        CommitOutcome::Accepted {
+            removed_members: vec![cy.id],
+            conversation: Some(opened.id),
+        }
+    );
+    assert_eq!(
+        store.members(server).unwrap().len(),
+        3,
+        "cy is still a member"
+    );
+    let listed = store.conversations(server).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].members, everyone[..2]);
+    assert_eq!(listed[0].creator, (ada.id, [1; 32]));
+    // The server's own group is untouched, and still one of a kind.
+    assert_eq!(store.group(b"sotto/server/1").unwrap().unwrap().epoch, 0);
+    assert!(
+        !store
+            .create_group(server, b"sotto/server/other", b"state", NOW)
+            .unwrap()
+    );
+}
+
+#[test]
+fn upgrading_to_conversations_keeps_the_servers_group_and_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.db");
+    {
+        let mut connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .pragma_update(None, "foreign_keys", true)
+            .unwrap();
+        migrations::apply_up_to(&mut connection, 7).unwrap();
+        connection
+            .execute_batch(
+                "INSERT INTO servers (id, name) VALUES (1, 'Old');
+                 INSERT INTO members (id, public_key, display_name, joined_at)
+                     VALUES (1, zeroblob(32), 'ada', 0);
+                 INSERT INTO mls_groups (group_id, server_id, epoch, state, created_at)
+                     VALUES (x'01', 1, 1, x'aa', 0);
+                 INSERT INTO mls_commits (group_id, epoch, committer, message, accepted_at)
+                     VALUES (x'01', 0, 1, x'bb', 0);
+                 INSERT INTO mls_welcomes (group_id, member_key, epoch, message)
+                     VALUES (x'01', zeroblob(32), 1, x'cc');",
+            )
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let group = store.group(&[1]).unwrap().unwrap();
+    assert_eq!(
+        (group.server_id, group.epoch, group.state),
+        (1, 1, vec![0xaa])
+    );
+    assert_eq!(store.commits_since(&[1], 0, 10).unwrap(), [(0, vec![0xbb])]);
+    assert_eq!(store.welcome_for(&[1], &[0; 32]).unwrap(), Some(vec![0xcc]));
+    // The foreign keys still hold: removing the server takes its group's rows with it.
+    store
+        .with(|connection| {
+            connection.execute("DELETE FROM servers WHERE id = 1", [])?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.commits_since(&[1], 0, 10).unwrap(), []);
+}

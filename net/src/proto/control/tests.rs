@@ -66,6 +66,25 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
                 topic: "mockups".into(),
             }],
         },
+        ControlFrame::OpenConversation {
+            group_id: b"sotto/conversation/0123".to_vec(),
+            members: vec![[6; 32], [7; 32]],
+            group_info: vec![8; 40],
+        },
+        ControlFrame::ListConversations,
+        ControlFrame::Conversations {
+            conversations: vec![ConversationInfo {
+                id: 9,
+                group_id: b"sotto/conversation/0123".to_vec(),
+                creator: [5; 32],
+                members: vec![[5; 32], [6; 32], [7; 32]],
+            }],
+            complete: true,
+        },
+        ControlFrame::Conversations {
+            conversations: Vec::new(),
+            complete: false,
+        },
         ControlFrame::JoinVoice {
             channel_id: 2,
             session_salt: [5; 16],
