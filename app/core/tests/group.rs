@@ -7,70 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sotto_client::Session;
-use sotto_client::group::{GroupSetup, GroupState};
-use sotto_net::client::{ClientEvent, ClientOptions};
+use sotto_client::group::GroupState;
+use sotto_net::client::ClientEvent;
 use sotto_net::crypto::{KeyProvider, SenderContext};
-use sotto_net::group::MediaKeyRing;
-use sotto_net::identity::Identity;
-use sotto_net::invite::{InviteLink, encode_b64};
+use sotto_net::invite::encode_b64;
 use sotto_net::proto::StreamKind;
 use sotto_relay::RelayConfig;
 
 mod common;
-use common::relay;
-
-const DEADLINE: Duration = Duration::from_secs(15);
-
-/// Someone with an identity and a group store that outlive their sessions.
-struct Person {
-    name: &'static str,
-    identity: Identity,
-    store: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Person {
-    fn new(name: &'static str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        Self {
-            name,
-            identity: Identity::generate(),
-            store: dir.path().join("group.db"),
-            _dir: dir,
-        }
-    }
-
-    /// Connects with `link`; returns the session and its media key ring.
-    async fn connect(&self, link: &InviteLink) -> (Session, Arc<MediaKeyRing>) {
-        let group = GroupSetup::open(&self.store, &self.identity, link.secret.clone()).unwrap();
-        let keys = group.keys();
-        let options =
-            ClientOptions::new(link.clone(), self.identity.clone(), self.name, keys.clone())
-                .unwrap();
-        let session = Session::connect(options, group, DEADLINE, |_| {})
-            .await
-            .unwrap();
-        (session, keys)
-    }
-}
-
-async fn until(
-    session: &mut Session,
-    what: &str,
-    done: impl FnMut(&GroupState) -> bool,
-) -> GroupState {
-    match tokio::time::timeout(DEADLINE, session.group.wait_for(done)).await {
-        Ok(Ok(state)) => state,
-        _ => panic!(
-            "timed out waiting for {what}; state {:?}",
-            session.group.state()
-        ),
-    }
-}
-
-fn is_member(state: &GroupState) -> bool {
-    matches!(state, GroupState::Member { .. })
-}
+use common::{DEADLINE, Person, is_member, relay, until};
 
 fn code_and_epoch(state: &GroupState) -> (String, u64) {
     match state {

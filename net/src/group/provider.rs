@@ -12,18 +12,20 @@ use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider;
 use zeroize::Zeroizing;
 
-/// A member's openmls provider with a store that can be flushed and restored.
+/// A member's openmls provider with a store that can be flushed and restored. One provider
+/// holds all of a member's groups (a KeyPackage made for one is used to join another), so it
+/// is shared; flushing takes every group's changes at once.
 #[derive(Default)]
 pub struct GroupProvider {
     crypto: RustCrypto,
     storage: MemoryStorage,
-    flushed: HashMap<Vec<u8>, Zeroizing<Vec<u8>>>,
+    flushed: std::sync::Mutex<HashMap<Vec<u8>, Zeroizing<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for GroupProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupProvider")
-            .field("entries", &self.flushed.len())
+            .field("entries", &self.flushed().len())
             .finish_non_exhaustive()
     }
 }
@@ -73,20 +75,26 @@ impl GroupProvider {
         Self {
             crypto: RustCrypto::default(),
             storage,
-            flushed,
+            flushed: std::sync::Mutex::new(flushed),
         }
+    }
+
+    fn flushed(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Zeroizing<Vec<u8>>>> {
+        self.flushed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The changes since the last call (or since [`Self::restore`]), marked as flushed.
     ///
     /// Call it after an operation, write the delta in one transaction, and only then act on
     /// the operation's result.
-    pub fn take_delta(&mut self) -> StoreDelta {
+    pub fn take_delta(&self) -> StoreDelta {
+        let mut flushed = self.flushed();
         let values = self.storage.values.read().expect("store lock poisoned");
         let mut delta = StoreDelta::default();
         for (key, value) in values.iter() {
-            let unchanged = self
-                .flushed
+            let unchanged = flushed
                 .get(key)
                 .is_some_and(|flushed| flushed.as_slice() == value.as_slice());
             if !unchanged {
@@ -95,27 +103,27 @@ impl GroupProvider {
                     .push((key.clone(), Zeroizing::new(value.clone())));
             }
         }
-        delta.deletes = self
-            .flushed
+        delta.deletes = flushed
             .keys()
             .filter(|key| !values.contains_key(*key))
             .cloned()
             .collect();
         drop(values);
         for key in &delta.deletes {
-            self.flushed.remove(key);
+            flushed.remove(key);
         }
         for (key, value) in &delta.upserts {
-            self.flushed.insert(key.clone(), value.clone());
+            flushed.insert(key.clone(), value.clone());
         }
         delta
     }
 
     /// Throws away changes since the last flush (an operation whose result will not be used).
-    pub fn discard_unflushed(&mut self) {
+    pub fn discard_unflushed(&self) {
+        let flushed = self.flushed();
         let mut values = self.storage.values.write().expect("store lock poisoned");
         values.clear();
-        for (key, value) in &self.flushed {
+        for (key, value) in flushed.iter() {
             values.insert(key.clone(), value.to_vec());
         }
     }

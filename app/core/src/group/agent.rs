@@ -1,5 +1,7 @@
 //! The task that runs a member's group logic: group frames in, store writes, frames out, media
-//! keys installed. It only moves bytes; [`super::logic::GroupLogic`] decides.
+//! keys installed. It only moves bytes; [`super::logic::GroupLogic`] decides. It runs one logic
+//! for the server's group and one per conversation the member is in, and routes each group
+//! frame to the logic of its group.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -7,7 +9,7 @@ use std::time::{Duration, Instant};
 use sotto_net::client::{Client, GroupEvent, WeakClient};
 use sotto_net::group::{GroupError, MediaKeyRing, server_group_id};
 use sotto_net::invite::InviteLink;
-use sotto_net::proto::control::PublicKey;
+use sotto_net::proto::control::{ChannelInfo, ControlFrame, ConversationInfo, PublicKey};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::warn;
 
@@ -40,6 +42,22 @@ pub enum GroupActionError {
     /// The connection to the relay is gone.
     #[error("the connection to the relay has ended")]
     Stopped,
+    /// A conversation cannot be ready: someone in it cannot be added yet.
+    #[error(
+        "someone in the conversation has not connected since they joined, so they cannot be added yet; try again once they have"
+    )]
+    Unreachable,
+}
+
+/// A conversation the member is in, as the front end shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationView {
+    /// The conversation, as the relay describes it.
+    pub info: ConversationInfo,
+    /// Where we stand in its group.
+    pub state: GroupState,
+    /// Whether everyone in it is in its group (what we send now, all of them can read).
+    pub ready: bool,
 }
 
 enum Command {
@@ -63,6 +81,10 @@ enum Command {
         reply: oneshot::Sender<Result<(), GroupActionError>>,
     },
     NoteSent(u64),
+    OpenConversation {
+        members: Vec<PublicKey>,
+        reply: oneshot::Sender<Result<ConversationInfo, GroupActionError>>,
+    },
     TextSecret {
         channel_id: u32,
         /// The epoch wanted; none for the current one.
@@ -77,6 +99,9 @@ pub struct GroupHandle {
     state: watch::Receiver<GroupState>,
     busy: watch::Receiver<bool>,
     problem: watch::Receiver<Option<String>>,
+    conversations: watch::Receiver<Vec<ConversationView>>,
+    /// Whether the relay has listed our conversations on this connection.
+    conversations_listed: watch::Receiver<bool>,
     commands: mpsc::Sender<Command>,
     own_key: PublicKey,
 }
@@ -91,6 +116,7 @@ impl std::fmt::Debug for Command {
             Self::Leave { .. } => "Leave",
             Self::TextSecret { .. } => "TextSecret",
             Self::NoteSent(_) => "NoteSent",
+            Self::OpenConversation { .. } => "OpenConversation",
         })
     }
 }
@@ -230,6 +256,64 @@ impl GroupHandle {
     pub async fn leave(&self) -> Result<(), GroupActionError> {
         self.ask(|reply| Command::Leave { reply }).await
     }
+
+    /// The conversations we are in, by id.
+    pub fn conversations(&self) -> Vec<ConversationView> {
+        self.conversations.borrow().clone()
+    }
+
+    /// Waits up to `timeout` until the relay has listed our conversations on this connection;
+    /// returns them.
+    pub async fn conversations_within(&mut self, timeout: Duration) -> Vec<ConversationView> {
+        let _ =
+            tokio::time::timeout(timeout, self.conversations_listed.wait_for(|done| *done)).await;
+        self.conversations()
+    }
+
+    /// Waits up to `timeout` until conversation `id` is ready (everyone in it is in its
+    /// group); returns it as it is then.
+    pub async fn conversation_ready_within(
+        &mut self,
+        id: u32,
+        timeout: Duration,
+    ) -> Option<ConversationView> {
+        let _ = tokio::time::timeout(
+            timeout,
+            self.conversations
+                .wait_for(|all| all.iter().any(|view| view.info.id == id && view.ready)),
+        )
+        .await;
+        self.conversations()
+            .into_iter()
+            .find(|view| view.info.id == id)
+    }
+
+    /// Opens a conversation with `members` (others on the server): done once the relay
+    /// stored it and we added all of them to its group, so all of them read it from the first
+    /// message.
+    pub async fn open_conversation(
+        &self,
+        members: Vec<PublicKey>,
+    ) -> Result<ConversationInfo, GroupActionError> {
+        self.ask(|reply| Command::OpenConversation { members, reply })
+            .await
+    }
+}
+
+/// Which logic a frame or a change is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The server's group.
+    Server,
+    /// The conversation at this index.
+    Conversation(usize),
+}
+
+/// A conversation being opened: its group made, the relay not yet answered or the members not
+/// all added yet.
+struct Opening {
+    group_id: Vec<u8>,
+    reply: oneshot::Sender<Result<ConversationInfo, GroupActionError>>,
 }
 
 /// Longest life of an invite whose maker gave none: grants must expire.
@@ -239,6 +323,13 @@ struct Agent {
     /// Weak, so the agent does not keep the client running after its session is dropped.
     client: WeakClient,
     logic: GroupLogic,
+    /// One logic per conversation we are in.
+    conversation_logics: Vec<GroupLogic>,
+    opening: Vec<Opening>,
+    conversations: watch::Sender<Vec<ConversationView>>,
+    conversations_listed: watch::Sender<bool>,
+    /// The server and its channels, from the last connection.
+    server: Option<(u32, Vec<ChannelInfo>)>,
     store: Arc<Mutex<GroupStore>>,
     keys: Arc<MediaKeyRing>,
     state: watch::Sender<GroupState>,
@@ -261,11 +352,18 @@ pub(crate) fn spawn(
     let (state_tx, state) = watch::channel(GroupState::Connecting);
     let (busy_tx, busy) = watch::channel(true);
     let (problem_tx, problem) = watch::channel(None);
+    let (conversations_tx, conversations) = watch::channel(Vec::new());
+    let (listed_tx, conversations_listed) = watch::channel(false);
     let (commands_tx, commands) = mpsc::channel(16);
     let own_key = logic.own_key();
     let agent = Agent {
         client: client.downgrade(),
         logic,
+        conversation_logics: Vec::new(),
+        opening: Vec::new(),
+        conversations: conversations_tx,
+        conversations_listed: listed_tx,
+        server: None,
         store: Arc::new(Mutex::new(store)),
         keys,
         state: state_tx,
@@ -279,6 +377,8 @@ pub(crate) fn spawn(
         state,
         busy,
         problem,
+        conversations,
+        conversations_listed,
         commands: commands_tx,
         own_key,
     }
@@ -297,20 +397,18 @@ impl Agent {
             tokio::select! {
                 event = events.recv() => match event {
                     Some(GroupEvent::Connected { server, channels }) => {
-                        let stored = self.stored(server_group_id(server.id)).await;
-                        self.logic.connected(server.id, &channels, stored);
-                        self.settle().await;
+                        self.connected(server.id, channels).await;
                     }
-                    Some(GroupEvent::Frame(frame)) => {
-                        self.logic.handle(frame);
-                        self.settle().await;
-                    }
+                    Some(GroupEvent::Frame(frame)) => self.frame(frame).await,
                     Some(GroupEvent::ChannelsChanged(channels)) => {
                         self.logic.channels_changed(&channels);
                         if let Some((epoch, bases)) = self.logic.media_bases() {
                             self.keys.add_channels(epoch, bases);
                         }
-                        self.settle().await;
+                        if let Some((_, known)) = self.server.as_mut() {
+                            *known = channels;
+                        }
+                        self.settle(Target::Server).await;
                     }
                     Some(_) => {}
                     None => break,
@@ -318,8 +416,13 @@ impl Agent {
                 Some(command) = commands.recv() => self.command(command).await,
                 _ = tick.tick() => self.keys.expire(Instant::now()),
                 _ = rotation_tick.tick() => {
-                    self.logic.tick(unix_now());
-                    self.settle().await;
+                    let now = unix_now();
+                    self.logic.tick(now);
+                    self.settle(Target::Server).await;
+                    for index in 0..self.conversation_logics.len() {
+                        self.conversation_logics[index].tick(now);
+                        self.settle(Target::Conversation(index)).await;
+                    }
                 }
             }
             self.run_deferred().await;
@@ -327,12 +430,197 @@ impl Agent {
         for (_, reply) in self.waiting.drain(..) {
             let _ = reply.send(Err(GroupActionError::Stopped));
         }
+        for opening in self.opening.drain(..) {
+            let _ = opening.reply.send(Err(GroupActionError::Stopped));
+        }
         for command in self.deferred.drain(..) {
             if let Command::Remove { reply, .. }
             | Command::Add { reply, .. }
             | Command::SelfUpdate { reply } = command
             {
                 let _ = reply.send(Err(GroupActionError::Stopped));
+            }
+        }
+    }
+
+    /// The relay admitted us (again): sync every group we know, and ask which conversations we
+    /// are in.
+    async fn connected(&mut self, server_id: u32, channels: Vec<ChannelInfo>) {
+        let stored = self.stored(server_group_id(server_id)).await;
+        self.logic.connected(server_id, &channels, stored);
+        self.settle(Target::Server).await;
+        for index in 0..self.conversation_logics.len() {
+            let group_id = self.conversation_logics[index].group_id().to_vec();
+            let group_id = if group_id.is_empty() {
+                self.conversation_logics[index]
+                    .conversation()
+                    .map(|conversation| conversation.group_id.clone())
+                    .unwrap_or_default()
+            } else {
+                group_id
+            };
+            let stored = self.stored(group_id).await;
+            self.conversation_logics[index].connected(server_id, &channels, stored);
+            self.settle(Target::Conversation(index)).await;
+        }
+        self.server = Some((server_id, channels));
+        let _ = self.conversations_listed.send(false);
+        if let Some(client) = self.client.upgrade() {
+            let _ = client.send_group(ControlFrame::ListConversations).await;
+        }
+    }
+
+    /// Hands a frame to the logic of its group.
+    async fn frame(&mut self, frame: ControlFrame) {
+        if let ControlFrame::Conversations {
+            conversations,
+            complete,
+        } = frame
+        {
+            self.conversations_changed(conversations, complete).await;
+            return;
+        }
+        let target = match group_of(&frame) {
+            Some(group_id) => {
+                if let Some(index) = self
+                    .conversation_logics
+                    .iter()
+                    .position(|logic| logic.group_id() == group_id)
+                {
+                    Target::Conversation(index)
+                } else if group_id == self.logic.group_id() {
+                    Target::Server
+                } else {
+                    if let ControlFrame::GroupRefused { reason, .. } = &frame {
+                        self.refused_opening(group_id, reason);
+                    }
+                    return;
+                }
+            }
+            None => match &frame {
+                ControlFrame::KeyPackageClaimed { member, .. } => self
+                    .conversation_logics
+                    .iter()
+                    .position(|logic| logic.has_claim(member))
+                    .map_or(Target::Server, Target::Conversation),
+                _ => Target::Server,
+            },
+        };
+        if let Some(logic) = self.logic_mut(target) {
+            logic.handle(frame);
+        }
+        self.settle(target).await;
+    }
+
+    /// The relay refused to open a conversation: tell whoever asked.
+    fn refused_opening(&mut self, group_id: &[u8], reason: &str) {
+        if let Some(index) = self
+            .opening
+            .iter()
+            .position(|opening| opening.group_id == group_id)
+        {
+            let opening = self.opening.remove(index);
+            let _ = opening
+                .reply
+                .send(Err(GroupActionError::Refused(reason.to_owned())));
+        }
+    }
+
+    /// The relay told us of conversations we are in: all of them (`complete`), or new ones.
+    async fn conversations_changed(
+        &mut self,
+        conversations: Vec<ConversationInfo>,
+        complete: bool,
+    ) {
+        if complete {
+            // Out of the others (we left, or were taken out): their history stays readable
+            // from the keys on disk.
+            self.conversation_logics.retain(|logic| {
+                logic.conversation().is_some_and(|known| {
+                    conversations
+                        .iter()
+                        .any(|conversation| conversation.id == known.id)
+                })
+            });
+        }
+        for conversation in conversations {
+            if let Some(index) = self.conversation_logics.iter().position(|logic| {
+                logic
+                    .conversation()
+                    .is_some_and(|known| known.id == conversation.id)
+            }) {
+                self.conversation_logics[index].set_conversation(conversation);
+                self.settle(Target::Conversation(index)).await;
+                continue;
+            }
+            if !conversation.members.contains(&self.logic.own_key()) {
+                continue;
+            }
+            let Some((server_id, channels)) = self.server.clone() else {
+                continue;
+            };
+            let stored = self.stored(conversation.group_id.clone()).await;
+            let mut logic = self.logic.conversation_logic(conversation);
+            logic.connected(server_id, &channels, stored);
+            self.conversation_logics.push(logic);
+            let index = self.conversation_logics.len() - 1;
+            self.settle(Target::Conversation(index)).await;
+        }
+        if complete {
+            let _ = self.conversations_listed.send(true);
+        }
+        self.publish_conversations();
+    }
+
+    fn logic_mut(&mut self, target: Target) -> Option<&mut GroupLogic> {
+        match target {
+            Target::Server => Some(&mut self.logic),
+            Target::Conversation(index) => self.conversation_logics.get_mut(index),
+        }
+    }
+
+    /// Tells the front end where each conversation stands, and answers those who opened one
+    /// once it is ready (or cannot be).
+    fn publish_conversations(&mut self) {
+        let views: Vec<ConversationView> = self
+            .conversation_logics
+            .iter()
+            .filter_map(|logic| {
+                Some(ConversationView {
+                    info: logic.conversation()?.clone(),
+                    state: logic.state().clone(),
+                    ready: logic.conversation_ready(),
+                })
+            })
+            .collect();
+        // The views first: whoever is answered sees the conversation ready.
+        self.conversations.send_if_modified(|known| {
+            if *known == views {
+                return false;
+            }
+            *known = views;
+            true
+        });
+        let mut index = 0;
+        while index < self.opening.len() {
+            let group_id = &self.opening[index].group_id;
+            let logic = self
+                .conversation_logics
+                .iter()
+                .find(|logic| logic.group_id() == group_id.as_slice());
+            let outcome = match logic {
+                Some(logic) if logic.conversation_ready() => logic.conversation().cloned().map(Ok),
+                Some(logic) if !logic.unreachable().is_empty() => {
+                    Some(Err(GroupActionError::Unreachable))
+                }
+                _ => None,
+            };
+            match outcome {
+                Some(outcome) => {
+                    let opening = self.opening.remove(index);
+                    let _ = opening.reply.send(outcome);
+                }
+                None => index += 1,
             }
         }
     }
@@ -368,7 +656,7 @@ impl Agent {
             Command::Remove { members, reply } => match self.logic.remove(&members) {
                 Ok(()) => {
                     self.waiting.push((Purpose::Remove, reply));
-                    self.settle().await;
+                    self.settle(Target::Server).await;
                 }
                 Err(GroupError::CommitPending) => {
                     self.deferred.push_back(Command::Remove { members, reply });
@@ -380,7 +668,7 @@ impl Agent {
             Command::Add { member, reply } => match self.logic.add(member) {
                 Ok(()) => {
                     self.waiting.push((Purpose::Add, reply));
-                    self.settle().await;
+                    self.settle(Target::Server).await;
                 }
                 Err(GroupError::CommitPending) => {
                     self.deferred.push_back(Command::Add { member, reply });
@@ -392,7 +680,7 @@ impl Agent {
             Command::SelfUpdate { reply } => match self.logic.self_update() {
                 Ok(()) => {
                     self.waiting.push((Purpose::SelfUpdate, reply));
-                    self.settle().await;
+                    self.settle(Target::Server).await;
                 }
                 Err(GroupError::CommitPending) => {
                     self.deferred.push_back(Command::SelfUpdate { reply });
@@ -405,14 +693,26 @@ impl Agent {
                 self.logic.note_sent(messages);
                 // Due now? The next tick would do it too; no need to wait a minute.
                 self.logic.tick(unix_now());
-                self.settle().await;
+                self.settle(Target::Server).await;
             }
+            Command::OpenConversation { members, reply } => self.open(members, reply).await,
             Command::TextSecret {
                 channel_id,
                 epoch,
                 reply,
             } => {
-                let current = self.logic.text_secret(channel_id);
+                // A conversation's secrets come from its own group.
+                let logic = self
+                    .conversation_logics
+                    .iter()
+                    .find(|logic| {
+                        logic
+                            .conversation()
+                            .is_some_and(|conversation| conversation.id == channel_id)
+                    })
+                    .unwrap_or(&self.logic);
+                let group_id = logic.group_id().to_vec();
+                let current = logic.text_secret(channel_id);
                 let secret = match epoch {
                     None => current,
                     Some(epoch) if current.as_ref().is_some_and(|(now, _)| *now == epoch) => {
@@ -420,7 +720,6 @@ impl Agent {
                     }
                     Some(epoch) => {
                         let store = self.store.clone();
-                        let group_id = self.logic.group_id().to_vec();
                         tokio::task::spawn_blocking(move || {
                             store
                                 .lock()
@@ -438,10 +737,42 @@ impl Agent {
             }
             Command::Leave { reply } => {
                 let result = self.logic.leave().map_err(GroupActionError::from);
-                self.settle().await;
+                self.settle(Target::Server).await;
                 let _ = reply.send(result);
             }
         }
+    }
+
+    /// Makes a conversation's group and asks the relay to open it; answered once everyone is
+    /// in the group.
+    async fn open(
+        &mut self,
+        members: Vec<PublicKey>,
+        reply: oneshot::Sender<Result<ConversationInfo, GroupActionError>>,
+    ) {
+        let (group_id, group_info) = match self.logic.new_conversation_group() {
+            Ok(made) => made,
+            Err(error) => {
+                let _ = reply.send(Err(error.into()));
+                return;
+            }
+        };
+        // The new group's keys are on disk before the relay hears of it.
+        self.settle(Target::Server).await;
+        let Some(client) = self.client.upgrade() else {
+            let _ = reply.send(Err(GroupActionError::Stopped));
+            return;
+        };
+        let frame = ControlFrame::OpenConversation {
+            group_id: group_id.clone(),
+            members,
+            group_info,
+        };
+        if client.send_group(frame).await.is_err() {
+            let _ = reply.send(Err(GroupActionError::Stopped));
+            return;
+        }
+        self.opening.push(Opening { group_id, reply });
     }
 
     async fn invite(
@@ -477,8 +808,11 @@ impl Agent {
         }
     }
 
-    async fn settle(&mut self) {
-        let (delta, changes) = self.logic.take_changes();
+    async fn settle(&mut self, target: Target) {
+        let Some(logic) = self.logic_mut(target) else {
+            return;
+        };
+        let (delta, changes) = logic.take_changes();
         if !delta.is_empty() || !changes.is_empty() {
             let store = self.store.clone();
             let saved = tokio::task::spawn_blocking(move || {
@@ -494,18 +828,36 @@ impl Agent {
                     // Nothing is sent that is not on disk: a commit must not be accepted by the
                     // relay and then forgotten here.
                     warn!("could not save the group state, so nothing was sent: {error}");
-                    while self.logic.poll_transmit().is_some() {}
+                    if let Some(logic) = self.logic_mut(target) {
+                        while logic.poll_transmit().is_some() {}
+                    }
                     return;
                 }
                 Err(_) => return,
             }
         }
         if let Some(client) = self.client.upgrade() {
-            while let Some(frame) = self.logic.poll_transmit() {
+            while let Some(frame) = self.logic_mut(target).and_then(GroupLogic::poll_transmit) {
                 if client.send_group(frame).await.is_err() {
                     break;
                 }
             }
+        }
+        if let Target::Conversation(index) = target {
+            // A conversation's group has no media and nobody waits on its commits.
+            while let Some(event) = self
+                .conversation_logics
+                .get_mut(index)
+                .and_then(GroupLogic::poll_event)
+            {
+                if let LogicEvent::Problem(message) = event {
+                    warn!("conversation group: {message}");
+                    let _ = self.problem.send(Some(message));
+                }
+            }
+            self.publish_conversations();
+            self.publish_busy();
+            return;
         }
         while let Some(event) = self.logic.poll_event() {
             match event {
@@ -532,7 +884,12 @@ impl Agent {
                 }
             }
         }
-        let _ = self.busy.send(self.logic.is_busy());
+        self.publish_busy();
+    }
+
+    fn publish_busy(&self) {
+        let busy = self.logic.is_busy() || self.conversation_logics.iter().any(GroupLogic::is_busy);
+        let _ = self.busy.send(busy);
     }
 
     fn install_keys(&mut self, removal: bool) {
@@ -563,5 +920,19 @@ impl Agent {
             }
             None => self.keys.clear(),
         }
+    }
+}
+
+/// The group a group frame is about, if it names one.
+fn group_of(frame: &ControlFrame) -> Option<&[u8]> {
+    match frame {
+        ControlFrame::GroupStatus { group_id, .. }
+        | ControlFrame::CommitAccepted { group_id, .. }
+        | ControlFrame::GroupRefused { group_id, .. }
+        | ControlFrame::GroupMessage { group_id, .. }
+        | ControlFrame::GroupWelcome { group_id, .. }
+        | ControlFrame::JoinRequested { group_id, .. }
+        | ControlFrame::JoinPending { group_id, .. } => Some(group_id),
+        _ => None,
     }
 }

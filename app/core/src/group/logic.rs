@@ -26,7 +26,11 @@ use sotto_net::group::{
     Outgoing, PrivacyCode, Received, StoreDelta, server_group_id,
 };
 use sotto_net::identity::Identity;
-use sotto_net::proto::control::{ChannelInfo, ChannelKind, ControlFrame, PublicKey};
+use std::sync::Arc;
+
+use sotto_net::proto::control::{
+    ChannelInfo, ChannelKind, ControlFrame, ConversationInfo, PublicKey,
+};
 use sotto_net::seal::text::TextSecret;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
@@ -168,10 +172,15 @@ struct Unsettled {
     admitted: Vec<JoinRequest>,
 }
 
-/// A member's group logic for one server.
+/// A member's group logic for one group: its server's, or one conversation's.
 pub struct GroupLogic {
     identity: Identity,
-    provider: GroupProvider,
+    /// Shared by all of a member's groups (a KeyPackage made for one joins another).
+    provider: Arc<GroupProvider>,
+    /// The conversation this group is for; none for the server's group.
+    conversation: Option<ConversationInfo>,
+    /// Conversation members the relay held no KeyPackage for (we cannot add them yet).
+    unreachable: Vec<PublicKey>,
     group_id: Vec<u8>,
     group: Option<Group>,
     invite: Option<InviteSecret>,
@@ -226,9 +235,30 @@ impl GroupLogic {
     /// The logic for `identity`, over a provider restored from disk, with the invite secret of
     /// the link we are joining with (if any).
     pub fn new(identity: Identity, provider: GroupProvider, invite: Option<InviteSecret>) -> Self {
+        Self::with_provider(identity, Arc::new(provider), invite, None)
+    }
+
+    /// The logic of conversation `conversation`'s group, over the provider the server's
+    /// logic uses ([`Self::shared_provider`]).
+    pub fn for_conversation(
+        identity: Identity,
+        provider: Arc<GroupProvider>,
+        conversation: ConversationInfo,
+    ) -> Self {
+        Self::with_provider(identity, provider, None, Some(conversation))
+    }
+
+    fn with_provider(
+        identity: Identity,
+        provider: Arc<GroupProvider>,
+        invite: Option<InviteSecret>,
+        conversation: Option<ConversationInfo>,
+    ) -> Self {
         Self {
             identity,
             provider,
+            conversation,
+            unreachable: Vec::new(),
             group_id: Vec::new(),
             group: None,
             invite,
@@ -257,7 +287,10 @@ impl GroupLogic {
     /// The relay admitted us to server `server_id`. `stored` is what the store kept for its
     /// group: our pending commit from before a restart, our invite secret and our facts.
     pub fn connected(&mut self, server_id: u32, channels: &[ChannelInfo], stored: StoredGroup) {
-        let group_id = server_group_id(server_id);
+        let group_id = match &self.conversation {
+            Some(conversation) => conversation.group_id.clone(),
+            None => server_group_id(server_id),
+        };
         if self.group_id != group_id {
             self.group_id = group_id;
             self.restored_pending =
@@ -312,6 +345,18 @@ impl GroupLogic {
         self.synced = false;
         self.syncs_unanswered = 0;
         self.send_sync();
+        // The relay may hold KeyPackages of those it lacked before.
+        self.unreachable.clear();
+        if self.conversation.is_some() {
+            // The server's logic keeps our KeyPackages topped up.
+            for _ in self.claims.drain(..) {
+                self.events.push_back(LogicEvent::CommitSettled {
+                    purpose: Purpose::Add,
+                    outcome: Err("the connection to the relay dropped; try again".into()),
+                });
+            }
+            return;
+        }
         // How many KeyPackages the relay holds for us (topped up on its answer).
         self.key_packages_topped_up = false;
         self.uploads_unanswered = 1;
@@ -386,6 +431,12 @@ impl GroupLogic {
     /// The server's channels now: keys for new voice channels, and text secrets kept for new
     /// text channels from this epoch on.
     pub fn channels_changed(&mut self, channels: &[ChannelInfo]) {
+        if let Some(conversation) = &self.conversation {
+            // A conversation's group keys its one text channel, whatever the server has.
+            self.text_channels = vec![conversation.id];
+            self.record_text_secrets();
+            return;
+        }
         self.voice_channels = channels
             .iter()
             .filter(|channel| channel.kind == ChannelKind::Voice)
@@ -531,6 +582,14 @@ impl GroupLogic {
         self.syncs_unanswered = self.syncs_unanswered.saturating_sub(1);
         self.relay_epoch = relay_epoch;
         let Some(relay_epoch) = relay_epoch else {
+            if self.conversation.is_some() {
+                // The relay stores a conversation's group when it is opened.
+                self.problem(
+                    "the relay has lost this conversation's encryption group; it may have been reset"
+                        .into(),
+                );
+                return;
+            }
             if self.active_group().is_some_and(|group| group.epoch() > 0) {
                 self.problem(
                     "the relay has lost this server's encryption group; it may have been reset"
@@ -662,13 +721,18 @@ impl GroupLogic {
             self.problem("the relay sent a Welcome we never asked for; ignoring it".into());
             return;
         }
-        // Without an invite, an admin added us from the KeyPackage the relay keeps for us.
+        // Without an invite, an admin added us from the KeyPackage the relay keeps for us. A
+        // conversation's group must have its opener in it.
+        let expected = match &self.conversation {
+            Some(conversation) => Some(conversation.creator),
+            None => self.inviter,
+        };
         match Group::join(
             &self.provider,
             &self.identity,
             welcome,
             &self.group_id,
-            self.inviter.as_ref(),
+            expected.as_ref(),
         ) {
             Ok(group) => {
                 info!(epoch = group.epoch(), "let into the group");
@@ -914,6 +978,13 @@ impl GroupLogic {
             .iter()
             .map(|member| member.public_key)
             .collect();
+        if let Some(missing) = self.next_to_add(&members) {
+            // A conversation's opener adds its members, one commit each.
+            self.claims.push(missing);
+            self.transmit
+                .push_back(ControlFrame::ClaimKeyPackage { member: missing });
+            return;
+        }
         let waiting: Vec<JoinRequest> = std::mem::take(&mut self.join_queue)
             .into_iter()
             .filter(|request| request_key(request).is_some_and(|key| !members.contains(&key)))
@@ -922,6 +993,9 @@ impl GroupLogic {
             self.retry_rotation();
             return;
         }
+        let Some(group) = self.group.as_mut() else {
+            return;
+        };
         // Admit those whose proofs verify; drop the others with a note.
         let now = unix_now();
         let mut admitted = Vec::new();
@@ -937,6 +1011,75 @@ impl GroupLogic {
         }
         let outgoing = group.admit(&self.provider, &self.identity, &admitted, now);
         self.send_commit_admitting(outgoing, Purpose::Admit, admitted);
+    }
+
+    /// The next member of our conversation to add, if we opened it and someone is missing
+    /// (and no claim is under way).
+    fn next_to_add(&self, members: &[PublicKey]) -> Option<PublicKey> {
+        let conversation = self.conversation.as_ref()?;
+        let own = self.identity.public_key();
+        if conversation.creator != own || !self.synced || !self.claims.is_empty() {
+            return None;
+        }
+        conversation
+            .members
+            .iter()
+            .find(|key| !members.contains(key) && !self.unreachable.contains(key))
+            .copied()
+    }
+
+    /// The conversation this group is for; none for the server's group.
+    pub fn conversation(&self) -> Option<&ConversationInfo> {
+        self.conversation.as_ref()
+    }
+
+    /// The relay's new description of our conversation (someone left it).
+    pub fn set_conversation(&mut self, conversation: ConversationInfo) {
+        if self.conversation.is_some() {
+            self.conversation = Some(conversation);
+            self.next_commit();
+        }
+    }
+
+    /// Whether everyone in our conversation is in its group (so all of them can read what we
+    /// send now). Always false for the server's group.
+    pub fn conversation_ready(&self) -> bool {
+        let (Some(conversation), Some(group)) = (&self.conversation, self.active_group()) else {
+            return false;
+        };
+        let members: Vec<PublicKey> = group
+            .members()
+            .iter()
+            .map(|member| member.public_key)
+            .collect();
+        conversation.members.iter().all(|key| members.contains(key))
+    }
+
+    /// Members of our conversation we could not add: the relay holds no KeyPackage of theirs.
+    pub fn unreachable(&self) -> &[PublicKey] {
+        &self.unreachable
+    }
+
+    /// Whether we asked the relay for `member`'s KeyPackage and wait for it.
+    pub fn has_claim(&self, member: &PublicKey) -> bool {
+        self.claims.contains(member)
+    }
+
+    /// The logic of a conversation's group, for the same member over the same provider.
+    pub fn conversation_logic(&self, conversation: ConversationInfo) -> Self {
+        Self::for_conversation(self.identity.clone(), self.provider.clone(), conversation)
+    }
+
+    /// Makes the group of a conversation we open: its id and GroupInfo (to send with
+    /// `OpenConversation`). Its state is in the provider, saved with the next changes.
+    pub fn new_conversation_group(&self) -> Result<(Vec<u8>, Vec<u8>), GroupError> {
+        if self.active_group().is_none() {
+            return Err(GroupError::Removed);
+        }
+        let group_id = sotto_net::group::new_conversation_group_id();
+        let group = Group::create(&self.provider, &self.identity, &group_id)?;
+        let group_info = group.group_info(&self.provider, &self.identity)?;
+        Ok((group_id, group_info))
     }
 
     /// Makes again a rotation whose commit lost its epoch.
@@ -1057,6 +1200,15 @@ impl GroupLogic {
         };
         self.claims.remove(index);
         let Some(key_package) = key_package else {
+            if self.conversation.is_some() {
+                self.unreachable.push(member);
+                self.problem(
+                    "the relay holds no KeyPackage for someone in this conversation: they must \
+                     connect once before they can be added"
+                        .into(),
+                );
+                return;
+            }
             self.events.push_back(LogicEvent::CommitSettled {
                 purpose: Purpose::Add,
                 outcome: Err(
