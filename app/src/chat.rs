@@ -17,7 +17,9 @@ use sotto_net::proto::control::ChannelKind;
 use crate::members::short_id;
 use crate::session;
 
-/// A session in the group, with the text channel called `name` (with or without '#').
+/// A session in the group, with the text channel called `name` (with or without '#'), or the
+/// conversation with the members `@name[,name…]` (started if there is none yet). Returns the
+/// channel's id and how to show it (`#general`, `@bob, cy`).
 pub(crate) async fn channel_session(
     server: Option<&str>,
     name: &str,
@@ -25,6 +27,14 @@ pub(crate) async fn channel_session(
     let profile = Profile::open()?;
     let saved = profile.server(server)?;
     let mut session = session::connect(&profile, &saved, None).await?;
+    if let Some(people) = name.strip_prefix('@') {
+        let state = session.group.join_within(crate::GROUP_WAIT).await;
+        if !matches!(state, GroupState::Member { .. }) {
+            bail!("{}", crate::describe_group(&session.group.state()));
+        }
+        let (id, label) = crate::dms::conversation(&mut session, people).await?;
+        return Ok((profile, session, id, label));
+    }
     let wanted = name.trim_start_matches('#');
     let channel = session
         .channels
@@ -36,7 +46,7 @@ pub(crate) async fn channel_session(
                 saved.name
             )
         })?;
-    let (id, name) = (channel.id, channel.name.clone());
+    let (id, name) = (channel.id, format!("#{}", channel.name));
     let state = session.group.join_within(crate::GROUP_WAIT).await;
     session.group.wait_idle(Duration::from_secs(2)).await;
     if !matches!(state, GroupState::Member { .. }) {
@@ -97,7 +107,7 @@ pub(crate) async fn send(
     };
     let action = Action::Text { text, reply_to };
     let (name, seq) = act(server, channel, &action).await?;
-    println!("Sent to #{name} (message {seq}).");
+    println!("Sent to {name} (message {seq}).");
     Ok(())
 }
 
@@ -150,11 +160,11 @@ pub(crate) async fn act_in(
                 is_admin,
                 chat::unix_now_ms(),
             )
-            .with_context(|| format!("cannot do that in #{name}"))?;
+            .with_context(|| format!("cannot do that in {name}"))?;
     }
     let posted = chat::post_action(&here.session, identity, here.channel_id, action)
         .await
-        .with_context(|| format!("could not send to #{name}"))?;
+        .with_context(|| format!("could not send to {name}"))?;
     Ok(posted.seq)
 }
 
@@ -166,11 +176,11 @@ pub(crate) async fn forward(server: Option<&str>, channel: &str, seq: u64, to: &
         .store
         .message(&here.server_name, here.channel_id, seq)?
         .filter(|message| !message.deleted)
-        .with_context(|| format!("there is no message {seq} in #{name} that you can read"))?;
+        .with_context(|| format!("there is no message {seq} in {name} that you can read"))?;
     let (ChatBody::Text(text), Some(author), Some(sent_at_ms)) =
         (&message.body, message.author, message.sent_at_ms)
     else {
-        bail!("message {seq} in #{name} is sealed to you, so it cannot be forwarded");
+        bail!("message {seq} in {name} is sealed to you, so it cannot be forwarded");
     };
     let wanted = to.trim_start_matches('#');
     let target = here
@@ -196,7 +206,7 @@ pub(crate) async fn forward(server: Option<&str>, channel: &str, seq: u64, to: &
         .await
         .with_context(|| format!("could not forward to #{wanted}"))?;
     println!(
-        "Forwarded message {seq} of #{name} to #{} (message {}).",
+        "Forwarded message {seq} of {name} to #{} (message {}).",
         target.name, posted.seq
     );
     Ok(())
@@ -250,7 +260,7 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
         .store
         .latest(&here.server_name, here.channel_id, limit)?;
     if messages.is_empty() {
-        println!("No messages in #{name} yet: `sotto send {name} <text>` posts one.");
+        println!("No messages in {name} yet: `sotto send {channel} <text>` posts one.");
         return Ok(());
     }
     // Shown: read now.
@@ -298,12 +308,12 @@ pub(crate) async fn thread(server: Option<&str>, channel: &str, root: u64) -> Re
         .store
         .thread(&here.server_name, here.channel_id, root)?;
     if messages.first().is_none_or(|first| first.seq != root) {
-        bail!("there is no message {root} in #{name} that you can read");
+        bail!("there is no message {root} in {name} that you can read");
     }
     let names = names(&here.session).await;
     let replies = messages.len() - 1;
     let noun = if replies == 1 { "reply" } else { "replies" };
-    println!("Thread of message {root} in #{name}, {replies} {noun}:");
+    println!("Thread of message {root} in {name}, {replies} {noun}:");
     print_messages(&messages, &names);
     Ok(())
 }
@@ -314,7 +324,7 @@ pub(crate) async fn pins(server: Option<&str>, channel: &str) -> Result<()> {
     let name = &here.name;
     let messages = here.store.pins(&here.server_name, here.channel_id)?;
     if messages.is_empty() {
-        println!("Nothing is pinned in #{name}. Admins pin with `sotto pin {name} <number>`.");
+        println!("Nothing is pinned in {name}. Admins pin with `sotto pin {channel} <number>`.");
         return Ok(());
     }
     let names = names(&here.session).await;
@@ -368,7 +378,11 @@ pub(crate) async fn channels(server: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Searches the messages of every text channel (brought up to date first) on this device.
+/// How long a search waits for the relay to list our conversations.
+const GROUP_LIST_WAIT: Duration = Duration::from_secs(5);
+
+/// Searches the messages of every text channel and conversation (brought up to date first) on
+/// this device.
 pub(crate) async fn search(
     server: Option<&str>,
     words: &[String],
@@ -383,28 +397,45 @@ pub(crate) async fn search(
     session.group.wait_idle(Duration::from_secs(2)).await;
     let server_name = session.server.name.clone();
     let mut store = ChatStore::open(&profile.chat_store_path())?;
-    let text_channels: Vec<(u32, String)> = session
+    let names = names(&session).await;
+    let own = session.group.own_key();
+    // Text channels and conversations, as they show: `#general`, `@bob`.
+    let mut text_channels: Vec<(u32, String)> = session
         .channels
         .iter()
         .filter(|channel| channel.kind == ChannelKind::Text)
-        .map(|channel| (channel.id, channel.name.clone()))
+        .map(|channel| (channel.id, format!("#{}", channel.name)))
         .collect();
+    session.group.conversations_within(GROUP_LIST_WAIT).await;
+    session.group.wait_idle(GROUP_LIST_WAIT).await;
+    for view in session.group.conversations() {
+        if view.ready {
+            text_channels.push((view.info.id, crate::dms::label(&view, &names, &own)));
+        }
+    }
     for (channel_id, _) in &text_channels {
         chat::sync(&session, &mut store, &server_name, *channel_id).await?;
     }
     let channel_id = match channel {
         Some(wanted) => {
-            let wanted = wanted.trim_start_matches('#');
-            let found = text_channels.iter().find(|(_, name)| name == wanted);
+            let wanted = if wanted.starts_with('@') {
+                wanted.to_owned()
+            } else {
+                format!("#{}", wanted.trim_start_matches('#'))
+            };
+            let found = text_channels
+                .iter()
+                .find(|(_, name)| name.eq_ignore_ascii_case(&wanted));
             Some(
                 found
-                    .with_context(|| format!("no text channel \"#{wanted}\""))?
+                    .with_context(|| {
+                        format!("no text channel or conversation \"{wanted}\" to search")
+                    })?
                     .0,
             )
         }
         None => None,
     };
-    let names = names(&session).await;
     let author_member = match from {
         Some(who) => Some(
             names
@@ -434,7 +465,7 @@ pub(crate) async fn search(
             .iter()
             .find(|(id, _)| *id == message.channel_id)
             .map_or("?", |(_, name)| name.as_str());
-        println!("#{channel}  {}", line(message, &names));
+        println!("{channel}  {}", line(message, &names));
     }
     eprintln!(
         "{} found in {:.1} ms, on this device only",

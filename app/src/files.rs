@@ -134,7 +134,7 @@ pub(crate) async fn upload(
         );
     } else {
         println!(
-            "Shared {} ({}) in #{name} (message {}).",
+            "Shared {} ({}) in {name} (message {}).",
             chat::printable(&file.name),
             human_size(file.size),
             posted.seq
@@ -189,7 +189,7 @@ pub(crate) async fn download(
         .attachment(&here.server_name, here.channel_id, seq)?
         .with_context(|| {
             format!(
-                "message {seq} in #{name} carries no file you can open (`sotto history {name}` shows which do)"
+                "message {seq} in {name} carries no file you can open (`sotto history {channel}` shows which do)"
             )
         })?;
     if preview {

@@ -121,7 +121,7 @@ pub(crate) async fn chat(server: Option<&str>, channel: &str, json: bool) -> Res
     let names = names(&here.session).await;
     let out = Out {
         json,
-        channel: here.name.clone(),
+        channel: here.name.trim_start_matches('#').to_owned(),
     };
     let mut live = Live {
         here,
@@ -166,7 +166,7 @@ impl Live {
             }
         } else {
             println!(
-                "#{} on {} — type to send, /help for commands, Ctrl-D to leave.",
+                "{} on {} — type to send, /help for commands, Ctrl-D to leave.",
                 here.name, here.server_name
             );
             print_messages(&latest, &self.names);
@@ -308,13 +308,17 @@ impl Live {
                 }
             }
             ClientEvent::ChannelsChanged(channels) => {
+                // A conversation is not among the channels.
+                let conversation = self.here.name.starts_with('@');
                 match channels.iter().find(|c| c.id == self.here.channel_id) {
-                    None => bail!("#{} was deleted", self.here.name),
-                    Some(ours) if ours.name != self.here.name => {
+                    None if conversation => {}
+                    None => bail!("{} was deleted", self.here.name),
+                    Some(ours) if format!("#{}", ours.name) != self.here.name => {
+                        let renamed = format!("#{}", ours.name);
                         self.out
-                            .notice(&format!("#{} is now #{}", self.here.name, ours.name));
-                        self.here.name.clone_from(&ours.name);
+                            .notice(&format!("{} is now {renamed}", self.here.name));
                         self.out.channel.clone_from(&ours.name);
+                        self.here.name = renamed;
                     }
                     Some(_) => {}
                 }

@@ -4,6 +4,7 @@
 mod channels;
 mod chat;
 mod demo;
+mod dms;
 mod files;
 mod live;
 mod members;
@@ -129,9 +130,30 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Write to members directly: a conversation of its own (up to 10 people), sealed with
+    /// keys only they hold. With a message, sends it; without, opens the conversation live
+    /// like `sotto chat`. Elsewhere `@bob` names the conversation in place of a channel.
+    Dm {
+        /// Who: a member's name or id, or several separated by commas (`bob,cy`).
+        members: String,
+        /// The message; when left out, the conversation opens live.
+        text: Vec<String>,
+        /// Live: print events as JSON lines and read commands from standard input (for bots).
+        #[arg(long)]
+        json: bool,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List your conversations (direct messages) with their unread counts.
+    Dms {
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Send a message to a text channel (end-to-end encrypted: the relay stores it sealed).
     Send {
-        /// The text channel, e.g. `general` or `#general`.
+        /// The text channel, e.g. `general` or `#general`, or `@bob` for a conversation.
         channel: String,
         /// The message; read from standard input when left out.
         text: Vec<String>,
@@ -526,6 +548,20 @@ async fn run(command: Command) -> Result<()> {
             reply_to,
             server,
         } => chat::send(server.as_deref(), &channel, &text, reply_to).await,
+        Command::Dm {
+            members,
+            text,
+            json,
+            server,
+        } => {
+            let conversation = format!("@{}", members.trim_start_matches('@'));
+            if text.is_empty() {
+                live::chat(server.as_deref(), &conversation, json).await
+            } else {
+                chat::send(server.as_deref(), &conversation, &text, None).await
+            }
+        }
+        Command::Dms { server } => dms::list(server.as_deref()).await,
         Command::Edit {
             channel,
             message,
@@ -537,7 +573,7 @@ async fn run(command: Command) -> Result<()> {
                 text: text.join(" "),
             };
             let (name, _) = chat::act(server.as_deref(), &channel, &action).await?;
-            println!("Edited message {message} in #{name}.");
+            println!("Edited message {message} in {name}.");
             Ok(())
         }
         Command::Delete {
@@ -547,7 +583,7 @@ async fn run(command: Command) -> Result<()> {
         } => {
             let action = Action::Delete { target: message };
             let (name, _) = chat::act(server.as_deref(), &channel, &action).await?;
-            println!("Deleted message {message} in #{name}.");
+            println!("Deleted message {message} in {name}.");
             Ok(())
         }
         Command::React {
@@ -564,9 +600,9 @@ async fn run(command: Command) -> Result<()> {
             };
             let (name, _) = chat::act(server.as_deref(), &channel, &action).await?;
             if remove {
-                println!("Took back {emoji} from message {message} in #{name}.");
+                println!("Took back {emoji} from message {message} in {name}.");
             } else {
-                println!("Reacted {emoji} to message {message} in #{name}.");
+                println!("Reacted {emoji} to message {message} in {name}.");
             }
             Ok(())
         }
@@ -605,7 +641,7 @@ async fn run(command: Command) -> Result<()> {
             };
             let (name, _) = chat::act(server.as_deref(), &channel, &action).await?;
             let done = if remove { "Unpinned" } else { "Pinned" };
-            println!("{done} message {message} in #{name}.");
+            println!("{done} message {message} in {name}.");
             Ok(())
         }
         Command::Forward {

@@ -119,18 +119,37 @@ pub(crate) fn confirm(question: &str) -> Result<bool> {
 
 /// The one member whose id starts with `who`, or whose name is `who` (ignoring case).
 fn find<'a>(members: &'a [MemberView], who: &str) -> Result<&'a MemberView> {
+    find_by(
+        members,
+        who,
+        |member| &member.public_key,
+        |member| member.display_name.as_deref(),
+    )
+}
+
+/// [`find`] among the relay's member list.
+pub(crate) fn find_listed<'a>(members: &'a [ListedMember], who: &str) -> Result<&'a ListedMember> {
+    find_by(
+        members,
+        who,
+        |member| &member.public_key,
+        |member| Some(member.display_name.as_str()),
+    )
+}
+
+fn find_by<'a, T>(
+    members: &'a [T],
+    who: &str,
+    key: impl Fn(&T) -> &PublicKey,
+    name: impl Fn(&T) -> Option<&str>,
+) -> Result<&'a T> {
     let by_id: Vec<_> = members
         .iter()
-        .filter(|member| encode_b64(&member.public_key).starts_with(who))
+        .filter(|member| encode_b64(key(member)).starts_with(who))
         .collect();
     let by_name: Vec<_> = members
         .iter()
-        .filter(|member| {
-            member
-                .display_name
-                .as_deref()
-                .is_some_and(|name| name.eq_ignore_ascii_case(who))
-        })
+        .filter(|member| name(member).is_some_and(|name| name.eq_ignore_ascii_case(who)))
         .collect();
     match (by_id.as_slice(), by_name.as_slice()) {
         ([one], _) | ([], [one]) => Ok(one),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sotto_net::group::{GroupProvider, InviteSecret, MediaKeyRing};
 use sotto_net::identity::Identity;
 
-pub use agent::{GroupActionError, GroupHandle};
+pub use agent::{ConversationView, GroupActionError, GroupHandle};
 pub use logic::{GroupLogic, GroupState};
 pub use store::{GroupStore, GroupStoreError};
 

@@ -418,3 +418,19 @@ pub fn converged(members: &[PathBuf]) -> (u64, String) {
     );
     views[0].clone()
 }
+
+/// Panics if any file of the relay's data directory, or its debug log, holds one of `needles`.
+pub fn assert_relay_holds_none(server: &Server, needles: &[&str]) {
+    let mut relay_files = files_under(&server.relay_data);
+    let log = server.relay_data.with_extension("log");
+    relay_files.push((log.clone(), std::fs::read(&log).unwrap()));
+    for (path, bytes) in relay_files {
+        for needle in needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds \"{needle}\"",
+                path.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Conversations on the command line, end to end: `sotto dm` starts one (its own MLS group),
+//! `@name` names it wherever a channel goes, only its members see it, and the relay's files
+//! hold none of its words.
+
+mod common;
+
+use common::*;
+
+fn out(output: std::process::Output) -> String {
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn direct_messages_reach_only_their_members_and_the_relay_reads_nothing() {
+    let server = Server::start(&["Ada", "Bob", "Cy"]);
+    let (ada, bob, cy) = (&server.members[0], &server.members[1], &server.members[2]);
+    let canary = "canary-dm-7f31 for Bob only";
+
+    let said = out(sotto(ada, &["dm", "bob", canary]));
+    assert_eq!(said.trim(), "Sent to @Bob (message 1).");
+    let said = out(sotto(bob, &["send", "@ada", "got it"]));
+    assert_eq!(
+        said.trim(),
+        "Sent to @Ada (message 2).",
+        "the same conversation"
+    );
+
+    let history = out(sotto(bob, &["history", "@Ada"]));
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 2, "{history}");
+    assert!(lines[0].ends_with(&format!("Ada: {canary}")), "{history}");
+    assert!(lines[1].ends_with("Bob: got it"), "{history}");
+
+    // A group conversation is another conversation, with its own group.
+    let said = out(sotto(ada, &["dm", "bob,cy", "welcome, both"]));
+    assert_eq!(said.trim(), "Sent to @Bob, Cy (message 1).");
+    sotto(cy, &["react", "@ada,bob", "1", "👋"]);
+    let listed = out(sotto(bob, &["dms"]));
+    assert!(listed.contains("  @Ada\n"), "{listed}");
+    assert!(
+        listed.contains("  @Ada, Cy  1 unread"),
+        "a reaction is not a message: {listed}"
+    );
+
+    // Cy is in one of them only: his listing, history and search never show the other.
+    let listed = out(sotto(cy, &["dms"]));
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains("@Ada, Bob"), "{listed}");
+    let found = out(sotto(cy, &["search", "canary"]));
+    assert_eq!(found.trim(), "Nothing found.");
+    let found = out(sotto(bob, &["search", "canary"]));
+    assert!(found.starts_with("@Ada  "), "{found}");
+    let history = out(sotto(cy, &["history", "@Ada,Bob"]));
+    assert!(history.contains("Ada: welcome, both"), "{history}");
+    assert!(history.contains("👋 1"), "{history}");
+
+    // Naming yourself or nobody is explained.
+    let refused = try_sotto(ada, &["dm", "ada", "hi"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("`ada` is you"), "{why}");
+    let refused = try_sotto(ada, &["dm", "nobody-here", "hi"]);
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("no member is called `nobody-here`"), "{why}");
+
+    assert_relay_holds_none(&server, &[canary, "welcome, both", "got it"]);
+}
