@@ -254,7 +254,7 @@ impl std::ops::Deref for Names {
 
 /// Prints the last `limit` messages of a channel, after bringing the local copy up to date.
 pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> Result<()> {
-    let here = synced_channel(server, channel).await?;
+    let mut here = synced_channel(server, channel).await?;
     let name = &here.name;
     let messages = here
         .store
@@ -271,7 +271,78 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
     )?;
     let names = names(&here.session).await;
     print_messages(&messages, &names);
+    if here.name.starts_with('@') {
+        let identity = here.profile.identity(|notice| eprintln!("{notice}"))?;
+        send_receipt(&mut here, &identity).await?;
+        for line in receipt_lines(&here, &names, &identity.public_key())? {
+            println!("{line}");
+        }
+    }
     Ok(())
+}
+
+/// Sends the read receipt we owe in this conversation, if we send them there; it is brought
+/// back into the store at once, so it is never owed twice.
+pub(crate) async fn send_receipt(
+    here: &mut SyncedChannel,
+    identity: &sotto_net::identity::Identity,
+) -> Result<()> {
+    let own = identity.public_key();
+    let Some(up_to) = here
+        .store
+        .receipt_due(&here.server_name, here.channel_id, &own)?
+    else {
+        return Ok(());
+    };
+    chat::post_action(
+        &here.session,
+        identity,
+        here.channel_id,
+        &Action::Read { up_to },
+    )
+    .await
+    .context("could not send the read receipt")?;
+    chat::sync(
+        &here.session,
+        &mut here.store,
+        &here.server_name,
+        here.channel_id,
+    )
+    .await?;
+    Ok(())
+}
+
+/// How far the others in a conversation have read, by their read receipts (from those who
+/// send them).
+pub(crate) fn receipt_lines(
+    here: &SyncedChannel,
+    names: &Names,
+    own: &sotto_net::proto::control::PublicKey,
+) -> Result<Vec<String>> {
+    let mut all_seen = Vec::new();
+    let mut lines = Vec::new();
+    for (reader, up_to) in here.store.receipts(&here.server_name, here.channel_id)? {
+        if reader == *own {
+            continue;
+        }
+        // Everything others posted (their own messages they have seen).
+        let to_read = here
+            .store
+            .last_from_others(&here.server_name, here.channel_id, &reader)?
+            .unwrap_or(0);
+        if up_to >= to_read {
+            all_seen.push(names.of_key(&reader));
+        } else {
+            lines.push(format!(
+                "      ✓ {} has read up to message {up_to}",
+                names.of_key(&reader)
+            ));
+        }
+    }
+    if !all_seen.is_empty() {
+        lines.insert(0, format!("      ✓ Seen by {}", all_seen.join(", ")));
+    }
+    Ok(lines)
 }
 
 /// Prints messages one per line (or lines), folding runs sealed for the same reason.

@@ -106,6 +106,47 @@ pub(crate) async fn conversation(session: &mut Session, people: &str) -> Result<
     Ok((id, label))
 }
 
+/// `sotto receipts`: shows, or switches, whether we send read receipts in a conversation, and
+/// how far the others have read.
+pub(crate) async fn receipts(
+    server: Option<&str>,
+    conversation: &str,
+    switch: Option<bool>,
+) -> Result<()> {
+    if !conversation.starts_with('@') {
+        bail!("read receipts are for conversations: name one as `@bob` (or `@bob,cy`)");
+    }
+    let mut here = crate::chat::synced_channel(server, conversation).await?;
+    let identity = here.profile.identity(|notice| eprintln!("{notice}"))?;
+    if let Some(send) = switch {
+        here.store
+            .set_sends_receipts(&here.server_name, here.channel_id, send)?;
+        if send {
+            crate::chat::send_receipt(&mut here, &identity).await?;
+        }
+    }
+    let on = here
+        .store
+        .sends_receipts(&here.server_name, here.channel_id)?;
+    let name = &here.name;
+    if on {
+        println!(
+            "Read receipts in {name} are on: the others see how far you have read. \
+             `sotto receipts {conversation} off` stops them."
+        );
+    } else {
+        println!(
+            "Read receipts in {name} are off: nobody sees how far you have read. \
+             `sotto receipts {conversation} on` sends them."
+        );
+    }
+    let names = names(&here.session).await;
+    for line in crate::chat::receipt_lines(&here, &names, &identity.public_key())? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// `sotto dms`: the conversations we are in, with unread counts.
 pub(crate) async fn list(server: Option<&str>) -> Result<()> {
     let profile = Profile::open()?;

@@ -44,6 +44,18 @@ impl Out {
         }
     }
 
+    /// Someone's read receipt.
+    fn read(&self, who: &str, up_to: u64) {
+        if self.json {
+            println!(
+                "{}",
+                json!({"event": "read", "channel": self.channel, "member": who, "up_to": up_to})
+            );
+        } else {
+            println!("-- {who} has read up to message {up_to}");
+        }
+    }
+
     fn error(&self, error: &anyhow::Error) {
         if self.json {
             println!(
@@ -212,6 +224,11 @@ impl Live {
                 .posted(message.channel_id, message.author_member);
             let here = &self.here;
             match &message.body {
+                ChatBody::Action(Action::Read { up_to }) => {
+                    if message.author != Some(self.identity.public_key()) {
+                        self.out.read(&author(&message, &self.names), *up_to);
+                    }
+                }
                 ChatBody::Action(action) => {
                     let Some(target) = action.target() else {
                         continue;
@@ -249,7 +266,8 @@ impl Live {
                 }
             }
         }
-        self.mark_read()
+        self.mark_read()?;
+        crate::chat::send_receipt(&mut self.here, &self.identity).await
     }
 
     async fn event(&mut self, event: ClientEvent) -> Result<()> {

@@ -130,9 +130,11 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
-    /// Write to members directly: a conversation of its own (up to 10 people), sealed with
-    /// keys only they hold. With a message, sends it; without, opens the conversation live
-    /// like `sotto chat`. Elsewhere `@bob` names the conversation in place of a channel.
+    /// Write to members directly, in a conversation only they can read.
+    ///
+    /// A conversation (up to 10 people) is sealed with keys of its own that only its members
+    /// hold. With a message, sends it; without, opens the conversation live like `sotto chat`.
+    /// Elsewhere `@bob` (or `@bob,cy`) names the conversation in place of a channel.
     Dm {
         /// Who: a member's name or id, or several separated by commas (`bob,cy`).
         members: String,
@@ -141,6 +143,19 @@ enum Command {
         /// Live: print events as JSON lines and read commands from standard input (for bots).
         #[arg(long)]
         json: bool,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show or switch your read receipts in a conversation (off unless you switch them on).
+    ///
+    /// With them on, the others in the conversation see how far you have read.
+    Receipts {
+        /// The conversation, e.g. `@bob` or `@bob,cy`.
+        conversation: String,
+        /// `on` or `off`; left out, shows how it stands.
+        #[arg(value_parser = ["on", "off"])]
+        switch: Option<String>,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
         server: Option<String>,
@@ -562,6 +577,14 @@ async fn run(command: Command) -> Result<()> {
             }
         }
         Command::Dms { server } => dms::list(server.as_deref()).await,
+        Command::Receipts {
+            conversation,
+            switch,
+            server,
+        } => {
+            let switch = switch.map(|switch| switch == "on");
+            dms::receipts(server.as_deref(), &conversation, switch).await
+        }
         Command::Edit {
             channel,
             message,

@@ -54,6 +54,35 @@ fn direct_messages_reach_only_their_members_and_the_relay_reads_nothing() {
     assert!(history.contains("Ada: welcome, both"), "{history}");
     assert!(history.contains("👋 1"), "{history}");
 
+    // Read receipts: off unless switched on, per person and conversation.
+    let history = out(sotto(ada, &["history", "@bob"]));
+    assert!(!history.contains('✓'), "no receipts yet: {history}");
+    let said = out(sotto(bob, &["receipts", "@ada", "on"]));
+    assert!(said.starts_with("Read receipts in @Ada are on"), "{said}");
+    let history = out(sotto(ada, &["history", "@bob"]));
+    assert!(history.ends_with("      ✓ Seen by Bob\n"), "{history}");
+    sotto(ada, &["dm", "bob", "one more"]);
+    let history = out(sotto(ada, &["history", "@bob"]));
+    assert!(
+        history.ends_with("      ✓ Bob has read up to message 1\n"),
+        "{history}"
+    );
+    sotto(bob, &["history", "@ada"]);
+    let history = out(sotto(ada, &["history", "@bob"]));
+    assert!(history.ends_with("      ✓ Seen by Bob\n"), "{history}");
+    sotto(bob, &["receipts", "@ada", "off"]);
+    sotto(ada, &["dm", "bob", "and another"]);
+    sotto(bob, &["history", "@ada"]);
+    let history = out(sotto(ada, &["history", "@bob"]));
+    assert!(
+        history.contains("Bob has read up to message") && !history.contains("Seen by"),
+        "switched off, Bob sends no more: {history}"
+    );
+    // Ada never switched hers on: Bob sees nothing of her reading.
+    let said = out(sotto(bob, &["receipts", "@ada"]));
+    assert!(said.starts_with("Read receipts in @Ada are off"), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+
     // Naming yourself or nobody is explained.
     let refused = try_sotto(ada, &["dm", "ada", "hi"]);
     assert!(!refused.status.success());

@@ -16,6 +16,8 @@
 //! kind 8  forward   body = origin channel (u32 BE) ‖ origin seq (u64 BE) ‖ origin author key
 //!                   [32] ‖ origin sent at (Unix ms, u64 BE) ‖ has file (1) or not (0) ‖ [the
 //!                   file, as kind 6 without its caption] ‖ UTF-8 text (the original's)
+//! kind 9  read      body = seq (u64 BE): its author has read the conversation up to there (a
+//!                   read receipt, sent only by those who switched them on)
 //! ```
 //!
 //! A file's manifest holds the key of its sealed bytes, which the relay stores under the file
@@ -42,6 +44,8 @@ pub const KIND_FILE: u8 = 6;
 pub const KIND_PIN: u8 = 7;
 /// A message passed on from another channel (or this one).
 pub const KIND_FORWARD: u8 = 8;
+/// A read receipt: its author read the conversation up to a message.
+pub const KIND_READ: u8 = 9;
 
 /// Where a forwarded message came from, as its forwarder tells it (not signed by its author).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +124,11 @@ pub enum Action {
         file: Option<Attachment>,
         /// Its text.
         text: String,
+    },
+    /// A read receipt: its author has read up to message `up_to`.
+    Read {
+        /// The last message read.
+        up_to: u64,
     },
 }
 
@@ -348,6 +357,13 @@ impl Action {
                 Ok(Self::Reaction { target, emoji, add })
             }
             KIND_FILE => parse_file(body),
+            KIND_READ => {
+                let (up_to, rest) = split_target(body)?;
+                if !rest.is_empty() {
+                    return Err(ActionError::Malformed);
+                }
+                Ok(Self::Read { up_to })
+            }
             KIND_FORWARD => parse_forward(body),
             KIND_PIN => {
                 let (target, rest) = split_target(body)?;
@@ -380,6 +396,7 @@ impl Action {
                 [&target.to_be_bytes()[..], text.as_bytes()].concat(),
             ),
             Self::Delete { target } => (KIND_DELETE, target.to_be_bytes().to_vec()),
+            Self::Read { up_to } => (KIND_READ, up_to.to_be_bytes().to_vec()),
             Self::Reaction { target, emoji, add } => (
                 KIND_REACTION,
                 [
@@ -421,7 +438,9 @@ impl Action {
     /// The earlier message this acts on (edits, deletions and reactions).
     pub fn target(&self) -> Option<u64> {
         match self {
-            Self::Text { .. } | Self::File { .. } | Self::Forward { .. } => None,
+            Self::Text { .. } | Self::File { .. } | Self::Forward { .. } | Self::Read { .. } => {
+                None
+            }
             Self::Edit { target, .. }
             | Self::Delete { target }
             | Self::Reaction { target, .. }
@@ -481,6 +500,7 @@ pub fn permitted(action: &Action, facts: &ActionFacts) -> Result<(), Refusal> {
         Action::Text { .. }
         | Action::File { .. }
         | Action::Forward { .. }
+        | Action::Read { .. }
         | Action::Reaction { .. } => Ok(()),
         Action::Edit { .. } => match (facts.actor_is_author, within_window) {
             (false, _) => Err(Refusal::NotTheAuthor),
@@ -533,6 +553,7 @@ mod tests {
                 text: "fixed".into(),
             },
             Action::Delete { target: 9 },
+            Action::Read { up_to: 12 },
             Action::Reaction {
                 target: 9,
                 emoji: "👍🏽".into(),
@@ -557,7 +578,11 @@ mod tests {
             let (kind, body) = action.encode();
             assert_eq!(Action::parse(kind, &body), Ok(action));
         }
-        assert_eq!(Action::parse(9, b""), Err(ActionError::UnknownKind));
+        assert_eq!(Action::parse(10, b""), Err(ActionError::UnknownKind));
+        assert_eq!(
+            Action::parse(KIND_READ, &[0; 9]),
+            Err(ActionError::Malformed)
+        );
         assert_eq!(
             Action::parse(KIND_EDIT, b"short"),
             Err(ActionError::Malformed)

@@ -57,7 +57,7 @@ pub struct Unread {
 }
 
 /// The store's schema, one step per version (`PRAGMA user_version`).
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     // 1: messages, reactions, files and the word index.
     "CREATE TABLE IF NOT EXISTS messages (
              id INTEGER PRIMARY KEY,
@@ -131,6 +131,20 @@ const MIGRATIONS: [&str; 4] = [
      ALTER TABLE messages ADD COLUMN forwarded_sent_at INTEGER;",
     // 4: image previews.
     "ALTER TABLE attachments ADD COLUMN thumbnail BLOB;",
+    // 5: read receipts: how far each member says it has read, and where we send ours.
+    "CREATE TABLE receipts (
+         server TEXT NOT NULL,
+         channel_id INTEGER NOT NULL,
+         reader_key BLOB NOT NULL,
+         up_to INTEGER NOT NULL,
+         PRIMARY KEY (server, channel_id, reader_key)
+     );
+     CREATE TABLE receipt_choices (
+         server TEXT NOT NULL,
+         channel_id INTEGER NOT NULL,
+         send INTEGER NOT NULL CHECK (send IN (0, 1)),
+         PRIMARY KEY (server, channel_id)
+     );",
 ];
 
 /// Brings the schema up to date, one transaction per step.
@@ -415,6 +429,102 @@ impl ChatStore {
         Ok(messages)
     }
 
+    /// How far each member's read receipts say it has read `channel_id` (ours included), by
+    /// key.
+    pub fn receipts(
+        &self,
+        server: &str,
+        channel_id: u32,
+    ) -> Result<Vec<(PublicKey, u64)>, ChatStoreError> {
+        let mut statement = self.db.prepare_cached(
+            "SELECT reader_key, up_to FROM receipts WHERE server = ?1 AND channel_id = ?2
+             ORDER BY up_to DESC, reader_key",
+        )?;
+        let rows = statement.query_map(params![server, channel_id], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        let mut receipts = Vec::new();
+        for row in rows {
+            let (key, up_to) = row?;
+            if let Ok(key) = PublicKey::try_from(key.as_slice()) {
+                receipts.push((key, up_to as u64));
+            }
+        }
+        Ok(receipts)
+    }
+
+    /// Whether we send read receipts in `channel_id` (off unless switched on).
+    pub fn sends_receipts(&self, server: &str, channel_id: u32) -> Result<bool, ChatStoreError> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT send FROM receipt_choices WHERE server = ?1 AND channel_id = ?2",
+                params![server, channel_id],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Switches our read receipts in `channel_id` on or off.
+    pub fn set_sends_receipts(
+        &self,
+        server: &str,
+        channel_id: u32,
+        send: bool,
+    ) -> Result<(), ChatStoreError> {
+        self.db.execute(
+            "INSERT INTO receipt_choices (server, channel_id, send) VALUES (?1, ?2, ?3)
+             ON CONFLICT (server, channel_id) DO UPDATE SET send = excluded.send",
+            params![server, channel_id, send],
+        )?;
+        Ok(())
+    }
+
+    /// The read receipt we owe in `channel_id`, if we send them: up to the last message others
+    /// posted there, when our last receipt (or none) is short of it. Receipts never answer
+    /// receipts.
+    pub fn receipt_due(
+        &self,
+        server: &str,
+        channel_id: u32,
+        own: &PublicKey,
+    ) -> Result<Option<u64>, ChatStoreError> {
+        if !self.sends_receipts(server, channel_id)? {
+            return Ok(None);
+        }
+        let Some(last) = self.last_from_others(server, channel_id, own)? else {
+            return Ok(None);
+        };
+        let sent: Option<i64> = self
+            .db
+            .query_row(
+                "SELECT up_to FROM receipts WHERE server = ?1 AND channel_id = ?2
+                 AND reader_key = ?3",
+                params![server, channel_id, own.as_slice()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok((sent.is_none_or(|sent| (sent as u64) < last)).then_some(last))
+    }
+
+    /// The last message (not an action) in `channel_id` that someone other than `member`
+    /// posted: what `member` has to read.
+    pub fn last_from_others(
+        &self,
+        server: &str,
+        channel_id: u32,
+        member: &PublicKey,
+    ) -> Result<Option<u64>, ChatStoreError> {
+        let last: Option<i64> = self.db.query_row(
+            "SELECT max(seq) FROM messages WHERE server = ?1 AND channel_id = ?2 AND hidden = 0
+             AND (author_key IS NULL OR author_key != ?3)",
+            params![server, channel_id, member.as_slice()],
+            |row| row.get(0),
+        )?;
+        Ok(last.map(|seq| seq as u64))
+    }
+
     /// Marks `channel_id` read up to `seq` (a marker never moves back).
     pub fn mark_read(&self, server: &str, channel_id: u32, seq: u64) -> Result<(), ChatStoreError> {
         self.db.execute(
@@ -625,6 +735,17 @@ fn apply(
     action: &Action,
     is_admin: &dyn Fn(&PublicKey) -> bool,
 ) -> Result<(), ChatStoreError> {
+    if let (Action::Read { up_to }, Some(reader)) = (action, message.author) {
+        // Never past the receipt itself, and never moving back.
+        let up_to = (*up_to).min(message.seq);
+        tx.execute(
+            "INSERT INTO receipts (server, channel_id, reader_key, up_to) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (server, channel_id, reader_key)
+             DO UPDATE SET up_to = max(up_to, excluded.up_to)",
+            params![server, message.channel_id, reader.as_slice(), up_to as i64],
+        )?;
+        return Ok(());
+    }
     let (Some(target_seq), Some(actor)) = (action.target(), message.author) else {
         return Ok(());
     };
@@ -703,7 +824,10 @@ fn apply(
                 params![pin, target.id],
             )?;
         }
-        Action::Text { .. } | Action::File { .. } | Action::Forward { .. } => {}
+        Action::Text { .. }
+        | Action::File { .. }
+        | Action::Forward { .. }
+        | Action::Read { .. } => {}
     }
     Ok(())
 }
@@ -1032,5 +1156,53 @@ mod tests {
         assert_eq!(store.draft("s", 2).unwrap(), None);
         store.set_draft("s", 1, "  ", 3).unwrap();
         assert_eq!(store.draft("s", 1).unwrap(), None);
+    }
+
+    #[test]
+    fn read_receipts_are_owed_only_when_switched_on_and_never_answer_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ChatStore::open(&dir.path().join("chat.db")).unwrap();
+        let me = [7u8; 32];
+        store
+            .insert(
+                "s",
+                &[
+                    message(1, 1, 7, Some("mine")),
+                    message(1, 2, 8, Some("theirs")),
+                ],
+                &nobody_is_admin,
+            )
+            .unwrap();
+        // Off by default.
+        assert!(!store.sends_receipts("s", 1).unwrap());
+        assert_eq!(store.receipt_due("s", 1, &me).unwrap(), None);
+        store.set_sends_receipts("s", 1, true).unwrap();
+        assert_eq!(store.receipt_due("s", 1, &me).unwrap(), Some(2));
+        // Our receipt is applied like anyone's; then nothing is owed, even for their receipt.
+        store
+            .insert(
+                "s",
+                &[
+                    action(3, 7, 0, Action::Read { up_to: 2 }),
+                    action(4, 8, 0, Action::Read { up_to: 99 }),
+                ],
+                &nobody_is_admin,
+            )
+            .unwrap();
+        assert_eq!(store.receipt_due("s", 1, &me).unwrap(), None);
+        assert_eq!(
+            store.receipts("s", 1).unwrap(),
+            [([8; 32], 4), ([7; 32], 2)],
+            "a receipt never claims more than was posted before it"
+        );
+        // Their next message is owed a receipt; switched off, none is.
+        store
+            .insert("s", &[message(1, 5, 8, Some("more"))], &nobody_is_admin)
+            .unwrap();
+        assert_eq!(store.receipt_due("s", 1, &me).unwrap(), Some(5));
+        store.set_sends_receipts("s", 1, false).unwrap();
+        assert_eq!(store.receipt_due("s", 1, &me).unwrap(), None);
+        // A receipt is not an unread message.
+        assert_eq!(store.unread("s", 1, &me).unwrap().messages, 2);
     }
 }
