@@ -65,6 +65,20 @@ pub(crate) struct SyncedChannel {
     pub(crate) server_name: String,
 }
 
+impl SyncedChannel {
+    /// Brings this device's copy of the channel up to date again.
+    pub(crate) async fn sync(&mut self) -> Result<()> {
+        chat::sync(
+            &self.session,
+            &mut self.store,
+            &self.server_name,
+            self.channel_id,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
 /// [`channel_session`], then syncs the channel into this device's store.
 pub(crate) async fn synced_channel(server: Option<&str>, channel: &str) -> Result<SyncedChannel> {
     open_channel(server, channel, true).await
@@ -302,13 +316,7 @@ pub(crate) async fn send_receipt(
     )
     .await
     .context("could not send the read receipt")?;
-    chat::sync(
-        &here.session,
-        &mut here.store,
-        &here.server_name,
-        here.channel_id,
-    )
-    .await?;
+    here.sync().await?;
     Ok(())
 }
 

@@ -511,14 +511,7 @@ impl Live {
     async fn act(&mut self, action: &Action) -> Result<()> {
         if action.target().is_some() {
             // Act on what the relay holds now.
-            let here = &mut self.here;
-            chat::sync(
-                &here.session,
-                &mut here.store,
-                &here.server_name,
-                here.channel_id,
-            )
-            .await?;
+            self.here.sync().await?;
         }
         act_in(&self.here, &self.identity, action).await?;
         Ok(())
