@@ -61,6 +61,20 @@ pub(crate) enum ChannelCommand {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Share a text channel's history with members who join later, or stop (admins).
+    ///
+    /// Off by default: what was said before someone joined stays sealed to them. On, members
+    /// hand the channel's past keys to those who join, inside the channel's encryption.
+    History {
+        /// The text channel.
+        name: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        switch: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Delete a channel and all its messages and files, for everyone.
     Delete {
         /// The channel.
@@ -102,12 +116,21 @@ fn kind_word(kind: ChannelKind) -> &'static str {
 
 /// Carries out `command`.
 pub(crate) async fn run(command: ChannelCommand) -> Result<()> {
+    if let ChannelCommand::History {
+        name,
+        switch,
+        server,
+    } = &command
+    {
+        return crate::chat::history_sharing(server.as_deref(), name, switch == "on").await;
+    }
     let server = match &command {
         ChannelCommand::Create { server, .. }
         | ChannelCommand::Rename { server, .. }
         | ChannelCommand::Topic { server, .. }
         | ChannelCommand::Move { server, .. }
-        | ChannelCommand::Delete { server, .. } => server.clone(),
+        | ChannelCommand::Delete { server, .. }
+        | ChannelCommand::History { server, .. } => server.clone(),
     };
     let profile = Profile::open()?;
     let saved = profile.server(server.as_deref())?;
@@ -212,6 +235,7 @@ pub(crate) async fn run(command: ChannelCommand) -> Result<()> {
                 done,
             )
         }
+        ChannelCommand::History { .. } => unreachable!("carried out above"),
     };
     session
         .client

@@ -91,6 +91,22 @@ async fn open_channel(server: Option<&str>, channel: &str, sync: bool) -> Result
     let server_name = session.server.name.clone();
     if sync {
         chat::sync(&session, &mut store, &server_name, channel_id).await?;
+        if name.starts_with('#') {
+            // Members who joined since may be owed the channel's history.
+            let identity = profile.identity(|notice| eprintln!("{notice}"))?;
+            let shared = chat::history::share_if_due(
+                &session,
+                &identity,
+                &mut store,
+                &server_name,
+                channel_id,
+            )
+            .await
+            .with_context(|| format!("could not share the history of {name}"))?;
+            if shared > 0 {
+                eprintln!("Shared the history of {name} with {shared} member(s) not holding it.");
+            }
+        }
     }
     Ok(SyncedChannel {
         profile,
@@ -292,6 +308,60 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
             println!("{line}");
         }
     }
+    Ok(())
+}
+
+/// `sotto channel history <channel> on|off`: whether a text channel's history goes to members
+/// who join later (admins).
+pub(crate) async fn history_sharing(
+    server: Option<&str>,
+    channel: &str,
+    share: bool,
+) -> Result<()> {
+    if channel.starts_with('@') {
+        bail!("a conversation keeps its history to those in it; history sharing is for channels");
+    }
+    let mut here = synced_channel(server, channel).await?;
+    let identity = here.profile.identity(|notice| eprintln!("{notice}"))?;
+    let own = identity.public_key();
+    let admin = matches!(
+        here.session.group.state(),
+        GroupState::Member { members, .. }
+            if members.iter().any(|member| member.public_key == own && member.is_admin)
+    );
+    let name = here.name.clone();
+    if !admin {
+        bail!(
+            "only an admin can change whether {name} shares its history with members who join later"
+        );
+    }
+    chat::post_action(
+        &here.session,
+        &identity,
+        here.channel_id,
+        &Action::HistorySharing { share },
+    )
+    .await
+    .with_context(|| format!("could not change {name}"))?;
+    here.sync().await?;
+    if !share {
+        println!(
+            "{name} no longer shares its history: members who join from now on read only what is said after."
+        );
+        return Ok(());
+    }
+    let shared = chat::history::share_if_due(
+        &here.session,
+        &identity,
+        &mut here.store,
+        &here.server_name,
+        here.channel_id,
+    )
+    .await
+    .with_context(|| format!("could not share the history of {name}"))?;
+    println!(
+        "{name} shares its history: members who join later can read what was said before (shared with {shared} member(s) now)."
+    );
     Ok(())
 }
 

@@ -216,10 +216,6 @@ fn threads_pins_mentions_and_unread_counts_on_the_command_line() {
     assert!(pins.starts_with("Nothing is pinned in #general."), "{pins}");
 }
 
-fn stdout_of(output: std::process::Output) -> String {
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[test]
 fn the_owner_creates_renames_and_deletes_channels_on_the_command_line() {
     let server = Server::start(&["Ada", "Bob"]);

@@ -6,36 +6,32 @@ mod common;
 
 use common::*;
 
-fn out(output: std::process::Output) -> String {
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[test]
 fn direct_messages_reach_only_their_members_and_the_relay_reads_nothing() {
     let server = Server::start(&["Ada", "Bob", "Cy"]);
     let (ada, bob, cy) = (&server.members[0], &server.members[1], &server.members[2]);
     let canary = "canary-dm-7f31 for Bob only";
 
-    let said = out(sotto(ada, &["dm", "bob", canary]));
+    let said = stdout_of(sotto(ada, &["dm", "bob", canary]));
     assert_eq!(said.trim(), "Sent to @Bob (message 1).");
-    let said = out(sotto(bob, &["send", "@ada", "got it"]));
+    let said = stdout_of(sotto(bob, &["send", "@ada", "got it"]));
     assert_eq!(
         said.trim(),
         "Sent to @Ada (message 2).",
         "the same conversation"
     );
 
-    let history = out(sotto(bob, &["history", "@Ada"]));
+    let history = stdout_of(sotto(bob, &["history", "@Ada"]));
     let lines: Vec<&str> = history.lines().collect();
     assert_eq!(lines.len(), 2, "{history}");
     assert!(lines[0].ends_with(&format!("Ada: {canary}")), "{history}");
     assert!(lines[1].ends_with("Bob: got it"), "{history}");
 
     // A group conversation is another conversation, with its own group.
-    let said = out(sotto(ada, &["dm", "bob,cy", "welcome, both"]));
+    let said = stdout_of(sotto(ada, &["dm", "bob,cy", "welcome, both"]));
     assert_eq!(said.trim(), "Sent to @Bob, Cy (message 1).");
     sotto(cy, &["react", "@ada,bob", "1", "👋"]);
-    let listed = out(sotto(bob, &["dms"]));
+    let listed = stdout_of(sotto(bob, &["dms"]));
     assert!(listed.contains("  @Ada\n"), "{listed}");
     assert!(
         listed.contains("  @Ada, Cy  1 unread"),
@@ -43,43 +39,43 @@ fn direct_messages_reach_only_their_members_and_the_relay_reads_nothing() {
     );
 
     // Cy is in one of them only: his listing, history and search never show the other.
-    let listed = out(sotto(cy, &["dms"]));
+    let listed = stdout_of(sotto(cy, &["dms"]));
     assert_eq!(listed.lines().count(), 2, "{listed}");
     assert!(listed.contains("@Ada, Bob"), "{listed}");
-    let found = out(sotto(cy, &["search", "canary"]));
+    let found = stdout_of(sotto(cy, &["search", "canary"]));
     assert_eq!(found.trim(), "Nothing found.");
-    let found = out(sotto(bob, &["search", "canary"]));
+    let found = stdout_of(sotto(bob, &["search", "canary"]));
     assert!(found.starts_with("@Ada  "), "{found}");
-    let history = out(sotto(cy, &["history", "@Ada,Bob"]));
+    let history = stdout_of(sotto(cy, &["history", "@Ada,Bob"]));
     assert!(history.contains("Ada: welcome, both"), "{history}");
     assert!(history.contains("👋 1"), "{history}");
 
     // Read receipts: off unless switched on, per person and conversation.
-    let history = out(sotto(ada, &["history", "@bob"]));
+    let history = stdout_of(sotto(ada, &["history", "@bob"]));
     assert!(!history.contains('✓'), "no receipts yet: {history}");
-    let said = out(sotto(bob, &["receipts", "@ada", "on"]));
+    let said = stdout_of(sotto(bob, &["receipts", "@ada", "on"]));
     assert!(said.starts_with("Read receipts in @Ada are on"), "{said}");
-    let history = out(sotto(ada, &["history", "@bob"]));
+    let history = stdout_of(sotto(ada, &["history", "@bob"]));
     assert!(history.ends_with("      ✓ Seen by Bob\n"), "{history}");
     sotto(ada, &["dm", "bob", "one more"]);
-    let history = out(sotto(ada, &["history", "@bob"]));
+    let history = stdout_of(sotto(ada, &["history", "@bob"]));
     assert!(
         history.ends_with("      ✓ Bob has read up to message 1\n"),
         "{history}"
     );
     sotto(bob, &["history", "@ada"]);
-    let history = out(sotto(ada, &["history", "@bob"]));
+    let history = stdout_of(sotto(ada, &["history", "@bob"]));
     assert!(history.ends_with("      ✓ Seen by Bob\n"), "{history}");
     sotto(bob, &["receipts", "@ada", "off"]);
     sotto(ada, &["dm", "bob", "and another"]);
     sotto(bob, &["history", "@ada"]);
-    let history = out(sotto(ada, &["history", "@bob"]));
+    let history = stdout_of(sotto(ada, &["history", "@bob"]));
     assert!(
         history.contains("Bob has read up to message") && !history.contains("Seen by"),
         "switched off, Bob sends no more: {history}"
     );
     // Ada never switched hers on: Bob sees nothing of her reading.
-    let said = out(sotto(bob, &["receipts", "@ada"]));
+    let said = stdout_of(sotto(bob, &["receipts", "@ada"]));
     assert!(said.starts_with("Read receipts in @Ada are off"), "{said}");
     assert_eq!(said.lines().count(), 1, "{said}");
 

@@ -24,10 +24,6 @@ fn entropy(bytes: &[u8]) -> f64 {
         .sum()
 }
 
-fn stdout(output: std::process::Output) -> String {
-    String::from_utf8(output.stdout).unwrap()
-}
-
 #[test]
 fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_contents() {
     let server = Server::start(&["Ada", "Bob"]);
@@ -45,7 +41,7 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
         .collect();
     let original = work.join(name);
     std::fs::write(&original, &contents).unwrap();
-    let shared = stdout(sotto(
+    let shared = stdout_of(sotto(
         ada,
         &[
             "upload",
@@ -61,7 +57,7 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
     );
 
     // Bob sees it in the history and saves it; the copy is the file Ada shared.
-    let history = stdout(sotto(bob, &["history", "general"]));
+    let history = stdout_of(sotto(bob, &["history", "general"]));
     assert!(history.contains("Ada: the plan"), "{history}");
     assert!(
         history.contains(&format!("📎 {name} (270 KB)")),
@@ -69,7 +65,7 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
     );
     let inbox = server.dir.path().join("bob-inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let saved = stdout(sotto(
+    let saved = stdout_of(sotto(
         bob,
         &["download", "general", "1", "--out", inbox.to_str().unwrap()],
     ));
@@ -89,10 +85,10 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
     );
 
     // Search finds files by caption, and lists them with has:file.
-    let found = stdout(sotto(bob, &["search", "has:file"]));
+    let found = stdout_of(sotto(bob, &["search", "has:file"]));
     assert_eq!(found.lines().count(), 2, "{found}");
     assert!(found.contains(&format!("📎 {name}")), "{found}");
-    let found = stdout(sotto(bob, &["search", "plan", "has:file"]));
+    let found = stdout_of(sotto(bob, &["search", "plan", "has:file"]));
     assert!(found.contains("Ada: the plan"), "{found}");
 
     // What the relay holds: one stored file of random-looking bytes; neither the name nor the
@@ -117,7 +113,7 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
     damaged[2 * 65_556 + 100] ^= 0x40;
     std::fs::write(transfers.join(format!("{blob_hex}.download")), &damaged).unwrap();
     let again = server.dir.path().join("again.txt");
-    let events = stdout(sotto(
+    let events = stdout_of(sotto(
         bob,
         &[
             "download",
@@ -142,12 +138,12 @@ fn a_shared_file_reaches_members_whole_and_the_relay_learns_neither_name_nor_con
 
     // Bob forwards it to another channel: the file goes along, without uploading it again.
     sotto(ada, &["channel", "create", "archive"]);
-    let forwarded = stdout(sotto(bob, &["forward", "general", "1", "archive"]));
+    let forwarded = stdout_of(sotto(bob, &["forward", "general", "1", "archive"]));
     assert_eq!(
         forwarded.trim(),
         "Forwarded message 1 of #general to #archive (message 1)."
     );
-    let archive = stdout(sotto(ada, &["history", "archive"]));
+    let archive = stdout_of(sotto(ada, &["history", "archive"]));
     assert!(
         archive.contains("Bob: (forwarded from Ada) the plan") && archive.contains(name),
         "{archive}"
@@ -189,7 +185,7 @@ fn a_shared_picture_comes_with_a_sealed_preview() {
 
     // Bob saves the preview without fetching the file: a small JPEG of the picture.
     let preview = server.dir.path().join("preview.jpg");
-    let saved = stdout(sotto(
+    let saved = stdout_of(sotto(
         bob,
         &[
             "download",

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod files;
+pub mod history;
 pub mod markdown;
 pub mod mentions;
 pub mod query;
@@ -338,9 +339,11 @@ pub async fn sync_messages(
         let done = !more || messages.is_empty();
         added.extend(messages);
         if done {
-            return Ok(added);
+            break;
         }
     }
+    self::history::import_shared(session, store, server, channel_id, &added, &is_admin).await?;
+    Ok(added)
 }
 
 /// Messages read from the relay per request while syncing.

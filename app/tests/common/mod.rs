@@ -434,3 +434,8 @@ pub fn assert_relay_holds_none(server: &Server, needles: &[&str]) {
         }
     }
 }
+
+/// A command's standard output, as text.
+pub fn stdout_of(output: Output) -> String {
+    String::from_utf8(output.stdout).unwrap()
+}

@@ -18,7 +18,17 @@
 //!                   file, as kind 6 without its caption] ‖ UTF-8 text (the original's)
 //! kind 9  read      body = seq (u64 BE): its author has read the conversation up to there (a
 //!                   read receipt, sent only by those who switched them on)
+//! kind 10 history   body = share (1) or not (0): whether members who join later get this
+//!         sharing   channel's past text keys (admins only)
+//! kind 11 history   body = recipient count (u16 BE) ‖ recipients' keys [32] × count ‖ key
+//!         keys      count (u16 BE) ‖ (epoch (u64 BE) ‖ text secret [32]) × count: this
+//!                   channel's past text secrets, for members who joined later
 //! ```
+//!
+//! History keys are sealed like any message of the channel, in the epoch they are sent in:
+//! every member then can open them, which is the point (a channel that shares its history
+//! shares it with everyone in it). The recipients listed are only whom the sender meant them
+//! for, so others do not share them again.
 //!
 //! A file's manifest holds the key of its sealed bytes, which the relay stores under the file
 //! id: the message is what lets members open the file.
@@ -46,6 +56,25 @@ pub const KIND_PIN: u8 = 7;
 pub const KIND_FORWARD: u8 = 8;
 /// A read receipt: its author read the conversation up to a message.
 pub const KIND_READ: u8 = 9;
+/// Whether members who join later get the channel's past text keys.
+pub const KIND_HISTORY_SHARING: u8 = 10;
+/// The channel's past text keys, for members who joined later.
+pub const KIND_HISTORY_KEYS: u8 = 11;
+
+/// Most recipients one history-keys message names.
+pub const MAX_HISTORY_RECIPIENTS: usize = 500;
+/// Most past epochs one history-keys message carries (the latest ones).
+pub const MAX_HISTORY_EPOCHS: usize = 1000;
+
+/// A channel's past text secrets, by epoch (wiped when dropped; never printed).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct PastKeys(pub Vec<(u64, Zeroizing<[u8; 32]>)>);
+
+impl std::fmt::Debug for PastKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PastKeys({} epochs)", self.0.len())
+    }
+}
 
 /// Where a forwarded message came from, as its forwarder tells it (not signed by its author).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +158,18 @@ pub enum Action {
     Read {
         /// The last message read.
         up_to: u64,
+    },
+    /// Whether members who join later get the channel's past text keys (admins).
+    HistorySharing {
+        /// Shared (else not).
+        share: bool,
+    },
+    /// The channel's past text keys, for members who joined later.
+    HistoryKeys {
+        /// Whom they are meant for.
+        recipients: Vec<[u8; 32]>,
+        /// The keys, by epoch.
+        keys: PastKeys,
     },
 }
 
@@ -297,6 +338,41 @@ pub enum ActionError {
     Malformed,
 }
 
+fn parse_history_keys(body: &[u8]) -> Result<Action, ActionError> {
+    fn count(bytes: &[u8]) -> Result<(usize, &[u8]), ActionError> {
+        let (count, rest) = bytes.split_at_checked(2).ok_or(ActionError::Malformed)?;
+        Ok((usize::from(u16::from_be_bytes([count[0], count[1]])), rest))
+    }
+    let (recipient_count, rest) = count(body)?;
+    if recipient_count > MAX_HISTORY_RECIPIENTS {
+        return Err(ActionError::Malformed);
+    }
+    let (listed, rest) = rest
+        .split_at_checked(recipient_count * 32)
+        .ok_or(ActionError::Malformed)?;
+    let recipients = listed
+        .chunks_exact(32)
+        .map(|key| key.try_into().map_err(|_| ActionError::Malformed))
+        .collect::<Result<Vec<[u8; 32]>, _>>()?;
+    let (key_count, rest) = count(rest)?;
+    if key_count > MAX_HISTORY_EPOCHS || rest.len() != key_count * 40 {
+        return Err(ActionError::Malformed);
+    }
+    let keys = rest
+        .chunks_exact(40)
+        .map(|entry| {
+            let (epoch, secret) = entry.split_at(8);
+            let epoch = u64::from_be_bytes(epoch.try_into().map_err(|_| ActionError::Malformed)?);
+            let secret: [u8; 32] = secret.try_into().map_err(|_| ActionError::Malformed)?;
+            Ok((epoch, Zeroizing::new(secret)))
+        })
+        .collect::<Result<Vec<_>, ActionError>>()?;
+    Ok(Action::HistoryKeys {
+        recipients,
+        keys: PastKeys(keys),
+    })
+}
+
 fn split_target(body: &[u8]) -> Result<(u64, &[u8]), ActionError> {
     let (target, rest) = body.split_at_checked(8).ok_or(ActionError::Malformed)?;
     let target = u64::from_be_bytes(target.try_into().map_err(|_| ActionError::Malformed)?);
@@ -357,6 +433,11 @@ impl Action {
                 Ok(Self::Reaction { target, emoji, add })
             }
             KIND_FILE => parse_file(body),
+            KIND_HISTORY_SHARING => match body {
+                [share @ (0 | 1)] => Ok(Self::HistorySharing { share: *share == 1 }),
+                _ => Err(ActionError::Malformed),
+            },
+            KIND_HISTORY_KEYS => parse_history_keys(body),
             KIND_READ => {
                 let (up_to, rest) = split_target(body)?;
                 if !rest.is_empty() {
@@ -397,6 +478,20 @@ impl Action {
             ),
             Self::Delete { target } => (KIND_DELETE, target.to_be_bytes().to_vec()),
             Self::Read { up_to } => (KIND_READ, up_to.to_be_bytes().to_vec()),
+            Self::HistorySharing { share } => (KIND_HISTORY_SHARING, vec![u8::from(*share)]),
+            Self::HistoryKeys { recipients, keys } => {
+                let mut body = Vec::with_capacity(4 + recipients.len() * 32 + keys.0.len() * 40);
+                body.extend_from_slice(&(recipients.len() as u16).to_be_bytes());
+                for recipient in recipients {
+                    body.extend_from_slice(recipient);
+                }
+                body.extend_from_slice(&(keys.0.len() as u16).to_be_bytes());
+                for (epoch, secret) in &keys.0 {
+                    body.extend_from_slice(&epoch.to_be_bytes());
+                    body.extend_from_slice(secret.as_slice());
+                }
+                (KIND_HISTORY_KEYS, body)
+            }
             Self::Reaction { target, emoji, add } => (
                 KIND_REACTION,
                 [
@@ -438,9 +533,12 @@ impl Action {
     /// The earlier message this acts on (edits, deletions and reactions).
     pub fn target(&self) -> Option<u64> {
         match self {
-            Self::Text { .. } | Self::File { .. } | Self::Forward { .. } | Self::Read { .. } => {
-                None
-            }
+            Self::Text { .. }
+            | Self::File { .. }
+            | Self::Forward { .. }
+            | Self::Read { .. }
+            | Self::HistorySharing { .. }
+            | Self::HistoryKeys { .. } => None,
             Self::Edit { target, .. }
             | Self::Delete { target }
             | Self::Reaction { target, .. }
@@ -501,7 +599,10 @@ pub fn permitted(action: &Action, facts: &ActionFacts) -> Result<(), Refusal> {
         | Action::File { .. }
         | Action::Forward { .. }
         | Action::Read { .. }
+        | Action::HistoryKeys { .. }
         | Action::Reaction { .. } => Ok(()),
+        Action::HistorySharing { .. } if facts.actor_is_admin => Ok(()),
+        Action::HistorySharing { .. } => Err(Refusal::NotAnAdmin),
         Action::Edit { .. } => match (facts.actor_is_author, within_window) {
             (false, _) => Err(Refusal::NotTheAuthor),
             (true, false) => Err(Refusal::TooLate),
@@ -554,6 +655,14 @@ mod tests {
             },
             Action::Delete { target: 9 },
             Action::Read { up_to: 12 },
+            Action::HistorySharing { share: true },
+            Action::HistoryKeys {
+                recipients: vec![[3; 32], [4; 32]],
+                keys: PastKeys(vec![
+                    (0, Zeroizing::new([7; 32])),
+                    (5, Zeroizing::new([8; 32])),
+                ]),
+            },
             Action::Reaction {
                 target: 9,
                 emoji: "👍🏽".into(),
@@ -578,9 +687,26 @@ mod tests {
             let (kind, body) = action.encode();
             assert_eq!(Action::parse(kind, &body), Ok(action));
         }
-        assert_eq!(Action::parse(10, b""), Err(ActionError::UnknownKind));
+        assert_eq!(Action::parse(12, b""), Err(ActionError::UnknownKind));
         assert_eq!(
             Action::parse(KIND_READ, &[0; 9]),
+            Err(ActionError::Malformed)
+        );
+        assert_eq!(
+            Action::parse(KIND_HISTORY_SHARING, &[2]),
+            Err(ActionError::Malformed)
+        );
+        // Counts that run past the body, or bytes left over.
+        assert_eq!(
+            Action::parse(KIND_HISTORY_KEYS, &[0, 2, 0]),
+            Err(ActionError::Malformed)
+        );
+        assert_eq!(
+            Action::parse(KIND_HISTORY_KEYS, &[0, 0, 0, 1, 9]),
+            Err(ActionError::Malformed)
+        );
+        assert_eq!(
+            Action::parse(KIND_HISTORY_KEYS, &[0xff, 0xff]),
             Err(ActionError::Malformed)
         );
         assert_eq!(

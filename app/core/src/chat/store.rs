@@ -57,7 +57,7 @@ pub struct Unread {
 }
 
 /// The store's schema, one step per version (`PRAGMA user_version`).
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     // 1: messages, reactions, files and the word index.
     "CREATE TABLE IF NOT EXISTS messages (
              id INTEGER PRIMARY KEY,
@@ -145,6 +145,20 @@ const MIGRATIONS: [&str; 5] = [
          send INTEGER NOT NULL CHECK (send IN (0, 1)),
          PRIMARY KEY (server, channel_id)
      );",
+    // 6: channels whose history is shared with members who join later, and whom past keys
+    // were shared with.
+    "CREATE TABLE history_sharing (
+         server TEXT NOT NULL,
+         channel_id INTEGER NOT NULL,
+         share INTEGER NOT NULL CHECK (share IN (0, 1)),
+         PRIMARY KEY (server, channel_id)
+     );
+     CREATE TABLE history_recipients (
+         server TEXT NOT NULL,
+         channel_id INTEGER NOT NULL,
+         member_key BLOB NOT NULL,
+         PRIMARY KEY (server, channel_id, member_key)
+     );",
 ];
 
 /// Brings the schema up to date, one transaction per step.
@@ -207,65 +221,7 @@ impl ChatStore {
         is_admin: &dyn Fn(&PublicKey) -> bool,
     ) -> Result<usize, ChatStoreError> {
         let tx = self.db.transaction()?;
-        let mut added = 0;
-        for message in messages {
-            let (body, unreadable, hidden) = match &message.body {
-                ChatBody::Text(text) => (Some(text.as_str()), None, false),
-                ChatBody::Unreadable(why) => (None, Some(why.as_str()), false),
-                ChatBody::Action(_) => (None, None, true),
-            };
-            let new = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO messages
-                     (server, channel_id, seq, author_member, author_key, sent_at, posted_at,
-                      body, unreadable, reply_to, hidden, mentions_me, forwarded_channel,
-                      forwarded_seq, forwarded_author, forwarded_sent_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )?
-                .execute(params![
-                    server,
-                    message.channel_id,
-                    message.seq as i64,
-                    message.author_member,
-                    message.author.as_ref().map(|key| key.as_slice()),
-                    message.sent_at_ms.map(|at| at as i64),
-                    message.posted_at_ms as i64,
-                    body,
-                    unreadable,
-                    message.reply_to.map(|seq| seq as i64),
-                    hidden,
-                    message.mentions_me,
-                    message.forwarded_from.map(|origin| origin.channel_id),
-                    message.forwarded_from.map(|origin| origin.seq as i64),
-                    message.forwarded_from.map(|origin| origin.author.to_vec()),
-                    message
-                        .forwarded_from
-                        .map(|origin| origin.sent_at_ms as i64),
-                ])?;
-            added += new;
-            if let (1, Some(file)) = (new, &message.attachment) {
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO attachments
-                     (server, channel_id, seq, blob_id, manifest, name, media_type, size,
-                      thumbnail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?
-                .execute(params![
-                    server,
-                    message.channel_id,
-                    message.seq as i64,
-                    file.blob_id.as_slice(),
-                    file.manifest.as_slice(),
-                    file.name,
-                    file.media_type,
-                    file.size as i64,
-                    file.thumbnail,
-                ])?;
-            }
-            if let (1, ChatBody::Action(action)) = (new, &message.body) {
-                apply(&tx, server, message, action, is_admin)?;
-            }
-        }
+        let added = insert_rows(&tx, server, messages, is_admin)?;
         tx.commit()?;
         Ok(added)
     }
@@ -451,6 +407,85 @@ impl ChatStore {
             }
         }
         Ok(receipts)
+    }
+
+    /// Whether `channel_id`'s past text keys go to members who join later (an admin's
+    /// choice; off unless one switched it on).
+    pub fn shares_history(&self, server: &str, channel_id: u32) -> Result<bool, ChatStoreError> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT share FROM history_sharing WHERE server = ?1 AND channel_id = ?2",
+                params![server, channel_id],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    /// Whom `channel_id`'s past keys were shared with, by anyone.
+    pub fn history_recipients(
+        &self,
+        server: &str,
+        channel_id: u32,
+    ) -> Result<Vec<PublicKey>, ChatStoreError> {
+        let mut statement = self.db.prepare_cached(
+            "SELECT member_key FROM history_recipients WHERE server = ?1 AND channel_id = ?2",
+        )?;
+        let rows =
+            statement.query_map(params![server, channel_id], |row| row.get::<_, Vec<u8>>(0))?;
+        let mut keys = Vec::new();
+        for row in rows {
+            if let Ok(key) = PublicKey::try_from(row?.as_slice()) {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The seqs of `channel_id`'s messages this device could not open, oldest first.
+    pub fn unreadable_seqs(
+        &self,
+        server: &str,
+        channel_id: u32,
+    ) -> Result<Vec<u64>, ChatStoreError> {
+        let mut statement = self.db.prepare_cached(
+            "SELECT seq FROM messages WHERE server = ?1 AND channel_id = ?2
+             AND unreadable IS NOT NULL ORDER BY seq",
+        )?;
+        let rows = statement.query_map(params![server, channel_id], |row| row.get::<_, i64>(0))?;
+        let mut seqs = Vec::new();
+        for row in rows {
+            seqs.push(row? as u64);
+        }
+        Ok(seqs)
+    }
+
+    /// Replaces messages this device could not open with `messages` (the same seqs, opened
+    /// now), applying the edits, deletions and reactions among them; returns how many were
+    /// replaced. Messages it could open are left as they are.
+    pub fn reopen(
+        &mut self,
+        server: &str,
+        messages: &[ChatMessage],
+        is_admin: &dyn Fn(&PublicKey) -> bool,
+    ) -> Result<usize, ChatStoreError> {
+        let opened: Vec<ChatMessage> = messages
+            .iter()
+            .filter(|message| !matches!(message.body, ChatBody::Unreadable(_)))
+            .cloned()
+            .collect();
+        let tx = self.db.transaction()?;
+        for message in &opened {
+            tx.execute(
+                "DELETE FROM messages WHERE server = ?1 AND channel_id = ?2 AND seq = ?3
+                 AND unreadable IS NOT NULL",
+                params![server, message.channel_id, message.seq as i64],
+            )?;
+        }
+        let replaced = insert_rows(&tx, server, &opened, is_admin)?;
+        tx.commit()?;
+        Ok(replaced)
     }
 
     /// Whether we send read receipts in `channel_id` (off unless switched on).
@@ -693,6 +728,76 @@ fn row_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
     })
 }
 
+/// Inserts `messages` (those held already are left as they are) and applies the actions
+/// among them the rules allow; returns how many were new.
+fn insert_rows(
+    tx: &rusqlite::Transaction<'_>,
+    server: &str,
+    messages: &[ChatMessage],
+    is_admin: &dyn Fn(&PublicKey) -> bool,
+) -> Result<usize, ChatStoreError> {
+    let mut added = 0;
+    for message in messages {
+        let (body, unreadable, hidden) = match &message.body {
+            ChatBody::Text(text) => (Some(text.as_str()), None, false),
+            ChatBody::Unreadable(why) => (None, Some(why.as_str()), false),
+            ChatBody::Action(_) => (None, None, true),
+        };
+        let new = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO messages
+                 (server, channel_id, seq, author_member, author_key, sent_at, posted_at,
+                  body, unreadable, reply_to, hidden, mentions_me, forwarded_channel,
+                  forwarded_seq, forwarded_author, forwarded_sent_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?
+            .execute(params![
+                server,
+                message.channel_id,
+                message.seq as i64,
+                message.author_member,
+                message.author.as_ref().map(|key| key.as_slice()),
+                message.sent_at_ms.map(|at| at as i64),
+                message.posted_at_ms as i64,
+                body,
+                unreadable,
+                message.reply_to.map(|seq| seq as i64),
+                hidden,
+                message.mentions_me,
+                message.forwarded_from.map(|origin| origin.channel_id),
+                message.forwarded_from.map(|origin| origin.seq as i64),
+                message.forwarded_from.map(|origin| origin.author.to_vec()),
+                message
+                    .forwarded_from
+                    .map(|origin| origin.sent_at_ms as i64),
+            ])?;
+        added += new;
+        if let (1, Some(file)) = (new, &message.attachment) {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO attachments
+                 (server, channel_id, seq, blob_id, manifest, name, media_type, size,
+                  thumbnail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                server,
+                message.channel_id,
+                message.seq as i64,
+                file.blob_id.as_slice(),
+                file.manifest.as_slice(),
+                file.name,
+                file.media_type,
+                file.size as i64,
+                file.thumbnail,
+            ])?;
+        }
+        if let (1, ChatBody::Action(action)) = (new, &message.body) {
+            apply(tx, server, message, action, is_admin)?;
+        }
+    }
+    Ok(added)
+}
+
 /// What the rules need of a message acted on.
 struct TargetRow {
     id: i64,
@@ -735,6 +840,29 @@ fn apply(
     action: &Action,
     is_admin: &dyn Fn(&PublicKey) -> bool,
 ) -> Result<(), ChatStoreError> {
+    match (action, message.author) {
+        (Action::HistorySharing { share }, Some(actor)) => {
+            if is_admin(&actor) {
+                tx.execute(
+                    "INSERT INTO history_sharing (server, channel_id, share) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (server, channel_id) DO UPDATE SET share = excluded.share",
+                    params![server, message.channel_id, share],
+                )?;
+            }
+            return Ok(());
+        }
+        (Action::HistoryKeys { recipients, .. }, Some(_)) => {
+            for recipient in recipients {
+                tx.execute(
+                    "INSERT OR IGNORE INTO history_recipients (server, channel_id, member_key)
+                     VALUES (?1, ?2, ?3)",
+                    params![server, message.channel_id, recipient.as_slice()],
+                )?;
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
     if let (Action::Read { up_to }, Some(reader)) = (action, message.author) {
         // Never past the receipt itself, and never moving back.
         let up_to = (*up_to).min(message.seq);
@@ -827,7 +955,9 @@ fn apply(
         Action::Text { .. }
         | Action::File { .. }
         | Action::Forward { .. }
-        | Action::Read { .. } => {}
+        | Action::Read { .. }
+        | Action::HistorySharing { .. }
+        | Action::HistoryKeys { .. } => {}
     }
     Ok(())
 }

@@ -85,6 +85,15 @@ enum Command {
         members: Vec<PublicKey>,
         reply: oneshot::Sender<Result<ConversationInfo, GroupActionError>>,
     },
+    TextSecrets {
+        channel_id: u32,
+        reply: oneshot::Sender<Vec<(u64, TextSecret)>>,
+    },
+    ImportTextSecrets {
+        channel_id: u32,
+        secrets: Vec<(u64, TextSecret)>,
+        reply: oneshot::Sender<usize>,
+    },
     TextSecret {
         channel_id: u32,
         /// The epoch wanted; none for the current one.
@@ -117,6 +126,8 @@ impl std::fmt::Debug for Command {
             Self::TextSecret { .. } => "TextSecret",
             Self::NoteSent(_) => "NoteSent",
             Self::OpenConversation { .. } => "OpenConversation",
+            Self::TextSecrets { .. } => "TextSecrets",
+            Self::ImportTextSecrets { .. } => "ImportTextSecrets",
         })
     }
 }
@@ -255,6 +266,44 @@ impl GroupHandle {
     /// Asks to leave the group; the next member online commits it.
     pub async fn leave(&self) -> Result<(), GroupActionError> {
         self.ask(|reply| Command::Leave { reply }).await
+    }
+
+    /// Every text secret of server channel `channel_id` this member holds, by epoch (to
+    /// share a channel's history with members who join later).
+    pub async fn text_secrets(&self, channel_id: u32) -> Vec<(u64, TextSecret)> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::TextSecrets { channel_id, reply })
+            .await
+            .is_err()
+        {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Keeps text secrets of server channel `channel_id` another member shared, for the epochs
+    /// we hold none of; returns how many were new.
+    pub async fn import_text_secrets(
+        &self,
+        channel_id: u32,
+        secrets: Vec<(u64, TextSecret)>,
+    ) -> usize {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::ImportTextSecrets {
+                channel_id,
+                secrets,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// The conversations we are in, by id.
@@ -696,6 +745,40 @@ impl Agent {
                 self.settle(Target::Server).await;
             }
             Command::OpenConversation { members, reply } => self.open(members, reply).await,
+            Command::TextSecrets { channel_id, reply } => {
+                let store = self.store.clone();
+                let group_id = self.logic.group_id().to_vec();
+                let secrets = tokio::task::spawn_blocking(move || {
+                    store
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .text_secrets(&group_id, channel_id)
+                })
+                .await
+                .ok()
+                .and_then(|found| found.map_err(|error| warn!("{error}")).ok())
+                .unwrap_or_default();
+                let _ = reply.send(secrets);
+            }
+            Command::ImportTextSecrets {
+                channel_id,
+                secrets,
+                reply,
+            } => {
+                let store = self.store.clone();
+                let group_id = self.logic.group_id().to_vec();
+                let imported = tokio::task::spawn_blocking(move || {
+                    store
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .import_text_secrets(&group_id, channel_id, secrets)
+                })
+                .await
+                .ok()
+                .and_then(|done| done.map_err(|error| warn!("{error}")).ok())
+                .unwrap_or(0);
+                let _ = reply.send(imported);
+            }
             Command::TextSecret {
                 channel_id,
                 epoch,

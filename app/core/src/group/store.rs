@@ -288,6 +288,54 @@ impl GroupStore {
         Ok(Some(TextSecret::from_bytes(secret)))
     }
 
+    /// Every text secret of `channel_id` kept for `group_id`, by epoch.
+    pub fn text_secrets(
+        &self,
+        group_id: &[u8],
+        channel_id: u32,
+    ) -> Result<Vec<(u64, TextSecret)>, GroupStoreError> {
+        let epochs: Vec<i64> = {
+            let mut statement = self.connection.prepare(
+                "SELECT epoch FROM text_secrets WHERE group_id = ?1 AND channel_id = ?2
+                 ORDER BY epoch",
+            )?;
+            statement
+                .query_map(params![group_id, channel_id], |row| row.get(0))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut secrets = Vec::with_capacity(epochs.len());
+        for epoch in epochs {
+            if let Some(secret) = self.text_secret(group_id, epoch as u64, channel_id)? {
+                secrets.push((epoch as u64, secret));
+            }
+        }
+        Ok(secrets)
+    }
+
+    /// Keeps `secrets` of `channel_id` (shared by another member) for the epochs we hold none
+    /// of: ours are never replaced. Returns how many were new.
+    pub fn import_text_secrets(
+        &mut self,
+        group_id: &[u8],
+        channel_id: u32,
+        secrets: Vec<(u64, TextSecret)>,
+    ) -> Result<usize, GroupStoreError> {
+        let mut changes = Vec::new();
+        for (epoch, secret) in secrets {
+            if self.text_secret(group_id, epoch, channel_id)?.is_none() {
+                changes.push(StoreChange::TextSecret {
+                    group_id: group_id.to_vec(),
+                    epoch,
+                    channel_id,
+                    secret,
+                });
+            }
+        }
+        let imported = changes.len();
+        self.save(StoreDelta::default(), &changes)?;
+        Ok(imported)
+    }
+
     /// Everything kept for `group_id`.
     pub fn stored(&self, group_id: &[u8]) -> Result<StoredGroup, GroupStoreError> {
         let mut statement = self

@@ -566,3 +566,130 @@ fn key_packages_are_topped_up_once_per_connection_and_an_admin_adds_from_one() {
         Err(GroupError::NotAdmin(_))
     ));
 }
+
+/// A conversation's logic for `identity`, over its own provider, connected and synced at
+/// `relay_epoch`.
+fn conversation_member(
+    identity: &Identity,
+    provider: Arc<GroupProvider>,
+    info: &ConversationInfo,
+    relay_epoch: u64,
+) -> (GroupLogic, Vec<ControlFrame>) {
+    let mut logic = GroupLogic::for_conversation(identity.clone(), provider, info.clone());
+    logic.connected(SERVER, &channels(), StoredGroup::default());
+    let mut sent: Vec<ControlFrame> = std::iter::from_fn(|| logic.poll_transmit()).collect();
+    logic.handle(ControlFrame::GroupStatus {
+        group_id: info.group_id.clone(),
+        epoch: Some(relay_epoch),
+        grant: None,
+    });
+    sent.extend(std::iter::from_fn(|| logic.poll_transmit()));
+    (logic, sent)
+}
+
+#[test]
+fn a_conversations_opener_adds_everyone_and_a_welcome_must_come_from_the_opener() {
+    let (ada, bob, cy) = (
+        Identity::generate(),
+        Identity::generate(),
+        Identity::generate(),
+    );
+    let group_id = sotto_net::group::new_conversation_group_id();
+    let info = ConversationInfo {
+        id: 40,
+        group_id: group_id.clone(),
+        creator: ada.public_key(),
+        members: vec![ada.public_key(), bob.public_key(), cy.public_key()],
+    };
+    let ada_provider = Arc::new(GroupProvider::new());
+    Group::create(&ada_provider, &ada, &group_id).unwrap();
+    let (mut ada_logic, sent) = conversation_member(&ada, ada_provider, &info, 0);
+    // No KeyPackage upload from a conversation's logic; a claim for the first one missing.
+    assert!(matches!(sent[0], ControlFrame::GroupSync { .. }));
+    assert_eq!(
+        sent[1..],
+        [ControlFrame::ClaimKeyPackage {
+            member: bob.public_key()
+        }]
+    );
+    assert!(!ada_logic.conversation_ready());
+
+    // Bob's KeyPackage comes: Ada commits his Add with a Welcome.
+    let bob_provider = Arc::new(GroupProvider::new());
+    let (bob_package, _) = Group::key_package(&bob_provider, &bob, false).unwrap();
+    ada_logic.handle(ControlFrame::KeyPackageClaimed {
+        member: bob.public_key(),
+        key_package: Some(bob_package),
+    });
+    let Some(ControlFrame::GroupCommit {
+        epoch: 0,
+        welcome: Some(welcome),
+        ..
+    }) = ada_logic.poll_transmit()
+    else {
+        panic!("no commit adding Bob")
+    };
+    ada_logic.handle(ControlFrame::CommitAccepted {
+        group_id: group_id.clone(),
+        epoch: 0,
+    });
+    // Then Cy, who has no KeyPackage at the relay: said, and not asked again and again.
+    assert_eq!(
+        ada_logic.poll_transmit(),
+        Some(ControlFrame::ClaimKeyPackage {
+            member: cy.public_key()
+        })
+    );
+    ada_logic.handle(ControlFrame::KeyPackageClaimed {
+        member: cy.public_key(),
+        key_package: None,
+    });
+    assert_eq!(ada_logic.poll_transmit(), None);
+    assert_eq!(ada_logic.unreachable(), [cy.public_key()]);
+    assert!(!ada_logic.conversation_ready());
+
+    // Bob, added: waits without an invite, then takes the Welcome into a group Ada is in.
+    let (mut bob_logic, _) = conversation_member(&bob, bob_provider, &info, 1);
+    assert_eq!(bob_logic.state(), &GroupState::NoInvite);
+    bob_logic.handle(ControlFrame::GroupWelcome {
+        group_id: group_id.clone(),
+        welcome,
+    });
+    assert!(matches!(
+        bob_logic.state(),
+        GroupState::Member { epoch: 1, .. }
+    ));
+    assert_eq!(
+        bob_logic.text_secret(40).map(|(epoch, _)| epoch),
+        Some(1),
+        "Bob seals with the conversation's own key"
+    );
+
+    // A Welcome into a group of the same id that Ada is not in (a relay's own) is refused.
+    let mallory = Identity::generate();
+    let mallory_provider = GroupProvider::new();
+    let mut fake = Group::create(&mallory_provider, &mallory, &group_id).unwrap();
+    let cy_provider = Arc::new(GroupProvider::new());
+    let (cy_package, _) = Group::key_package(&cy_provider, &cy, false).unwrap();
+    let outgoing = fake
+        .add_member(&mallory_provider, &mallory, &cy.public_key(), &cy_package)
+        .unwrap();
+    let (mut cy_logic, _) = conversation_member(&cy, cy_provider, &info, 1);
+    cy_logic.handle(ControlFrame::GroupWelcome {
+        group_id,
+        welcome: outgoing.welcome.unwrap(),
+    });
+    assert_eq!(cy_logic.state(), &GroupState::NoInvite);
+    let problems: Vec<String> = std::iter::from_fn(|| cy_logic.poll_event())
+        .filter_map(|event| match event {
+            LogicEvent::Problem(message) => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.contains("refused the Welcome")),
+        "{problems:?}"
+    );
+}
