@@ -175,12 +175,8 @@ pub(crate) async fn act_in(
 ) -> Result<u64> {
     let name = &here.name;
     if action.target().is_some() || replies(action) {
-        let is_admin = match here.session.group.state() {
-            GroupState::Member { members, .. } => members
-                .iter()
-                .any(|member| member.public_key == identity.public_key() && member.is_admin),
-            _ => false,
-        };
+        let is_admin =
+            chat::admins_of(&here.session, here.channel_id).contains(&identity.public_key());
         here.store
             .check(
                 &here.server_name,

@@ -79,6 +79,18 @@ fn direct_messages_reach_only_their_members_and_the_relay_reads_nothing() {
     assert!(said.starts_with("Read receipts in @Ada are off"), "{said}");
     assert_eq!(said.lines().count(), 1, "{said}");
 
+    // In a conversation its opener is the admin: Ada pins, Bob cannot.
+    let refused = try_sotto(bob, &["pin", "@ada", "1"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only an admin"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    sotto(ada, &["pin", "@bob", "1"]);
+    let pins = stdout_of(sotto(bob, &["pins", "@ada"]));
+    assert!(pins.contains(canary), "{pins}");
+
     // Naming yourself or nobody is explained.
     let refused = try_sotto(ada, &["dm", "ada", "hi"]);
     assert!(!refused.status.success());

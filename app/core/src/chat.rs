@@ -322,14 +322,7 @@ pub async fn sync_messages(
     server: &str,
     channel_id: u32,
 ) -> Result<Vec<ChatMessage>, ChatError> {
-    let admins: Vec<PublicKey> = match session.group.state() {
-        crate::group::GroupState::Member { members, .. } => members
-            .into_iter()
-            .filter(|member| member.is_admin)
-            .map(|member| member.public_key)
-            .collect(),
-        _ => Vec::new(),
-    };
+    let admins = admins_of(session, channel_id);
     let is_admin = |key: &PublicKey| admins.contains(key);
     let mut added = Vec::new();
     loop {
@@ -344,6 +337,32 @@ pub async fn sync_messages(
     }
     self::history::import_shared(session, store, server, channel_id, &added, &is_admin).await?;
     Ok(added)
+}
+
+/// Who may pin, and delete others' messages, in `channel_id`: the admins of the group that
+/// keys it (a conversation's is its opener, while in it; a channel's, the server's admins).
+pub fn admins_of(session: &Session, channel_id: u32) -> Vec<PublicKey> {
+    if let Some(conversation) = session
+        .group
+        .conversations()
+        .into_iter()
+        .find(|view| view.info.id == channel_id)
+    {
+        let opener = conversation.info.creator;
+        return if conversation.info.members.contains(&opener) {
+            vec![opener]
+        } else {
+            Vec::new()
+        };
+    }
+    match session.group.state() {
+        crate::group::GroupState::Member { members, .. } => members
+            .into_iter()
+            .filter(|member| member.is_admin)
+            .map(|member| member.public_key)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Messages read from the relay per request while syncing.
