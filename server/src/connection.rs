@@ -178,7 +178,7 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
         ),
         groups: Vec::new(),
         group_changes: shared.groups.subscribe(),
-        conversation_feed: shared.conversations_opened.subscribe(),
+        conversation_feed: shared.conversation_changes.subscribe(),
         message_feed: shared.messages.subscribe(),
         message_limiter: TokenBucket::new(
             shared.config.message_rate,
@@ -1312,21 +1312,30 @@ impl Session {
         match removed {
             Removed::Nobody => {}
             Removed::FromServer(members) => {
-                for member_id in members {
+                for member_id in &members {
                     info!(member = member_id, "removed from the server by a commit");
                     self.shared.disconnect(
-                        member_id,
+                        *member_id,
                         close_code::REFUSED,
                         "you were removed from this server",
                     );
+                }
+                // Their conversations' members hear of it (openers then remove them from the
+                // conversations' groups).
+                for conversation in self.shared.conversations.remove_everywhere(&members) {
+                    let _ = self.shared.conversation_changes.send(conversation);
                 }
             }
             Removed::FromConversation(conversation, members) => {
                 if !members.is_empty() {
                     info!(conversation, removed = members.len(), "left a conversation");
-                    self.shared
+                    if let Some(now) = self
+                        .shared
                         .conversations
-                        .remove_members(conversation, &members);
+                        .remove_members(conversation, &members)
+                    {
+                        let _ = self.shared.conversation_changes.send(now);
+                    }
                 }
             }
         }
@@ -1389,7 +1398,7 @@ impl Session {
                 self.shared.conversations.insert(conversation.clone());
                 let _ = self
                     .shared
-                    .conversations_opened
+                    .conversation_changes
                     .send(Arc::new(conversation));
                 Ok(())
             }

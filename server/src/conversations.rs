@@ -104,22 +104,47 @@ impl Conversations {
         self.book.store(Arc::new(book));
     }
 
-    /// Takes `removed` out of conversation `id`.
-    pub(crate) fn remove_members(&self, id: u32, removed: &[u32]) {
+    /// Takes `removed` out of every conversation; returns the conversations that changed, as
+    /// they are now.
+    pub(crate) fn remove_everywhere(&self, removed: &[u32]) -> Vec<Arc<Conversation>> {
         let _writing = self
             .writing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut book = Book::clone(&self.book.load());
-        let Some(conversation) = book.by_id.get(&id) else {
-            return;
-        };
+        let mut changed = Vec::new();
+        for conversation in book.by_id.values_mut() {
+            if conversation
+                .members
+                .iter()
+                .any(|(id, _)| removed.contains(id))
+            {
+                let mut now = Conversation::clone(conversation);
+                now.members.retain(|(member, _)| !removed.contains(member));
+                *conversation = Arc::new(now);
+                changed.push(conversation.clone());
+            }
+        }
+        self.book.store(Arc::new(book));
+        changed
+    }
+
+    /// Takes `removed` out of conversation `id`; returns it as it is now.
+    pub(crate) fn remove_members(&self, id: u32, removed: &[u32]) -> Option<Arc<Conversation>> {
+        let _writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut book = Book::clone(&self.book.load());
+        let conversation = book.by_id.get(&id)?;
         let mut changed = Conversation::clone(conversation);
         changed
             .members
             .retain(|(member, _)| !removed.contains(member));
-        book.by_id.insert(id, Arc::new(changed));
+        let changed = Arc::new(changed);
+        book.by_id.insert(id, changed.clone());
         self.book.store(Arc::new(book));
+        Some(changed)
     }
 
     /// Conversation `id`, if there is one.
@@ -184,6 +209,25 @@ mod tests {
         assert_eq!(of_two, [10, 11]);
         assert_eq!(book.by_group(b"sotto/conversation/11").unwrap().id, 11);
         assert_eq!(book.get(11).unwrap().keys(), [[2; 32], [3; 32], [4; 32]]);
+    }
+
+    #[test]
+    fn a_member_out_of_the_server_is_out_of_every_conversation() {
+        let book = Conversations::load(vec![
+            stored(10, &[1, 2]),
+            stored(11, &[2, 3]),
+            stored(12, &[1, 3]),
+        ]);
+        let changed: Vec<u32> = book
+            .remove_everywhere(&[2])
+            .iter()
+            .map(|conversation| conversation.id)
+            .collect();
+        let mut changed = changed;
+        changed.sort_unstable();
+        assert_eq!(changed, [10, 11]);
+        assert!(book.of_member(2).is_empty());
+        assert_eq!(book.get(12).unwrap().keys(), [[1; 32], [3; 32]]);
     }
 
     #[test]

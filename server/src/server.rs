@@ -77,8 +77,9 @@ pub(crate) struct Shared {
     pub(crate) presence: crate::presence::PresenceBook,
     /// The server's conversations and who is in each.
     pub(crate) conversations: crate::conversations::Conversations,
-    /// Each conversation opened, for the connections to tell its members.
-    pub(crate) conversations_opened:
+    /// Each conversation opened or changed (someone out of it), for the connections to tell
+    /// its members.
+    pub(crate) conversation_changes:
         tokio::sync::broadcast::Sender<Arc<crate::conversations::Conversation>>,
     online: Mutex<HashMap<u32, quinn::Connection>>,
 }
@@ -292,7 +293,7 @@ impl Relay {
             uploading: Mutex::new(std::collections::HashSet::new()),
             presence: crate::presence::PresenceBook::new(),
             conversations,
-            conversations_opened: tokio::sync::broadcast::channel(64).0,
+            conversation_changes: tokio::sync::broadcast::channel(64).0,
             online: Mutex::new(HashMap::new()),
         });
         Ok(Self {

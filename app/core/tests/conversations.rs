@@ -168,6 +168,48 @@ async fn only_a_conversations_members_read_it_and_each_has_its_own_group() {
         texts(&cy_session, group.id).await,
         ["welcome, both", "back again"]
     );
+
+    // Cy is removed from the server: out of the conversation, and its opener takes him out of
+    // its group, so nothing sent from then on is sealed to him.
+    ada_session.group.remove(vec![cy_key]).await.unwrap();
+    for session in [&ada_session, &bob_session] {
+        let members = group_members_once(session, group.id, 2).await;
+        assert!(!members.contains(&cy_key));
+    }
+    chat::post(&ada_session, &ada.identity, group.id, "just us now")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&bob_session, group.id).await,
+        ["welcome, both", "back again", "just us now"]
+    );
+}
+
+/// Waits until conversation `id`'s group has `count` members as `session` sees it; returns
+/// their keys.
+async fn group_members_once(
+    session: &Session,
+    id: u32,
+    count: usize,
+) -> Vec<sotto_net::proto::control::PublicKey> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let view = session
+            .group
+            .conversations()
+            .into_iter()
+            .find(|view| view.info.id == id);
+        if let Some(GroupState::Member { members, .. }) = view.as_ref().map(|view| &view.state)
+            && members.len() == count
+        {
+            return members.iter().map(|member| member.public_key).collect();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "conversation {id} never had {count} members: {view:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,10 +180,19 @@ impl Store {
                             "DELETE FROM conversation_members WHERE channel_id = ?1 AND member_id = ?2",
                             params![conversation, member],
                         )?,
-                        None => tx.execute(
-                            "DELETE FROM memberships WHERE member_id = ?1 AND server_id = ?2",
-                            params![member, server_id],
-                        )?,
+                        None => {
+                            // Out of the server, out of its conversations too (their openers
+                            // then remove them from the conversations' groups).
+                            tx.execute(
+                                "DELETE FROM conversation_members WHERE member_id = ?1
+                                 AND channel_id IN (SELECT id FROM channels WHERE server_id = ?2)",
+                                params![member, server_id],
+                            )?;
+                            tx.execute(
+                                "DELETE FROM memberships WHERE member_id = ?1 AND server_id = ?2",
+                                params![member, server_id],
+                            )?
+                        }
                     };
                     removed_members.push(to_u32(member, "member id")?);
                 }

@@ -569,6 +569,31 @@ fn a_conversation_is_a_hidden_channel_with_its_own_group_and_members() {
     assert_eq!(listed[0].creator, (ada.id, [1; 32]));
     // The server's own group is untouched, and still one of a kind.
     assert_eq!(store.group(b"sotto/server/1").unwrap().unwrap().epoch, 0);
+    // Out of the server (its group's commit), out of every conversation in the same step.
+    let outcome = store
+        .accept_commit(&AcceptCommit {
+            group_id: b"sotto/server/1",
+            epoch: 0,
+            committer: ada.id,
+            message: b"kick bob",
+            state: b"state-1",
+            welcome: None,
+            added: &[],
+            removed: &[[2; 32]],
+            now_unix: NOW,
+        })
+        .unwrap();
+    assert_eq!(
+        outcome,
+        CommitOutcome::Accepted {
+            removed_members: vec![bob.id],
+            conversation: None,
+        }
+    );
+    assert_eq!(
+        store.conversations(server).unwrap()[0].members,
+        everyone[..1]
+    );
     assert!(
         !store
             .create_group(server, b"sotto/server/other", b"state", NOW)

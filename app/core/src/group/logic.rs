@@ -978,6 +978,16 @@ impl GroupLogic {
             .iter()
             .map(|member| member.public_key)
             .collect();
+        if let Some(stale) = self.next_to_remove(&members) {
+            // Out of the conversation (say, removed from the server): out of its group, so
+            // it reads nothing sent from now on.
+            let Some(group) = self.group.as_mut() else {
+                return;
+            };
+            let outgoing = group.remove(&self.provider, &self.identity, &[stale]);
+            self.send_commit(outgoing, Purpose::Remove);
+            return;
+        }
         if let Some(missing) = self.next_to_add(&members) {
             // A conversation's opener adds its members, one commit each.
             self.claims.push(missing);
@@ -1025,6 +1035,20 @@ impl GroupLogic {
             .members
             .iter()
             .find(|key| !members.contains(key) && !self.unreachable.contains(key))
+            .copied()
+    }
+
+    /// The next one in our conversation's group who is no longer in the conversation, if we
+    /// opened it.
+    fn next_to_remove(&self, members: &[PublicKey]) -> Option<PublicKey> {
+        let conversation = self.conversation.as_ref()?;
+        let own = self.identity.public_key();
+        if conversation.creator != own || !self.synced {
+            return None;
+        }
+        members
+            .iter()
+            .find(|key| **key != own && !conversation.members.contains(key))
             .copied()
     }
 
