@@ -92,7 +92,17 @@ pub(crate) async fn conversation(session: &mut Session, people: &str) -> Result<
     let label = label(&view, &names, &own);
     if !view.ready {
         let opener = names.of_key(&view.info.creator);
-        match view.state {
+        match &view.state {
+            GroupState::Member { members, .. }
+                if members
+                    .iter()
+                    .any(|member| !view.info.members.contains(&member.public_key)) =>
+            {
+                bail!(
+                    "{label}: someone no longer in the conversation is still in its encryption \
+                     group, so nothing is sent until {opener} removes them (when next online)"
+                )
+            }
             GroupState::Member { .. } => bail!(
                 "{label}: {opener} has not added everyone to the conversation's encryption group \
                  yet (someone may not have connected since joining); try again later"

@@ -226,7 +226,9 @@ impl Live {
             match &message.body {
                 ChatBody::Action(Action::Read { up_to }) => {
                     if message.author != Some(self.identity.public_key()) {
-                        self.out.read(&author(&message, &self.names), *up_to);
+                        // Never past the receipt itself.
+                        let up_to = (*up_to).min(message.seq);
+                        self.out.read(&author(&message, &self.names), up_to);
                     }
                 }
                 ChatBody::Action(action) => {

@@ -15,7 +15,8 @@ mod migrations;
 pub use blobs::{BlobRecord, UploadStart};
 pub use channels::ChannelRefusal;
 pub use conversations::{
-    ConversationRefusal, MAX_CONVERSATIONS_PER_MEMBER, NewConversation, StoredConversation,
+    ConversationRefusal, MAX_CONVERSATIONS_OPENED, MAX_CONVERSATIONS_PER_MEMBER, NewConversation,
+    StoredConversation,
 };
 pub use groups::{AcceptCommit, CommitOutcome, StoredGroup};
 pub use key_packages::{KeyPackageCount, MAX_STORED_KEY_PACKAGES, NewKeyPackage};

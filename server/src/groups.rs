@@ -233,6 +233,9 @@ impl Groups {
         if group.group_id() != group_id {
             return Ok(Err("the GroupInfo is for another group".into()));
         }
+        if group.epoch() != 0 {
+            return Ok(Err("a conversation's group must be new (epoch 0)".into()));
+        }
         let opened = store.open_conversation(&NewConversation {
             server_id,
             creator: (creator.id, creator.public_key),

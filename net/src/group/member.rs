@@ -219,6 +219,78 @@ impl Group {
         expected_group_id: &[u8],
         inviter: Option<&PublicKey>,
     ) -> Result<Self, GroupError> {
+        let staged = Self::stage_welcome(provider, welcome, expected_group_id)?;
+        // The tree's leaves are signed by their own keys, so only the inviter can have put a
+        // leaf with its key in it.
+        let inviter_is_member = |inviter: &PublicKey| {
+            staged.members().any(|member| {
+                identity_of(&member.credential).as_ref() == Some(inviter)
+                    && member.signature_key.as_slice() == inviter.as_slice()
+            })
+        };
+        if inviter.is_some_and(|inviter| !inviter_is_member(inviter)) {
+            return Err(GroupError::Refused(
+                policy::PolicyViolation::InviterNotMember,
+            ));
+        }
+        Self::join_staged(provider, identity, staged)
+    }
+
+    /// Joins a conversation's group: the Welcome must have been sent (signed) by the
+    /// conversation's `opener`, and every member of the group must be one of `members` (a
+    /// relay cannot put us into a group of its own, nor a stranger into ours).
+    pub fn join_conversation(
+        provider: &GroupProvider,
+        identity: &Identity,
+        welcome: &[u8],
+        expected_group_id: &[u8],
+        opener: &PublicKey,
+        members: &[PublicKey],
+    ) -> Result<Self, GroupError> {
+        let staged = Self::stage_welcome(provider, welcome, expected_group_id)?;
+        // The GroupInfo inside is signed by the sender's leaf key: only the opener can have
+        // sent a Welcome from its own leaf.
+        let sender = staged
+            .welcome_sender()
+            .map_err(|error| GroupError::mls("join from a Welcome", error))?;
+        if identity_of(sender.credential()).as_ref() != Some(opener)
+            || sender.signature_key().as_slice() != opener.as_slice()
+        {
+            return Err(GroupError::Refused(policy::PolicyViolation::NotFromOpener));
+        }
+        let stranger = staged.members().any(|member| {
+            identity_of(&member.credential).is_none_or(|key| {
+                !members.contains(&key) || member.signature_key.as_slice() != key.as_slice()
+            })
+        });
+        if stranger {
+            return Err(GroupError::Refused(
+                policy::PolicyViolation::StrangerInConversation,
+            ));
+        }
+        Self::join_staged(provider, identity, staged)
+    }
+
+    fn join_staged(
+        provider: &GroupProvider,
+        identity: &Identity,
+        staged: StagedWelcome,
+    ) -> Result<Self, GroupError> {
+        let mls = staged
+            .into_group(provider)
+            .map_err(|error| GroupError::mls("join from a Welcome", error))?;
+        Ok(Self {
+            mls,
+            own_key: identity.public_key(),
+        })
+    }
+
+    /// Decodes and stages a Welcome for `expected_group_id` with a well-formed admin list.
+    fn stage_welcome(
+        provider: &GroupProvider,
+        welcome: &[u8],
+        expected_group_id: &[u8],
+    ) -> Result<StagedWelcome, GroupError> {
         let message = MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(|error| GroupError::malformed("Welcome", error))?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
@@ -237,26 +309,7 @@ impl Group {
         }
         AdminList::from_context(staged.group_context().extensions())
             .map_err(|error| GroupError::malformed("Welcome", error))?;
-        // The tree's leaves are signed by their own keys, so only the inviter can have put a
-        // leaf with its key in it.
-        let inviter_is_member = |inviter: &PublicKey| {
-            staged.members().any(|member| {
-                identity_of(&member.credential).as_ref() == Some(inviter)
-                    && member.signature_key.as_slice() == inviter.as_slice()
-            })
-        };
-        if inviter.is_some_and(|inviter| !inviter_is_member(inviter)) {
-            return Err(GroupError::Refused(
-                policy::PolicyViolation::InviterNotMember,
-            ));
-        }
-        let mls = staged
-            .into_group(provider)
-            .map_err(|error| GroupError::mls("join from a Welcome", error))?;
-        Ok(Self {
-            mls,
-            own_key: identity.public_key(),
-        })
+        Ok(staged)
     }
 
     /// Deletes this group's state from the provider's store (a group the relay refused to

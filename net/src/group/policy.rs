@@ -31,6 +31,12 @@ pub enum PolicyViolation {
     /// The invite was made by someone who is not a member.
     #[error("the invite was not made by a member of the group")]
     InviterNotMember,
+    /// A conversation's Welcome was not sent by its opener.
+    #[error("the Welcome was not sent by the conversation's opener")]
+    NotFromOpener,
+    /// A conversation's group holds someone who is not in the conversation.
+    #[error("the conversation's group holds someone who is not in the conversation")]
+    StrangerInConversation,
     /// The invite proof does not verify.
     #[error("the invite proof does not verify")]
     BadProof,

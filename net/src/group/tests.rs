@@ -793,3 +793,87 @@ fn an_admin_adds_a_member_from_its_key_package_and_nobody_else_can() {
     );
     assert_eq!(dana.group().privacy_code(), bob.group().privacy_code());
 }
+
+#[test]
+fn a_conversation_welcome_must_come_from_its_opener_and_hold_only_its_members() {
+    let (ada, bob, cy) = (Person::new(), Person::new(), Person::new());
+    let group_id = super::new_conversation_group_id();
+    assert!(group_id.starts_with(super::CONVERSATION_GROUP_PREFIX));
+    let package = |person: &Person| {
+        Group::key_package(&person.provider, &person.identity, false)
+            .unwrap()
+            .0
+    };
+    let members = [ada.key(), bob.key()];
+
+    // The relay makes a group of its own with Ada's and Bob's KeyPackages (it holds them):
+    // Ada's leaf is in it, but the Welcome is not Ada's.
+    let relay = Person::new();
+    let mut made_up = Group::create(&relay.provider, &relay.identity, &group_id).unwrap();
+    made_up
+        .add_member(&relay.provider, &relay.identity, &ada.key(), &package(&ada))
+        .unwrap();
+    made_up.merge_pending(&relay.provider).unwrap();
+    let forged = made_up
+        .add_member(&relay.provider, &relay.identity, &bob.key(), &package(&bob))
+        .unwrap();
+    assert!(matches!(
+        Group::join_conversation(
+            &bob.provider,
+            &bob.identity,
+            &forged.welcome.unwrap(),
+            &group_id,
+            &ada.key(),
+            &members,
+        ),
+        Err(GroupError::Refused(PolicyViolation::NotFromOpener))
+    ));
+
+    // Ada's own group, with Cy in it too: Bob refuses a stranger in a conversation of two.
+    let mut real = Group::create(&ada.provider, &ada.identity, &group_id).unwrap();
+    real.add_member(&ada.provider, &ada.identity, &cy.key(), &package(&cy))
+        .unwrap();
+    real.merge_pending(&ada.provider).unwrap();
+    let with_stranger = real
+        .add_member(&ada.provider, &ada.identity, &bob.key(), &package(&bob))
+        .unwrap();
+    assert!(matches!(
+        Group::join_conversation(
+            &bob.provider,
+            &bob.identity,
+            &with_stranger.welcome.unwrap(),
+            &group_id,
+            &ada.key(),
+            &members,
+        ),
+        Err(GroupError::Refused(PolicyViolation::StrangerInConversation))
+    ));
+
+    // Ada's group of the two of them: taken.
+    let ada_again = Person::new();
+    let ada_again = Person {
+        identity: ada.identity.clone(),
+        ..ada_again
+    };
+    let mut two = Group::create(&ada_again.provider, &ada_again.identity, &group_id).unwrap();
+    let welcome = two
+        .add_member(
+            &ada_again.provider,
+            &ada_again.identity,
+            &bob.key(),
+            &package(&bob),
+        )
+        .unwrap()
+        .welcome
+        .unwrap();
+    let joined = Group::join_conversation(
+        &bob.provider,
+        &bob.identity,
+        &welcome,
+        &group_id,
+        &ada.key(),
+        &members,
+    )
+    .unwrap();
+    assert_eq!(joined.epoch(), 1);
+}

@@ -10,8 +10,11 @@ use sotto_net::proto::control::PublicKey;
 use super::channels::next_channel_id;
 use super::{Store, StoreError, to_u32};
 
-/// Most conversations one member may be in.
-pub const MAX_CONVERSATIONS_PER_MEMBER: u32 = 500;
+/// Most conversations one member may be in (all of them fit in one `Conversations` frame).
+pub const MAX_CONVERSATIONS_PER_MEMBER: u32 = 1000;
+
+/// Most conversations one member may open (so nobody fills another's list alone).
+pub const MAX_CONVERSATIONS_OPENED: u32 = 200;
 
 /// A conversation as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +39,12 @@ pub enum ConversationRefusal {
     /// One of its members is in too many conversations already.
     #[error("a member is in {MAX_CONVERSATIONS_PER_MEMBER} conversations already")]
     TooMany,
+    /// Its opener opened too many already.
+    #[error("you opened {MAX_CONVERSATIONS_OPENED} conversations already")]
+    TooManyOpened,
+    /// Someone in it is not a member of the server (any more).
+    #[error("someone in it is not a member of this server")]
+    NotAMember,
 }
 
 /// A new conversation to store.
@@ -71,7 +80,26 @@ impl Store {
             if taken {
                 return Ok(Err(ConversationRefusal::GroupIdTaken));
             }
+            let opened: u32 = tx.query_row(
+                "SELECT count(*) FROM conversations cv JOIN channels c ON c.id = cv.channel_id
+                 WHERE cv.creator = ?1 AND c.server_id = ?2",
+                params![new.creator.0, new.server_id],
+                |row| row.get(0),
+            )?;
+            if opened >= MAX_CONVERSATIONS_OPENED {
+                return Ok(Err(ConversationRefusal::TooManyOpened));
+            }
             for (member, _) in new.members {
+                // Checked here, in the transaction that stores it: nobody removed meanwhile.
+                let in_server: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM memberships WHERE member_id = ?1
+                                    AND server_id = ?2)",
+                    params![member, new.server_id],
+                    |row| row.get(0),
+                )?;
+                if !in_server {
+                    return Ok(Err(ConversationRefusal::NotAMember));
+                }
                 let count: u32 = tx.query_row(
                     "SELECT count(*) FROM conversation_members WHERE member_id = ?1",
                     params![member],

@@ -7,13 +7,13 @@
 //! open it. Whoever receives keys keeps those it lacks (never replacing its own) and opens
 //! again the messages that were sealed to it.
 
-use sotto_net::proto::control::PublicKey;
-use sotto_net::seal::text::TextSecret;
+use sotto_net::proto::control::{PublicKey, StoredMessage};
+use sotto_net::seal::text::{TextSecret, decode_envelope, open_message};
 use zeroize::Zeroizing;
 
 use super::action::{Action, MAX_HISTORY_EPOCHS, MAX_HISTORY_RECIPIENTS, PastKeys};
 use super::store::ChatStore;
-use super::{ChatBody, ChatError, ChatMessage, SYNC_PAGE, history, post_action, sync};
+use super::{ChatBody, ChatError, ChatMessage, SYNC_PAGE, open, post_action, sync};
 use crate::Session;
 use crate::group::GroupState;
 use sotto_net::identity::Identity;
@@ -75,8 +75,12 @@ pub async fn share_if_due(
     Ok(count)
 }
 
-/// Keeps the past keys among `new` messages of `channel_id` (those we lack), and opens again
-/// what they unseal; returns how many messages became readable.
+/// Keeps the past keys among `new` messages of `channel_id` that were meant for us and prove
+/// genuine, and opens again what they unseal; returns how many messages became readable.
+///
+/// A key proves genuine when it opens (and the author's signature holds on) a message of its
+/// epoch that we could not read and that came before the first one we could: a member cannot
+/// hand us made-up keys that would then block the real ones.
 pub async fn import_shared(
     session: &Session,
     store: &mut ChatStore,
@@ -92,53 +96,80 @@ pub async fn import_shared(
     {
         return Ok(0);
     }
-    let mut imported = 0;
-    for message in new {
-        let ChatBody::Action(Action::HistoryKeys { keys, .. }) = &message.body else {
-            continue;
-        };
-        let secrets: Vec<(u64, TextSecret)> = keys
-            .0
-            .iter()
-            .map(|(epoch, secret)| (*epoch, TextSecret::from_bytes(**secret)))
-            .collect();
-        imported += session.group.import_text_secrets(channel_id, secrets).await;
-    }
-    if imported == 0 {
+    let own = session.group.own_key();
+    let shared: Vec<(u64, TextSecret)> = new
+        .iter()
+        .filter_map(|message| match &message.body {
+            ChatBody::Action(Action::HistoryKeys { recipients, keys })
+                if recipients.contains(&own) =>
+            {
+                Some(keys)
+            }
+            _ => None,
+        })
+        .flat_map(|keys| keys.0.iter())
+        .map(|(epoch, secret)| (*epoch, TextSecret::from_bytes(**secret)))
+        .collect();
+    if shared.is_empty() {
         return Ok(0);
     }
-    reopen(session, store, server, channel_id, is_admin).await
+    let sealed = sealed_messages(session, store, server, channel_id).await?;
+    let before = store
+        .first_readable_seq(server, channel_id)?
+        .unwrap_or(u64::MAX);
+    let genuine: Vec<(u64, TextSecret)> = shared
+        .into_iter()
+        .filter(|(epoch, secret)| {
+            sealed.iter().any(|stored| {
+                stored.seq < before
+                    && decode_envelope(&stored.envelope)
+                        .is_ok_and(|envelope| envelope.header().epoch == *epoch)
+                    && open_message(secret, &stored.envelope).is_ok()
+            })
+        })
+        .collect();
+    if genuine.is_empty() {
+        return Ok(0);
+    }
+    if session.group.import_text_secrets(channel_id, genuine).await == 0 {
+        return Ok(0);
+    }
+    let mut reopened = Vec::with_capacity(sealed.len());
+    for stored in &sealed {
+        reopened.push(open(session, stored).await);
+    }
+    Ok(store.reopen(server, &reopened, is_admin)?)
 }
 
-/// Reads again from the relay the messages of `channel_id` this device could not open, and
-/// keeps those it can open now.
-async fn reopen(
+/// The messages of `channel_id` this device could not open, read again from the relay.
+async fn sealed_messages(
     session: &Session,
-    store: &mut ChatStore,
+    store: &ChatStore,
     server: &str,
     channel_id: u32,
-    is_admin: &dyn Fn(&PublicKey) -> bool,
-) -> Result<usize, ChatError> {
+) -> Result<Vec<StoredMessage>, ChatError> {
     let sealed = store.unreadable_seqs(server, channel_id)?;
     let (Some(first), Some(last)) = (sealed.first(), sealed.last()) else {
-        return Ok(0);
+        return Ok(Vec::new());
     };
-    let mut reopened = 0;
-    let mut after = first - 1;
+    let mut found = Vec::with_capacity(sealed.len());
+    let mut after = first.saturating_sub(1);
     while after < *last {
-        let (messages, more) = history(session, channel_id, after, SYNC_PAGE).await?;
-        let Some(end) = messages.last().map(|message| message.seq) else {
+        let (page, more) = session
+            .client
+            .read_channel(channel_id, after, SYNC_PAGE)
+            .await?;
+        let Some(end) = page.last().map(|stored| stored.seq) else {
             break;
         };
-        let wanted: Vec<ChatMessage> = messages
-            .into_iter()
-            .filter(|message| sealed.binary_search(&message.seq).is_ok())
-            .collect();
-        reopened += store.reopen(server, &wanted, is_admin)?;
-        after = end;
-        if !more {
+        found.extend(
+            page.into_iter()
+                .filter(|stored| sealed.binary_search(&stored.seq).is_ok()),
+        );
+        if !more || end <= after {
             break;
         }
+        after = end;
     }
-    Ok(reopened)
+    Ok(found)
 }

@@ -443,6 +443,21 @@ impl ChatStore {
         Ok(keys)
     }
 
+    /// The first message of `channel_id` this device could open, if any.
+    pub fn first_readable_seq(
+        &self,
+        server: &str,
+        channel_id: u32,
+    ) -> Result<Option<u64>, ChatStoreError> {
+        let first: Option<i64> = self.db.query_row(
+            "SELECT min(seq) FROM messages WHERE server = ?1 AND channel_id = ?2
+             AND unreadable IS NULL",
+            params![server, channel_id],
+            |row| row.get(0),
+        )?;
+        Ok(first.map(|seq| seq as u64))
+    }
+
     /// The seqs of `channel_id`'s messages this device could not open, oldest first.
     pub fn unreadable_seqs(
         &self,
@@ -851,7 +866,8 @@ fn apply(
             }
             return Ok(());
         }
-        (Action::HistoryKeys { recipients, .. }, Some(_)) => {
+        // Only keys given cover anyone.
+        (Action::HistoryKeys { recipients, keys }, Some(_)) if !keys.0.is_empty() => {
             for recipient in recipients {
                 tx.execute(
                     "INSERT OR IGNORE INTO history_recipients (server, channel_id, member_key)

@@ -362,6 +362,8 @@ enum Target {
 /// all added yet.
 struct Opening {
     group_id: Vec<u8>,
+    /// Everyone we asked for, us included.
+    members: Vec<PublicKey>,
     reply: oneshot::Sender<Result<ConversationInfo, GroupActionError>>,
 }
 
@@ -375,6 +377,8 @@ struct Agent {
     /// One logic per conversation we are in.
     conversation_logics: Vec<GroupLogic>,
     opening: Vec<Opening>,
+    /// Every conversation id the relay told us of: never keyed by the server's group.
+    conversation_ids: std::collections::HashSet<u32>,
     conversations: watch::Sender<Vec<ConversationView>>,
     conversations_listed: watch::Sender<bool>,
     /// The server and its channels, from the last connection.
@@ -410,6 +414,7 @@ pub(crate) fn spawn(
         logic,
         conversation_logics: Vec::new(),
         opening: Vec::new(),
+        conversation_ids: std::collections::HashSet::new(),
         conversations: conversations_tx,
         conversations_listed: listed_tx,
         server: None,
@@ -513,6 +518,12 @@ impl Agent {
             self.settle(Target::Conversation(index)).await;
         }
         self.server = Some((server_id, channels));
+        // Asked on the last connection: the relay's list tells whether it was opened.
+        for opening in self.opening.drain(..) {
+            let _ = opening.reply.send(Err(GroupActionError::Refused(
+                "the connection to the relay dropped before it answered; try again".into(),
+            )));
+        }
         let _ = self.conversations_listed.send(false);
         if let Some(client) = self.client.upgrade() {
             let _ = client.send_group(ControlFrame::ListConversations).await;
@@ -541,7 +552,8 @@ impl Agent {
                     Target::Server
                 } else {
                     if let ControlFrame::GroupRefused { reason, .. } = &frame {
-                        self.refused_opening(group_id, reason);
+                        let (group_id, reason) = (group_id.to_vec(), reason.clone());
+                        self.refused_opening(&group_id, &reason).await;
                     }
                     return;
                 }
@@ -561,8 +573,8 @@ impl Agent {
         self.settle(target).await;
     }
 
-    /// The relay refused to open a conversation: tell whoever asked.
-    fn refused_opening(&mut self, group_id: &[u8], reason: &str) {
+    /// The relay refused to open a conversation: tell whoever asked, and forget its group.
+    async fn refused_opening(&mut self, group_id: &[u8], reason: &str) {
         if let Some(index) = self
             .opening
             .iter()
@@ -572,6 +584,8 @@ impl Agent {
             let _ = opening
                 .reply
                 .send(Err(GroupActionError::Refused(reason.to_owned())));
+            self.logic.forget_group(group_id);
+            self.settle(Target::Server).await;
         }
     }
 
@@ -593,6 +607,27 @@ impl Agent {
             });
         }
         for conversation in conversations {
+            if let Err(why) = self.acceptable(&conversation) {
+                warn!(
+                    conversation = conversation.id,
+                    "ignored a conversation: {why}"
+                );
+                let _ = self.problem.send(Some(format!(
+                    "the relay described a conversation that cannot be right ({why}); it is ignored"
+                )));
+                if let Some(index) = self
+                    .opening
+                    .iter()
+                    .position(|opening| opening.group_id == conversation.group_id)
+                {
+                    let opening = self.opening.remove(index);
+                    let _ = opening
+                        .reply
+                        .send(Err(GroupActionError::Refused(why.to_owned())));
+                }
+                continue;
+            }
+            self.conversation_ids.insert(conversation.id);
             if let Some(index) = self.conversation_logics.iter().position(|logic| {
                 logic
                     .conversation()
@@ -600,9 +635,6 @@ impl Agent {
             }) {
                 self.conversation_logics[index].set_conversation(conversation);
                 self.settle(Target::Conversation(index)).await;
-                continue;
-            }
-            if !conversation.members.contains(&self.logic.own_key()) {
                 continue;
             }
             let Some((server_id, channels)) = self.server.clone() else {
@@ -619,6 +651,67 @@ impl Agent {
             let _ = self.conversations_listed.send(true);
         }
         self.publish_conversations();
+        self.publish_busy();
+    }
+
+    /// Whether a conversation as the relay describes it can be right: we are in it, its group
+    /// is a conversation's and its id no channel's, it matches what we knew of it (members
+    /// only ever leave), and one we open has exactly the members we asked for.
+    fn acceptable(&self, conversation: &ConversationInfo) -> Result<(), &'static str> {
+        let own = self.logic.own_key();
+        if !conversation.members.contains(&own) {
+            return Err("we are not in it");
+        }
+        if !conversation
+            .group_id
+            .starts_with(sotto_net::group::CONVERSATION_GROUP_PREFIX)
+        {
+            return Err("its group is not a conversation's");
+        }
+        let channels = self
+            .server
+            .as_ref()
+            .map_or(&[][..], |(_, channels)| channels);
+        if channels.iter().any(|channel| channel.id == conversation.id) {
+            return Err("its id is a channel's");
+        }
+        let mut distinct = conversation.members.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != conversation.members.len() {
+            return Err("someone is listed twice");
+        }
+        for logic in &self.conversation_logics {
+            let Some(known) = logic.conversation() else {
+                continue;
+            };
+            let same_id = known.id == conversation.id;
+            let same_group = known.group_id == conversation.group_id;
+            if same_id != same_group || (same_id && known.creator != conversation.creator) {
+                return Err("it clashes with a conversation we know");
+            }
+            if same_id
+                && !conversation
+                    .members
+                    .iter()
+                    .all(|key| known.members.contains(key))
+            {
+                return Err("someone was added to it");
+            }
+        }
+        if let Some(opening) = self
+            .opening
+            .iter()
+            .find(|opening| opening.group_id == conversation.group_id)
+        {
+            let mut asked = opening.members.clone();
+            asked.sort_unstable();
+            asked.dedup();
+            if conversation.creator != own || asked != distinct {
+                return Err("it is not the conversation we asked for");
+            }
+        }
+        Ok(())
     }
 
     fn logic_mut(&mut self, target: Target) -> Option<&mut GroupLogic> {
@@ -784,18 +877,30 @@ impl Agent {
                 epoch,
                 reply,
             } => {
-                // A conversation's secrets come from its own group.
-                let logic = self
-                    .conversation_logics
-                    .iter()
-                    .find(|logic| {
-                        logic
-                            .conversation()
-                            .is_some_and(|conversation| conversation.id == channel_id)
-                    })
-                    .unwrap_or(&self.logic);
+                // A conversation's secrets come from its own group (never the server's, even
+                // once we are out of it), and sealing waits until exactly its members are in.
+                let conversation = self.conversation_logics.iter().find(|logic| {
+                    logic
+                        .conversation()
+                        .is_some_and(|conversation| conversation.id == channel_id)
+                });
+                let logic = match conversation {
+                    Some(logic) => logic,
+                    None if self.conversation_ids.contains(&channel_id) => {
+                        let _ = reply.send(None);
+                        return;
+                    }
+                    None => &self.logic,
+                };
                 let group_id = logic.group_id().to_vec();
-                let current = logic.text_secret(channel_id);
+                let sealing_early = epoch.is_none()
+                    && logic.conversation().is_some()
+                    && !logic.conversation_ready();
+                let current = if sealing_early {
+                    None
+                } else {
+                    logic.text_secret(channel_id)
+                };
                 let secret = match epoch {
                     None => current,
                     Some(epoch) if current.as_ref().is_some_and(|(now, _)| *now == epoch) => {
@@ -830,7 +935,7 @@ impl Agent {
     /// in the group.
     async fn open(
         &mut self,
-        members: Vec<PublicKey>,
+        mut members: Vec<PublicKey>,
         reply: oneshot::Sender<Result<ConversationInfo, GroupActionError>>,
     ) {
         let (group_id, group_info) = match self.logic.new_conversation_group() {
@@ -848,14 +953,19 @@ impl Agent {
         };
         let frame = ControlFrame::OpenConversation {
             group_id: group_id.clone(),
-            members,
+            members: members.clone(),
             group_info,
         };
         if client.send_group(frame).await.is_err() {
             let _ = reply.send(Err(GroupActionError::Stopped));
             return;
         }
-        self.opening.push(Opening { group_id, reply });
+        members.push(self.logic.own_key());
+        self.opening.push(Opening {
+            group_id,
+            members,
+            reply,
+        });
     }
 
     async fn invite(

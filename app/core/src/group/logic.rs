@@ -179,8 +179,11 @@ pub struct GroupLogic {
     provider: Arc<GroupProvider>,
     /// The conversation this group is for; none for the server's group.
     conversation: Option<ConversationInfo>,
-    /// Conversation members the relay held no KeyPackage for (we cannot add them yet).
+    /// Conversation members the relay held no KeyPackage for, or would not let us add (not
+    /// tried again on this connection).
     unreachable: Vec<PublicKey>,
+    /// The conversation member our pending commit adds.
+    adding: Option<PublicKey>,
     group_id: Vec<u8>,
     group: Option<Group>,
     invite: Option<InviteSecret>,
@@ -259,6 +262,7 @@ impl GroupLogic {
             provider,
             conversation,
             unreachable: Vec::new(),
+            adding: None,
             group_id: Vec::new(),
             group: None,
             invite,
@@ -468,8 +472,12 @@ impl GroupLogic {
         }
     }
 
-    /// The current epoch and its text secret for `channel_id` (to seal a message with).
+    /// The current epoch and its text secret for `channel_id` (to seal a message with): a
+    /// text channel of the server's, or our conversation; none for any other id.
     pub fn text_secret(&self, channel_id: u32) -> Option<(u64, TextSecret)> {
+        if !self.text_channels.contains(&channel_id) {
+            return None;
+        }
         let group = self.active_group()?;
         let secret = group.text_secret(&self.provider, channel_id).ok()?;
         Some((group.epoch(), TextSecret::from_bytes(*secret)))
@@ -723,17 +731,24 @@ impl GroupLogic {
         }
         // Without an invite, an admin added us from the KeyPackage the relay keeps for us. A
         // conversation's group must have its opener in it.
-        let expected = match &self.conversation {
-            Some(conversation) => Some(conversation.creator),
-            None => self.inviter,
+        let joined = match &self.conversation {
+            Some(conversation) => Group::join_conversation(
+                &self.provider,
+                &self.identity,
+                welcome,
+                &self.group_id,
+                &conversation.creator,
+                &conversation.members,
+            ),
+            None => Group::join(
+                &self.provider,
+                &self.identity,
+                welcome,
+                &self.group_id,
+                self.inviter.as_ref(),
+            ),
         };
-        match Group::join(
-            &self.provider,
-            &self.identity,
-            welcome,
-            &self.group_id,
-            expected.as_ref(),
-        ) {
+        match joined {
             Ok(group) => {
                 info!(epoch = group.epoch(), "let into the group");
                 self.group = Some(group);
@@ -779,6 +794,7 @@ impl GroupLogic {
         };
         match group.merge_pending(&self.provider) {
             Ok(()) => {
+                self.adding = None;
                 self.changes.push(StoreChange::PendingCommit {
                     group_id: self.group_id.clone(),
                     commit: None,
@@ -808,6 +824,7 @@ impl GroupLogic {
     }
 
     fn drop_pending_commit(&mut self) {
+        self.adding = None;
         if let Some(group) = self.group.as_mut()
             && group.has_pending_commit()
             && let Err(error) = group.discard_pending(&self.provider)
@@ -860,7 +877,15 @@ impl GroupLogic {
                 &format!("another change came first ({reason})"),
             );
         } else {
+            let adding = self.adding.take();
             self.drop_pending_commit();
+            if let Some(member) = adding {
+                // Not asked for again on this connection: the relay would refuse it again.
+                self.unreachable.push(member);
+                self.problem(format!(
+                    "the relay would not let us add someone to this conversation: {reason}"
+                ));
+            }
             self.events.push_back(LogicEvent::CommitSettled {
                 purpose: pending.purpose,
                 outcome: Err(reason),
@@ -1057,16 +1082,30 @@ impl GroupLogic {
         self.conversation.as_ref()
     }
 
-    /// The relay's new description of our conversation (someone left it).
+    /// The relay's new description of our conversation (someone left it). Only who is in it
+    /// may change, and only by leaving; anything else is ignored.
     pub fn set_conversation(&mut self, conversation: ConversationInfo) {
-        if self.conversation.is_some() {
-            self.conversation = Some(conversation);
-            self.next_commit();
+        let Some(known) = &self.conversation else {
+            return;
+        };
+        if known.id != conversation.id
+            || known.group_id != conversation.group_id
+            || known.creator != conversation.creator
+            || !conversation
+                .members
+                .iter()
+                .all(|key| known.members.contains(key))
+        {
+            self.problem("the relay changed a conversation in a way it cannot; ignored".into());
+            return;
         }
+        self.conversation = Some(conversation);
+        self.next_commit();
     }
 
-    /// Whether everyone in our conversation is in its group (so all of them can read what we
-    /// send now). Always false for the server's group.
+    /// Whether our conversation's group holds exactly the conversation's members: all of
+    /// them can read what we send now, and nobody else (someone out of the conversation whom
+    /// its opener has not removed yet would). Always false for the server's group.
     pub fn conversation_ready(&self) -> bool {
         let (Some(conversation), Some(group)) = (&self.conversation, self.active_group()) else {
             return false;
@@ -1077,6 +1116,7 @@ impl GroupLogic {
             .map(|member| member.public_key)
             .collect();
         conversation.members.iter().all(|key| members.contains(key))
+            && members.iter().all(|key| conversation.members.contains(key))
     }
 
     /// Members of our conversation we could not add: the relay holds no KeyPackage of theirs.
@@ -1092,6 +1132,20 @@ impl GroupLogic {
     /// The logic of a conversation's group, for the same member over the same provider.
     pub fn conversation_logic(&self, conversation: ConversationInfo) -> Self {
         Self::for_conversation(self.identity.clone(), self.provider.clone(), conversation)
+    }
+
+    /// Deletes the state of a group we made that the relay refused (a conversation it would
+    /// not open); saved with the next changes.
+    pub fn forget_group(&self, group_id: &[u8]) {
+        match Group::load(&self.provider, &self.identity, group_id) {
+            Ok(Some(group)) => {
+                if let Err(error) = group.delete(&self.provider) {
+                    warn!("could not delete a refused group: {error}");
+                }
+            }
+            Ok(None) => {}
+            Err(error) => warn!("could not load a refused group: {error}"),
+        }
     }
 
     /// Makes the group of a conversation we open: its id and GroupInfo (to send with
@@ -1254,6 +1308,9 @@ impl GroupLogic {
             return;
         };
         let outgoing = group.add_member(&self.provider, &self.identity, &member, &key_package);
+        if self.conversation.is_some() {
+            self.adding = Some(member);
+        }
         self.send_commit(outgoing, Purpose::Add);
     }
 
