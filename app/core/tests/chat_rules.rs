@@ -8,11 +8,10 @@ use sotto_client::Session;
 use sotto_client::chat::action::Action;
 use sotto_client::chat::store::ChatStore;
 use sotto_client::chat::{self, ChatBody};
-use sotto_net::invite::InviteLink;
 use sotto_relay::RelayConfig;
 
 mod common;
-use common::{Person, is_member, relay, until};
+use common::{Person, member, relay};
 
 /// Posts `action` to `channel_id` as `who`; its seq.
 async fn act(session: &Session, who: &Person, channel_id: u32, action: Action) -> u64 {
@@ -20,12 +19,6 @@ async fn act(session: &Session, who: &Person, channel_id: u32, action: Action) -
         .await
         .unwrap()
         .seq
-}
-
-async fn member(person: &Person, link: &InviteLink) -> Session {
-    let (mut session, _) = person.connect(link).await;
-    until(&mut session, "in the server's group", is_member).await;
-    session
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,19 +8,11 @@ use sotto_client::Session;
 use sotto_client::chat::{self, ChatBody};
 use sotto_client::group::GroupState;
 use sotto_net::client::{ClientError, ClientEvent};
-use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::{ConversationInfo, ErrorCode};
 use sotto_relay::RelayConfig;
 
 mod common;
-use common::{DEADLINE, Person, is_member, relay, until};
-
-/// Connects `person` and waits until it is in the server's group.
-async fn member(person: &Person, link: &InviteLink) -> Session {
-    let (mut session, _) = person.connect(link).await;
-    until(&mut session, "in the server's group", is_member).await;
-    session
-}
+use common::{DEADLINE, Person, member, relay};
 
 /// Waits until `session` sees conversation `id` ready (everyone in its group).
 async fn ready(session: &mut Session, id: u32) {

@@ -83,3 +83,10 @@ pub async fn until(
 pub fn is_member(state: &GroupState) -> bool {
     matches!(state, GroupState::Member { .. })
 }
+
+/// Connects `person` and waits until it is in the server's group.
+pub async fn member(person: &Person, link: &InviteLink) -> Session {
+    let (mut session, _) = person.connect(link).await;
+    until(&mut session, "in the server's group", is_member).await;
+    session
+}
