@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
+
 use common::*;
 
 #[test]
@@ -78,6 +80,27 @@ fn direct_messages_reach_only_their_members_and_the_relay_reads_nothing() {
     let said = stdout_of(sotto(bob, &["receipts", "@ada"]));
     assert!(said.starts_with("Read receipts in @Ada are off"), "{said}");
     assert_eq!(said.lines().count(), 1, "{said}");
+
+    // Live, as a bot would use it: a line typed is sent to the conversation.
+    let mut live = Command::new(SOTTO)
+        .args(["dm", "ada", "--json"])
+        .env("SOTTO_DATA_DIR", bob)
+        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut live.stdin.take().unwrap(), b"typed live\n").unwrap();
+    let live = live.wait_with_output().unwrap();
+    assert!(live.status.success());
+    let events = String::from_utf8(live.stdout).unwrap();
+    assert!(
+        events.contains(r#""channel":"@Ada","event":"ready""#)
+            || events.contains(r#""event":"ready","channel":"@Ada""#),
+        "{events}"
+    );
+    let history = stdout_of(sotto(ada, &["history", "@bob"]));
+    assert!(history.contains("Bob: typed live"), "{history}");
 
     // In a conversation its opener is the admin: Ada pins, Bob cannot.
     let refused = try_sotto(bob, &["pin", "@ada", "1"]);
