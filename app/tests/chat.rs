@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
 
 #[test]
@@ -17,20 +15,12 @@ fn members_read_what_was_sent_while_they_were_in_and_the_relay_reads_nothing() {
     assert!(said.starts_with("Sent to #general (message 1)"), "{said}");
 
     // Bob sends one from standard input, with a terminal escape in it.
-    let mut child = Command::new(SOTTO)
-        .args(["send", "#general"])
-        .env("SOTTO_DATA_DIR", bob)
-        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        "hi Ada \u{1b}[2J\nsecond line\n".as_bytes(),
-    )
-    .unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    let sent = sotto_with_input(
+        bob,
+        &["send", "#general"],
+        "hi Ada \u{1b}[2J\nsecond line\n",
+    );
+    assert!(sent.status.success());
 
     let history = String::from_utf8(sotto(bob, &["history", "general"]).stdout).unwrap();
     let lines: Vec<&str> = history.lines().collect();

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
 
 #[test]
@@ -82,16 +80,7 @@ fn direct_messages_reach_only_their_members_and_the_relay_reads_nothing() {
     assert_eq!(said.lines().count(), 1, "{said}");
 
     // Live, as a bot would use it: a line typed is sent to the conversation.
-    let mut live = Command::new(SOTTO)
-        .args(["dm", "ada", "--json"])
-        .env("SOTTO_DATA_DIR", bob)
-        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut live.stdin.take().unwrap(), b"typed live\n").unwrap();
-    let live = live.wait_with_output().unwrap();
+    let live = sotto_with_input(bob, &["dm", "ada", "--json"], "typed live\n");
     assert!(live.status.success());
     let events = String::from_utf8(live.stdout).unwrap();
     assert!(

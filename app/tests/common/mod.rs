@@ -439,3 +439,19 @@ pub fn assert_relay_holds_none(server: &Server, needles: &[&str]) {
 pub fn stdout_of(output: Output) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// `sotto` on `profile` with `input` on its standard input (success or not).
+pub fn sotto_with_input(profile: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(SOTTO)
+        .args(args)
+        .env("SOTTO_DATA_DIR", profile)
+        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sotto runs");
+    std::io::Write::write_all(&mut child.stdin.take().expect("piped"), input.as_bytes())
+        .expect("sotto reads its input");
+    child.wait_with_output().expect("sotto runs")
+}
