@@ -44,18 +44,7 @@ pub fn sotto(profile: &Path, args: &[&str]) -> Output {
 /// `sotto join` as `name`, with the link on standard input (as a person pastes it: a link's
 /// secret never goes on a command line).
 pub fn join(profile: &Path, link: &str, name: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(SOTTO)
-        .args(["join", "--name", name])
-        .env("SOTTO_DATA_DIR", profile)
-        .env("DBUS_SESSION_BUS_ADDRESS", NO_SESSION_BUS)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("sotto runs");
-    writeln!(child.stdin.take().unwrap(), "{link}").unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = sotto_with_input(profile, &["join", "--name", name], &format!("{link}\n"));
     assert!(
         output.status.success(),
         "sotto join failed:\n{}\n{}",
