@@ -10,6 +10,7 @@
 //! - [`group`]: the server's end-to-end encryption group (MLS): media keys, invites,
 //!   removal, and where the member stands.
 //! - [`roster::Roster`]: who is in the voice channel, kept from the client's roster events.
+//! - [`tasks`]: tasks run from tags typed in chat.
 
 pub mod call;
 pub mod chat;
@@ -20,6 +21,7 @@ mod keychain;
 pub mod presence;
 pub mod profile;
 pub mod roster;
+pub mod tasks;
 pub mod verification;
 
 pub use call::{Call, CallControls, CallError, CallEvent, CallOptions, CallStats};

@@ -1,0 +1,7 @@
+//! Tasks run from chat: `#task`, `#bug` and `#epic` create them, management tags change them,
+//! and every client derives the same board from the channel's ordered messages (the relay
+//! cannot read them).
+//!
+//! - [`tags`]: the tag parser (plain code, the seed's rules exactly).
+
+pub mod tags;
