@@ -3,5 +3,7 @@
 //! cannot read them).
 //!
 //! - [`tags`]: the tag parser (plain code, the seed's rules exactly).
+//! - [`board`]: the board every client derives from the channel's messages in order.
 
+pub mod board;
 pub mod tags;
