@@ -157,7 +157,7 @@ pub(crate) async fn act(
     Ok((here.name, seq))
 }
 
-fn replies(action: &Action) -> bool {
+pub(crate) fn replies(action: &Action) -> bool {
     matches!(
         action,
         Action::Text {
@@ -296,7 +296,9 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
         here.store.last_seq(&here.server_name, here.channel_id)?,
     )?;
     let names = names(&here.session).await;
-    print_messages(&messages, &names);
+    // What each message's task tags did, under it.
+    let derived = crate::tasks::derive(&here.store, &here.server_name, here.channel_id, &names)?;
+    print_annotated(&messages, &names, &derived.summaries);
     if here.name.starts_with('@') {
         let identity = here.profile.identity(|notice| eprintln!("{notice}"))?;
         send_receipt(&mut here, &identity).await?;
@@ -421,6 +423,16 @@ pub(crate) fn receipt_lines(
 
 /// Prints messages one per line (or lines), folding runs sealed for the same reason.
 pub(crate) fn print_messages(messages: &[ChatMessage], names: &Names) {
+    print_annotated(messages, names, &HashMap::new());
+}
+
+/// [`print_messages`], with `annotations` (say, what a message's task tags did) under the
+/// messages they are for.
+pub(crate) fn print_annotated(
+    messages: &[ChatMessage],
+    names: &Names,
+    annotations: &HashMap<u64, Vec<String>>,
+) {
     // Runs of messages sealed for the same reason (say, from before we joined) show as one.
     let mut index = 0;
     while index < messages.len() {
@@ -441,6 +453,9 @@ pub(crate) fn print_messages(messages: &[ChatMessage], names: &Names) {
             }
         }
         println!("{}", line(message, names));
+        for note in annotations.get(&message.seq).into_iter().flatten() {
+            println!("      {note}");
+        }
         index += 1;
     }
 }

@@ -511,7 +511,7 @@ impl Live {
 
     /// Checks an action against the rules and posts it; its echo shows it.
     async fn act(&mut self, action: &Action) -> Result<()> {
-        if action.target().is_some() {
+        if action.target().is_some() || crate::chat::replies(action) {
             // Act on what the relay holds now.
             self.here.sync().await?;
         }

@@ -10,6 +10,7 @@ mod live;
 mod members;
 mod ptt;
 mod session;
+mod tasks;
 mod voice;
 
 use std::net::SocketAddr;
@@ -156,6 +157,31 @@ enum Command {
         /// `on` or `off`; left out, shows how it stands.
         #[arg(value_parser = ["on", "off"])]
         switch: Option<String>,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List a channel's tasks, made and changed by tags in its messages (#task, #status, …).
+    Tasks {
+        /// The text channel.
+        channel: String,
+        /// Only those with this status, e.g. "In Progress".
+        #[arg(long)]
+        status: Option<String>,
+        /// Only those assigned to this member.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Only tasks, bugs or epics.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: Option<String>,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show a channel's tasks as a board: a column per status.
+    Board {
+        /// The text channel.
+        channel: String,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
         server: Option<String>,
@@ -577,6 +603,21 @@ async fn run(command: Command) -> Result<()> {
             }
         }
         Command::Dms { server } => dms::list(server.as_deref()).await,
+        Command::Tasks {
+            channel,
+            status,
+            assignee,
+            kind,
+            server,
+        } => {
+            let filter = tasks::Filter {
+                status,
+                assignee,
+                kind,
+            };
+            tasks::tasks(server.as_deref(), &channel, filter).await
+        }
+        Command::Board { channel, server } => tasks::board(server.as_deref(), &channel).await,
         Command::Receipts {
             conversation,
             switch,

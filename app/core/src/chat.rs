@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sotto_net::client::{ClientError, Posted};
 use sotto_net::identity::Identity;
-use sotto_net::proto::control::{PublicKey, StoredMessage};
+use sotto_net::proto::control::{ErrorCode, PublicKey, StoredMessage};
 use sotto_net::seal::text::{
     MAX_BODY_LEN, MessageHeader, OpenError, decode_envelope, encode_envelope, open_message,
     seal_message_by,
@@ -31,6 +31,10 @@ use action::{Action, ActionError};
 /// stored once).
 const POST_TRIES: u32 = 20;
 const POST_RETRY: Duration = Duration::from_millis(250);
+
+/// How often a post refused for the member's message rate is tried again (40 × 250 ms: the
+/// rate's bucket refills long before).
+const RATE_LIMITED_TRIES: u32 = 40;
 
 /// Why a message could not be posted.
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +205,7 @@ pub async fn post_action(
         _ => None,
     };
     let mut tries = 0;
+    let mut rate_limited = 0;
     loop {
         match session
             .client
@@ -215,6 +220,15 @@ pub async fn post_action(
         {
             Err(ClientError::NotConnected) if tries < POST_TRIES => {
                 tries += 1;
+                tokio::time::sleep(POST_RETRY).await;
+            }
+            // Over the relay's message rate (a bot sending a burst): its bucket refills in a
+            // moment, so wait and send again rather than drop the message.
+            Err(ClientError::Refused {
+                code: ErrorCode::RateLimited,
+                ..
+            }) if rate_limited < RATE_LIMITED_TRIES => {
+                rate_limited += 1;
                 tokio::time::sleep(POST_RETRY).await;
             }
             result => {
@@ -375,10 +389,20 @@ pub async fn history(
     after: u64,
     limit: u16,
 ) -> Result<(Vec<ChatMessage>, bool), ChatError> {
-    let (stored, more) = session
-        .client
-        .read_channel(channel_id, after, limit)
-        .await?;
+    let mut rate_limited = 0;
+    let (stored, more) = loop {
+        match session.client.read_channel(channel_id, after, limit).await {
+            // Over the relay's request rate: its bucket refills in a moment.
+            Err(ClientError::Refused {
+                code: ErrorCode::RateLimited,
+                ..
+            }) if rate_limited < RATE_LIMITED_TRIES => {
+                rate_limited += 1;
+                tokio::time::sleep(POST_RETRY).await;
+            }
+            result => break result?,
+        }
+    };
     let mut messages = Vec::with_capacity(stored.len());
     for message in &stored {
         messages.push(open(session, message).await);
