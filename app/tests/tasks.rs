@@ -77,6 +77,7 @@ fn tags_in_chat_run_a_board_every_member_derives_alike() {
     assert_eq!(boards[0], boards[2], "Cy, back, derives the same board");
 
     let board = stdout_of(sotto(cy, &["board", "general"]));
+    println!("{board}");
     assert!(board.starts_with("Tasks in #general\n"), "{board}");
     assert!(
         board.contains("To Do (0)") && board.contains("Done (100)"),
