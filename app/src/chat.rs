@@ -296,9 +296,17 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
         here.store.last_seq(&here.server_name, here.channel_id)?,
     )?;
     let names = names(&here.session).await;
-    // What each message's task tags did, under it.
-    let derived = crate::tasks::derive(&here.store, &here.server_name, here.channel_id, &names)?;
-    print_annotated(&messages, &names, &derived.summaries);
+    // What each message's task tags did, under it (a channel without a `#` has no board).
+    if here
+        .store
+        .may_have_tags(&here.server_name, here.channel_id)?
+    {
+        let derived =
+            crate::tasks::derive(&here.store, &here.server_name, here.channel_id, &names)?;
+        print_annotated(&messages, &names, &derived.summaries);
+    } else {
+        print_messages(&messages, &names);
+    }
     if here.name.starts_with('@') {
         let identity = here.profile.identity(|notice| eprintln!("{notice}"))?;
         send_receipt(&mut here, &identity).await?;

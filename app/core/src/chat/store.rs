@@ -443,6 +443,17 @@ impl ChatStore {
         Ok(keys)
     }
 
+    /// Whether any message of `channel_id` might carry a task tag (has a `#` in its text): a
+    /// channel without one needs no board.
+    pub fn may_have_tags(&self, server: &str, channel_id: u32) -> Result<bool, ChatStoreError> {
+        Ok(self.db.query_row(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE server = ?1 AND channel_id = ?2
+                            AND instr(body, '#') > 0)",
+            params![server, channel_id],
+            |row| row.get(0),
+        )?)
+    }
+
     /// The first message of `channel_id` this device could open, if any.
     pub fn first_readable_seq(
         &self,

@@ -767,18 +767,31 @@ impl Agent {
         }
     }
 
-    /// What the store kept for `group_id`.
-    async fn stored(&self, group_id: Vec<u8>) -> StoredGroup {
+    /// Runs `work` on the group store, off the async threads (SQLite blocks); none if the
+    /// blocking task died.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut GroupStore) -> T + Send + 'static,
+    ) -> Option<T> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .stored(&group_id)
-                .unwrap_or_else(|error| {
-                    warn!("{error}");
-                    StoredGroup::default()
-                })
+            work(
+                &mut store
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            )
+        })
+        .await
+        .ok()
+    }
+
+    /// What the store kept for `group_id`.
+    async fn stored(&self, group_id: Vec<u8>) -> StoredGroup {
+        self.on_store(move |store| {
+            store.stored(&group_id).unwrap_or_else(|error| {
+                warn!("{error}");
+                StoredGroup::default()
+            })
         })
         .await
         .unwrap_or_default()
@@ -839,18 +852,12 @@ impl Agent {
             }
             Command::OpenConversation { members, reply } => self.open(members, reply).await,
             Command::TextSecrets { channel_id, reply } => {
-                let store = self.store.clone();
                 let group_id = self.logic.group_id().to_vec();
-                let secrets = tokio::task::spawn_blocking(move || {
-                    store
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .text_secrets(&group_id, channel_id)
-                })
-                .await
-                .ok()
-                .and_then(|found| found.map_err(|error| warn!("{error}")).ok())
-                .unwrap_or_default();
+                let secrets = self
+                    .on_store(move |store| store.text_secrets(&group_id, channel_id))
+                    .await
+                    .and_then(|found| found.map_err(|error| warn!("{error}")).ok())
+                    .unwrap_or_default();
                 let _ = reply.send(secrets);
             }
             Command::ImportTextSecrets {
@@ -858,18 +865,14 @@ impl Agent {
                 secrets,
                 reply,
             } => {
-                let store = self.store.clone();
                 let group_id = self.logic.group_id().to_vec();
-                let imported = tokio::task::spawn_blocking(move || {
-                    store
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .import_text_secrets(&group_id, channel_id, secrets)
-                })
-                .await
-                .ok()
-                .and_then(|done| done.map_err(|error| warn!("{error}")).ok())
-                .unwrap_or(0);
+                let imported = self
+                    .on_store(move |store| {
+                        store.import_text_secrets(&group_id, channel_id, secrets)
+                    })
+                    .await
+                    .and_then(|done| done.map_err(|error| warn!("{error}")).ok())
+                    .unwrap_or(0);
                 let _ = reply.send(imported);
             }
             Command::TextSecret {
@@ -906,20 +909,12 @@ impl Agent {
                     Some(epoch) if current.as_ref().is_some_and(|(now, _)| *now == epoch) => {
                         current
                     }
-                    Some(epoch) => {
-                        let store = self.store.clone();
-                        tokio::task::spawn_blocking(move || {
-                            store
-                                .lock()
-                                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                                .text_secret(&group_id, epoch, channel_id)
-                        })
+                    Some(epoch) => self
+                        .on_store(move |store| store.text_secret(&group_id, epoch, channel_id))
                         .await
-                        .ok()
                         .and_then(Result::ok)
                         .flatten()
-                        .map(|secret| (epoch, secret))
-                    }
+                        .map(|secret| (epoch, secret)),
                 };
                 let _ = reply.send(secret);
             }
@@ -1007,17 +1002,12 @@ impl Agent {
         };
         let (delta, changes) = logic.take_changes();
         if !delta.is_empty() || !changes.is_empty() {
-            let store = self.store.clone();
-            let saved = tokio::task::spawn_blocking(move || {
-                store
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .save(delta, &changes)
-            })
-            .await;
+            let saved = self
+                .on_store(move |store| store.save(delta, &changes))
+                .await;
             match saved {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
+                Some(Ok(())) => {}
+                Some(Err(error)) => {
                     // Nothing is sent that is not on disk: a commit must not be accepted by the
                     // relay and then forgotten here.
                     warn!("could not save the group state, so nothing was sent: {error}");
@@ -1026,7 +1016,7 @@ impl Agent {
                     }
                     return;
                 }
-                Err(_) => return,
+                None => return,
             }
         }
         if let Some(client) = self.client.upgrade() {
