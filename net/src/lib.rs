@@ -22,6 +22,7 @@ pub mod group;
 pub mod identity;
 pub mod invite;
 pub mod proto;
+pub mod roles;
 pub mod seal;
 pub mod transport;
 

@@ -303,6 +303,12 @@ pub enum ErrorCode {
     NoSuchFile,
     /// The uploaded bytes do not match the announced SHA-256; upload them again.
     FileDamaged,
+    /// The member is timed out: they cannot send or speak until it ends.
+    TimedOut,
+    /// The channel is in slow mode and the member posted too recently; wait.
+    SlowMode,
+    /// The identity key is banned from the server.
+    Banned,
     /// A code this build does not know.
     Unknown(u16),
 }
@@ -333,6 +339,9 @@ impl ErrorCode {
             Self::NoSuchFile => 20,
             Self::FileDamaged => 21,
             Self::ChannelNameTaken => 22,
+            Self::TimedOut => 23,
+            Self::SlowMode => 24,
+            Self::Banned => 25,
             Self::Unknown(code) => code,
         }
     }
@@ -362,6 +371,9 @@ impl ErrorCode {
             20 => Self::NoSuchFile,
             21 => Self::FileDamaged,
             22 => Self::ChannelNameTaken,
+            23 => Self::TimedOut,
+            24 => Self::SlowMode,
+            25 => Self::Banned,
             other => Self::Unknown(other),
         }
     }
@@ -684,6 +696,36 @@ pub enum ControlFrame {
         /// Whether this is every conversation we are in.
         complete: bool,
     },
+    /// Client → relay: send me the server's roles, overrides, slow modes and timeouts.
+    /// Answered with `Roles`, which the relay also sends to everyone after each change.
+    ReadRoles,
+    /// Relay → client: everything that decides permissions on the server.
+    Roles(crate::roles::RoleBook),
+    /// Client → relay: change roles, a channel's overrides or its slow mode. Answered with
+    /// `Roles` or `Error`.
+    ManageRoles(crate::roles::RoleChange),
+    /// Client → relay: kick, ban, unban, time out or mute a member. Answered with `Moderated`
+    /// or `Error`.
+    Moderate(crate::roles::Moderation),
+    /// Relay → client: the moderation action is done and in the audit log.
+    Moderated {
+        /// The identity key it was about.
+        public_key: PublicKey,
+    },
+    /// Client → relay: the audit log's newest entries before `before` (0: the newest).
+    ReadAudit {
+        /// Entries with lower ids than this; 0 for the newest.
+        before: u64,
+        /// The most wanted (the relay may send fewer).
+        limit: u16,
+    },
+    /// Relay → client: a page of the audit log, newest first.
+    AuditLog {
+        /// The entries.
+        entries: Vec<crate::roles::AuditEntry>,
+        /// Whether older entries remain.
+        more: bool,
+    },
     /// Client → relay: store these KeyPackages of mine, for members who add me while I am
     /// offline (an empty upload just asks how many are stored).
     UploadKeyPackages {
@@ -768,6 +810,13 @@ mod kind {
     pub(super) const OPEN_CONVERSATION: u8 = 0x2d;
     pub(super) const LIST_CONVERSATIONS: u8 = 0x2e;
     pub(super) const CONVERSATIONS: u8 = 0x2f;
+    pub(super) const READ_ROLES: u8 = 0x30;
+    pub(super) const ROLES: u8 = 0x31;
+    pub(super) const MANAGE_ROLES: u8 = 0x32;
+    pub(super) const MODERATE: u8 = 0x33;
+    pub(super) const MODERATED: u8 = 0x34;
+    pub(super) const READ_AUDIT: u8 = 0x35;
+    pub(super) const AUDIT_LOG: u8 = 0x36;
 
     /// Group frames (kinds 0x10 to 0x1f) may be up to `MAX_GROUP_FRAME_LEN` long.
     pub(super) fn is_group(kind: u8) -> bool {
@@ -782,6 +831,7 @@ fn max_len_of_kind(kind: u8) -> usize {
         || kind == kind::CHANNEL_MESSAGES
         || kind == kind::OPEN_CONVERSATION
         || kind == kind::CONVERSATIONS
+        || kind == kind::ROLES
     {
         MAX_GROUP_FRAME_LEN
     } else {
@@ -1043,6 +1093,13 @@ impl ControlFrame {
             Self::OpenConversation { .. } => "OpenConversation",
             Self::ListConversations => "ListConversations",
             Self::Conversations { .. } => "Conversations",
+            Self::ReadRoles => "ReadRoles",
+            Self::Roles(_) => "Roles",
+            Self::ManageRoles(_) => "ManageRoles",
+            Self::Moderate(_) => "Moderate",
+            Self::Moderated { .. } => "Moderated",
+            Self::ReadAudit { .. } => "ReadAudit",
+            Self::AuditLog { .. } => "AuditLog",
             Self::SetPresence { .. } => "SetPresence",
             Self::PresenceUpdate { .. } => "PresenceUpdate",
             Self::Typing { .. } => "Typing",
@@ -1094,6 +1151,13 @@ impl ControlFrame {
             Self::OpenConversation { .. } => kind::OPEN_CONVERSATION,
             Self::ListConversations => kind::LIST_CONVERSATIONS,
             Self::Conversations { .. } => kind::CONVERSATIONS,
+            Self::ReadRoles => kind::READ_ROLES,
+            Self::Roles(_) => kind::ROLES,
+            Self::ManageRoles(_) => kind::MANAGE_ROLES,
+            Self::Moderate(_) => kind::MODERATE,
+            Self::Moderated { .. } => kind::MODERATED,
+            Self::ReadAudit { .. } => kind::READ_AUDIT,
+            Self::AuditLog { .. } => kind::AUDIT_LOG,
             Self::SetPresence { .. } => kind::SET_PRESENCE,
             Self::PresenceUpdate { .. } => kind::PRESENCE_UPDATE,
             Self::Typing { .. } => kind::TYPING,
@@ -1114,6 +1178,10 @@ impl ControlFrame {
                 check_channels(channels)
             }
             Self::ChannelsChanged { channels } => check_channels(channels),
+            Self::Roles(book) => roles::check_book(book),
+            Self::ManageRoles(change) => roles::check_change(change),
+            Self::Moderate(moderation) => roles::check_moderation(moderation),
+            Self::AuditLog { entries, .. } => roles::check_audit(entries),
             Self::OpenConversation {
                 group_id,
                 members,
@@ -1312,7 +1380,19 @@ impl ControlFrame {
                 w.list(members, |w, key| w.bytes(key));
                 w.blob(group_info);
             }
-            Self::ListConversations => {}
+            Self::ListConversations | Self::ReadRoles => {}
+            Self::Roles(book) => roles::write_book(w, book),
+            Self::ManageRoles(change) => roles::write_change(w, change),
+            Self::Moderate(moderation) => roles::write_moderation(w, moderation),
+            Self::Moderated { public_key } => w.bytes(public_key),
+            Self::ReadAudit { before, limit } => {
+                w.u64(*before);
+                w.u16(*limit);
+            }
+            Self::AuditLog { entries, more } => {
+                w.list(entries, roles::write_audit_entry);
+                w.u8(u8::from(*more));
+            }
             Self::Conversations {
                 conversations,
                 complete,
@@ -1614,6 +1694,21 @@ impl ControlFrame {
                 group_info: r.blob("group info", MAX_GROUP_PAYLOAD)?,
             },
             kind::LIST_CONVERSATIONS => Self::ListConversations,
+            kind::READ_ROLES => Self::ReadRoles,
+            kind::ROLES => Self::Roles(roles::read_book(r)?),
+            kind::MANAGE_ROLES => Self::ManageRoles(roles::read_change(r)?),
+            kind::MODERATE => Self::Moderate(roles::read_moderation(r)?),
+            kind::MODERATED => Self::Moderated {
+                public_key: r.array("public key")?,
+            },
+            kind::READ_AUDIT => Self::ReadAudit {
+                before: r.u64("before")?,
+                limit: r.u16("limit")?,
+            },
+            kind::AUDIT_LOG => Self::AuditLog {
+                entries: r.list("audit entries", roles::MAX_AUDIT_PER_PAGE, roles::read_audit_entry)?,
+                more: read_flag(r, "more")?,
+            },
             kind::CONVERSATIONS => Self::Conversations {
                 conversations: r.list("conversations", MAX_CONVERSATIONS, read_conversation)?,
                 complete: read_flag(r, "complete")?,
@@ -1992,6 +2087,11 @@ impl FrameDecoder {
         frame.map(Some)
     }
 }
+
+mod roles;
+pub use roles::{
+    MAX_ASSIGNMENTS, MAX_AUDIT_PER_PAGE, MAX_OVERRIDES, MAX_REASON_LEN, MAX_ROLES, MAX_TIMEOUTS,
+};
 
 #[cfg(test)]
 mod tests;

@@ -85,6 +85,93 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             conversations: Vec::new(),
             complete: false,
         },
+        ControlFrame::ReadRoles,
+        ControlFrame::Roles(crate::roles::RoleBook {
+            owner: 1,
+            roles: vec![crate::roles::Role {
+                id: 3,
+                name: "release captain".into(),
+                permissions: crate::roles::Permissions::MODERATOR_DEFAULT,
+                position: 4,
+                builtin: false,
+            }],
+            assignments: vec![(2, 3)],
+            overrides: vec![crate::roles::ChannelOverride {
+                channel_id: 9,
+                role_id: 3,
+                allow: crate::roles::Permissions::VIEW_CHANNEL,
+                deny: crate::roles::Permissions::SEND_MESSAGES,
+            }],
+            slow_modes: vec![(9, 30)],
+            timeouts: vec![(2, 1_800_000_000)],
+        }),
+        ControlFrame::Roles(crate::roles::RoleBook::default()),
+        ControlFrame::ManageRoles(crate::roles::RoleChange::Create {
+            name: "qa".into(),
+            permissions: crate::roles::Permissions::APPLY_TAGS,
+        }),
+        ControlFrame::ManageRoles(crate::roles::RoleChange::Update {
+            role_id: 4,
+            name: "qa team".into(),
+            permissions: crate::roles::Permissions::NONE,
+        }),
+        ControlFrame::ManageRoles(crate::roles::RoleChange::Delete { role_id: 4 }),
+        ControlFrame::ManageRoles(crate::roles::RoleChange::Assign {
+            role_id: 4,
+            member_id: 8,
+        }),
+        ControlFrame::ManageRoles(crate::roles::RoleChange::Revoke {
+            role_id: 4,
+            member_id: 8,
+        }),
+        ControlFrame::ManageRoles(crate::roles::RoleChange::Override(
+            crate::roles::ChannelOverride {
+                channel_id: 1,
+                role_id: 1,
+                allow: crate::roles::Permissions::NONE,
+                deny: crate::roles::Permissions::VIEW_CHANNEL,
+            },
+        )),
+        ControlFrame::ManageRoles(crate::roles::RoleChange::SlowMode {
+            channel_id: 1,
+            seconds: 10,
+        }),
+        ControlFrame::Moderate(crate::roles::Moderation::Kick {
+            member_id: 5,
+            reason: "spam".into(),
+        }),
+        ControlFrame::Moderate(crate::roles::Moderation::Ban {
+            member_id: 5,
+            reason: String::new(),
+        }),
+        ControlFrame::Moderate(crate::roles::Moderation::Unban { public_key: [4; 32] }),
+        ControlFrame::Moderate(crate::roles::Moderation::Timeout {
+            member_id: 5,
+            seconds: 600,
+            reason: "cool down".into(),
+        }),
+        ControlFrame::Moderate(crate::roles::Moderation::Mute {
+            member_id: 5,
+            muted: true,
+            deafened: false,
+        }),
+        ControlFrame::Moderated { public_key: [4; 32] },
+        ControlFrame::ReadAudit {
+            before: 0,
+            limit: 50,
+        },
+        ControlFrame::AuditLog {
+            entries: vec![crate::roles::AuditEntry {
+                id: 12,
+                at: 1_800_000_000,
+                actor: 1,
+                actor_name: "Olga".into(),
+                action: crate::roles::AuditAction::Ban,
+                target: "Dan".into(),
+                detail: "spam".into(),
+            }],
+            more: true,
+        },
         ControlFrame::JoinVoice {
             channel_id: 2,
             session_salt: [5; 16],
@@ -319,6 +406,10 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
         ControlFrame::Error {
             code: ErrorCode::Unknown(999),
             message: String::new(),
+        },
+        ControlFrame::Error {
+            code: ErrorCode::Banned,
+            message: "banned".into(),
         },
     ]
 }
