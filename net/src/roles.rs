@@ -220,6 +220,10 @@ pub struct RoleBook {
     pub slow_modes: Vec<(u32, u32)>,
     /// `(member id, until Unix seconds)` for members in a timeout.
     pub timeouts: Vec<(u32, u64)>,
+    /// Members server-muted in voice: nobody hears them.
+    pub muted: Vec<u32>,
+    /// Members server-deafened in voice: they hear nobody.
+    pub deafened: Vec<u32>,
 }
 
 /// A member's rank: the owner outranks everyone, then the highest role's position.
@@ -330,9 +334,10 @@ impl RoleBook {
             .roles_of(member_id)
             .iter()
             .filter_map(|role| overrides(role.id))
-            .fold((Permissions::NONE, Permissions::NONE), |(deny, allow), o| {
-                (deny.union(o.deny), allow.union(o.allow))
-            });
+            .fold(
+                (Permissions::NONE, Permissions::NONE),
+                |(deny, allow), o| (deny.union(o.deny), allow.union(o.allow)),
+            );
         permissions.without(deny).union(allow)
     }
 
@@ -403,7 +408,10 @@ impl RoleBook {
     ) -> Result<(), RoleRefusal> {
         self.check_permission(actor, Permissions::MANAGE_ROLES)?;
         if self.rank(actor) <= Rank::Role(role.position) {
-            return Err(RoleRefusal::Outranked(format!("the role \"{}\"", role.name)));
+            return Err(RoleRefusal::Outranked(format!(
+                "the role \"{}\"",
+                role.name
+            )));
         }
         if let Some((target, name)) = target
             && target != actor
@@ -417,11 +425,7 @@ impl RoleBook {
     /// Checks that `actor` may give a role (or an override) `permissions`: they hold them all.
     pub fn check_grant(&self, actor: u32, permissions: Permissions) -> Result<(), RoleRefusal> {
         let held = self.server_permissions(actor);
-        match permissions
-            .without(held)
-            .names()
-            .first()
-        {
+        match permissions.without(held).names().first() {
             Some(missing) => Err(RoleRefusal::CannotGrant(missing)),
             None => Ok(()),
         }
@@ -432,7 +436,9 @@ impl RoleBook {
         if self.may(actor, permission) {
             Ok(())
         } else {
-            Err(RoleRefusal::Lacks(permission.names().first().copied().unwrap_or("?")))
+            Err(RoleRefusal::Lacks(
+                permission.names().first().copied().unwrap_or("?"),
+            ))
         }
     }
 }

@@ -19,7 +19,7 @@ use sotto_net::group::{InviteGrant, check_key_package, server_group_id};
 use crate::conversations::Access;
 use crate::data_dir::{unix_now, unix_now_ms};
 use crate::db::{
-    AdmissionError, ChannelRefusal, InviteLimits, InviteTerms, KeyPackageCount, Member,
+    Acting, AdmissionError, ChannelRefusal, InviteLimits, InviteTerms, KeyPackageCount, Member,
     NewKeyPackage, PostExtras, PostOutcome, Role, StoreError,
 };
 use crate::groups::GroupCursor;
@@ -28,6 +28,9 @@ use crate::rate_limit::{RequestLimiter, TokenBucket, Verdict};
 use crate::rooms::{JoinError, Joiner, Membership};
 use crate::roster_outbox::RosterOutbox;
 use crate::server::Shared;
+use sotto_net::roles::Permissions;
+
+mod roles;
 
 /// Roster changes are sent to a member at most this often. The first change after a quiet spell
 /// goes out at once; only a churning room waits for the batch.
@@ -93,6 +96,7 @@ fn admission_code(error: &AdmissionError) -> ErrorCode {
         AdmissionError::UnknownInvite => ErrorCode::InviteUnknown,
         AdmissionError::Expired => ErrorCode::InviteExpired,
         AdmissionError::UsedUp => ErrorCode::InviteUsedUp,
+        AdmissionError::Banned => ErrorCode::Banned,
     }
 }
 
@@ -193,6 +197,8 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
         ephemeral_feed: None,
         channel_feed: shared.channel_changes.subscribe(),
         typing_limit: crate::presence::TypingLimit::default(),
+        role_feed: shared.role_changes.subscribe(),
+        roles_wanted: false,
         member,
     };
     let result = session.run(&mut control).await;
@@ -268,6 +274,10 @@ async fn authenticate(
                 .expect("admission does not panic")?;
                 match decision {
                     Ok(member) => {
+                        if member.role == Role::Owner && shared.roles.load().owner != member.id {
+                            // The owner's first arrival: the role book learns who owns it.
+                            shared.reload_roles();
+                        }
                         handshake.admit(ControlFrame::Welcome {
                             member_id: member.id,
                             server: shared.server.clone(),
@@ -323,6 +333,10 @@ struct Session {
     /// Presence and typing to pass on, once the member asked for them with `SetPresence`.
     ephemeral_feed: Option<tokio::sync::broadcast::Receiver<crate::presence::Ephemeral>>,
     typing_limit: crate::presence::TypingLimit,
+    /// New role books, passed on once the member asked with `ReadRoles`.
+    role_feed: tokio::sync::broadcast::Receiver<Arc<sotto_net::roles::RoleBook>>,
+    /// Whether the member asked for the role book.
+    roles_wanted: bool,
 }
 
 impl Session {
@@ -331,6 +345,7 @@ impl Session {
             self.shared.clone(),
             self.connection.clone(),
             self.voice.clone(),
+            self.member.id,
         ));
         // Roster changes go out at most once per batch interval: a room churning fast costs
         // each member a few frames a second, however many joins and leaves happen.
@@ -382,6 +397,19 @@ impl Session {
                         .await
                         .map_err(SessionError::from),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
+                },
+                book = self.role_feed.recv() => match book {
+                    Ok(book) if self.roles_wanted => control
+                        .send(&ControlFrame::Roles((*book).clone()))
+                        .await
+                        .map_err(SessionError::from),
+                    Ok(_) => Ok(()),
+                    // Behind: the latest book says it all.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) if self.roles_wanted => control
+                        .send(&ControlFrame::Roles((**self.shared.roles.load()).clone()))
+                        .await
+                        .map_err(SessionError::from),
+                    Err(_) => Ok(()),
                 },
                 opened = self.conversation_feed.recv() => match opened {
                     Ok(conversation) if conversation.includes(self.member.id) => control
@@ -485,6 +513,10 @@ impl Session {
             | ControlFrame::CreateInvite { .. }
             | ControlFrame::ListMembers { .. }
             | ControlFrame::ManageChannel(_)
+            | ControlFrame::ReadRoles
+            | ControlFrame::ManageRoles(_)
+            | ControlFrame::Moderate(_)
+            | ControlFrame::ReadAudit { .. }
             | ControlFrame::ReadChannel { .. } => match self.limiter.check(Instant::now()) {
                 Verdict::Allow => match frame {
                     ControlFrame::JoinVoice {
@@ -498,6 +530,12 @@ impl Session {
                         limit,
                     } => self.read_channel(channel_id, after, limit).await,
                     ControlFrame::ManageChannel(change) => self.manage_channel(change).await?,
+                    ControlFrame::ReadRoles => self.read_roles(),
+                    ControlFrame::ManageRoles(change) => self.manage_roles(change).await?,
+                    ControlFrame::Moderate(moderation) => self.moderate(moderation).await?,
+                    ControlFrame::ReadAudit { before, limit } => {
+                        self.read_audit(before, limit).await?
+                    }
                     _ => self.create_invite(&frame).await?,
                 },
                 Verdict::Refuse => {
@@ -593,7 +631,13 @@ impl Session {
         control: &mut ControlStream,
     ) -> Result<ControlFrame, SessionError> {
         let channels = self.shared.channels.load_full();
-        let Some(channel) = channels.iter().find(|channel| channel.id == channel_id) else {
+        let visible =
+            self.shared
+                .roles
+                .load()
+                .may_in(self.member.id, channel_id, Permissions::VIEW_CHANNEL);
+        let found = channels.iter().find(|channel| channel.id == channel_id);
+        let Some(channel) = found.filter(|_| visible) else {
             return Ok(error_frame(
                 ErrorCode::NoSuchChannel,
                 "there is no such channel",
@@ -750,15 +794,34 @@ impl Session {
         control.send(&answer).await.map_err(Into::into)
     }
 
-    /// Creates, changes or deletes a channel (the owner only, until roles come), then tells
-    /// every member online.
+    /// Creates, changes or deletes a channel (with the create-channels or manage-channels
+    /// permission), then tells every member online.
     async fn manage_channel(&self, change: ChannelChange) -> Result<ControlFrame, SessionError> {
-        if self.member.role != Role::Owner {
+        let book = self.shared.roles.load();
+        let allowed = match &change {
+            ChannelChange::Create { .. } => book.may(self.member.id, Permissions::CREATE_CHANNELS),
+            ChannelChange::Update { channel_id, .. } | ChannelChange::Delete { channel_id } => {
+                book.may_in(self.member.id, *channel_id, Permissions::MANAGE_CHANNELS)
+            }
+        };
+        if !allowed {
             return Ok(error_frame(
                 ErrorCode::Forbidden,
-                "only the server's owner can create, change or delete channels",
+                match &change {
+                    ChannelChange::Create { .. } => {
+                        "you need the \"create-channels\" permission to create channels; ask an admin"
+                    }
+                    _ => {
+                        "you need the \"manage-channels\" permission to change or delete this channel; ask an admin"
+                    }
+                },
             ));
         }
+        drop(book);
+        let acting = Acting {
+            member_id: self.member.id,
+            now_unix: unix_now(),
+        };
         let named = match &change {
             ChannelChange::Create { name, .. } | ChannelChange::Update { name, .. } => {
                 Some(name.trim().to_owned())
@@ -793,7 +856,14 @@ impl Session {
                     category,
                     topic,
                     ..
-                } => store.add_channel(server_id, &name, kind, category.trim(), topic.trim())?,
+                } => store.add_channel(
+                    server_id,
+                    &name,
+                    kind,
+                    category.trim(),
+                    topic.trim(),
+                    acting,
+                )?,
                 ChannelChange::Update {
                     channel_id,
                     category,
@@ -808,10 +878,11 @@ impl Session {
                         category.trim(),
                         topic.trim(),
                         position,
+                        acting,
                     )?
                     .map(|()| channel_id),
                 ChannelChange::Delete { channel_id } => {
-                    if store.delete_channel(server_id, channel_id)? {
+                    if store.delete_channel(server_id, channel_id, acting)? {
                         Ok(channel_id)
                     } else {
                         Err(ChannelRefusal::NoSuchChannel)
@@ -852,7 +923,15 @@ impl Session {
     /// Whether the member may read `channel_id`'s messages: any channel, and the
     /// conversations it is in.
     fn may_read(&self, channel_id: u32) -> bool {
-        self.shared.conversations.access(channel_id, self.member.id) != Access::Outsider
+        match self.shared.conversations.access(channel_id, self.member.id) {
+            Access::Member => true,
+            Access::Outsider => false,
+            Access::NotAConversation => self.shared.roles.load().may_in(
+                self.member.id,
+                channel_id,
+                Permissions::VIEW_CHANNEL,
+            ),
+        }
     }
 
     /// Whether the member may see a presence or typing frame (typing in a conversation is
@@ -881,6 +960,16 @@ impl Session {
             .find(|channel| channel.id == channel_id)
         {
             None => Err((ErrorCode::NoSuchChannel, "there is no such channel")),
+            // A channel the member may not view does not exist for them.
+            Some(_)
+                if !self.shared.roles.load().may_in(
+                    self.member.id,
+                    channel_id,
+                    Permissions::VIEW_CHANNEL,
+                ) =>
+            {
+                Err((ErrorCode::NoSuchChannel, "there is no such channel"))
+            }
             Some(channel) if channel.kind != ChannelKind::Text => Err((
                 ErrorCode::NotATextChannel,
                 "that is a voice channel; messages go to text channels",
@@ -920,14 +1009,18 @@ impl Session {
                 ),
             );
         }
+        let (may_retract_others, slow_mode_secs) = match self.may_post(channel_id) {
+            Ok(rights) => rights,
+            Err((code, reason)) => return refused(code, reason),
+        };
         let shared = self.shared.clone();
         let author = self.member.id;
-        let may_retract_others = self.member.role == Role::Owner;
         let outcome = tokio::task::spawn_blocking(move || {
             let extras = PostExtras {
                 files: &files,
                 retracts,
                 may_retract_others,
+                slow_mode_secs,
             };
             shared.store.post_message_with(
                 channel_id,
@@ -968,7 +1061,11 @@ impl Session {
             ),
             Ok(PostOutcome::RetractForbidden) => refused(
                 ErrorCode::Forbidden,
-                "only a message's author or the server's owner may take it back".into(),
+                "only a message's author or a channel admin (the \"manage-messages\" permission) may take it back".into(),
+            ),
+            Ok(PostOutcome::SlowMode { wait_secs }) => refused(
+                ErrorCode::SlowMode,
+                format!("this channel is in slow mode; you can send again in {wait_secs} s"),
             ),
             Err(error) => {
                 warn!(
@@ -981,6 +1078,34 @@ impl Session {
                 )
             }
         }
+    }
+
+    /// Whether the member may post in `channel_id` now: `(may take back others' messages,
+    /// slow mode seconds that apply to them)`, or why not. In a conversation only the
+    /// owner's old power to take back messages applies.
+    fn may_post(&self, channel_id: u32) -> Result<(bool, u32), (ErrorCode, String)> {
+        if self.shared.conversations.access(channel_id, self.member.id) == Access::Member {
+            return Ok((self.member.role == Role::Owner, 0));
+        }
+        let book = self.shared.roles.load();
+        let member = self.member.id;
+        if let Some(until) = book.timed_out_until(member, unix_now()) {
+            return Err((
+                ErrorCode::TimedOut,
+                format!(
+                    "you are timed out for {}; you can send again after that",
+                    crate::connection::remaining_words(until.saturating_sub(unix_now()))
+                ),
+            ));
+        }
+        if !book.may_in(member, channel_id, Permissions::SEND_MESSAGES) {
+            return Err((
+                ErrorCode::Forbidden,
+                "you may read this channel but not send to it; ask an admin for the \"send\" permission".into(),
+            ));
+        }
+        let admin = book.may_in(member, channel_id, Permissions::MANAGE_MESSAGES);
+        Ok((admin, if admin { 0 } else { book.slow_mode(channel_id) }))
     }
 
     /// A page of a text channel's history.
@@ -1063,6 +1188,17 @@ impl Session {
         else {
             unreachable!("called for CreateInvite only")
         };
+        if !self
+            .shared
+            .roles
+            .load()
+            .may(self.member.id, Permissions::CREATE_INVITES)
+        {
+            return Ok(error_frame(
+                ErrorCode::Forbidden,
+                "you need the \"invite\" permission to make invite links; ask an admin",
+            ));
+        }
         let now = unix_now();
         if let Some(grant) = grant
             && let Err(reason) = self.check_grant(grant, now)
@@ -1226,6 +1362,7 @@ impl Session {
                         &commit,
                         welcome.as_deref(),
                         conversation_keys.as_deref(),
+                        server_id,
                         now,
                     )?;
                     (
@@ -1312,18 +1449,10 @@ impl Session {
         match removed {
             Removed::Nobody => {}
             Removed::FromServer(members) => {
-                for member_id in &members {
-                    info!(member = member_id, "removed from the server by a commit");
-                    self.shared.disconnect(
-                        *member_id,
-                        close_code::REFUSED,
-                        "you were removed from this server",
-                    );
-                }
-                // Their conversations' members hear of it (openers then remove them from the
-                // conversations' groups).
-                for conversation in self.shared.conversations.remove_everywhere(&members) {
-                    let _ = self.shared.conversation_changes.send(conversation);
+                if !members.is_empty() {
+                    self.shared
+                        .removed_from_server(&members, "you were removed from this server");
+                    self.shared.reload_roles();
                 }
             }
             Removed::FromConversation(conversation, members) => {
@@ -1562,11 +1691,70 @@ fn error_frame(code: ErrorCode, message: impl Into<String>) -> ControlFrame {
 }
 
 /// Forwards this connection's media datagrams to the other members of its voice room.
+/// A duration left, for people: "45 s", "12 min", "3 h", "2 d" (rounded up).
+pub(crate) fn remaining_words(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{} s", seconds.max(1)),
+        60..3_600 => format!("{} min", seconds.div_ceil(60)),
+        3_600..86_400 => format!("{} h", seconds.div_ceil(3_600)),
+        _ => format!("{} d", seconds.div_ceil(86_400)),
+    }
+}
+
+/// Whether a member may be heard in a voice channel now, from the latest role book; read
+/// again when the book changes or a second has passed (timeouts end by the clock).
+struct VoiceRight {
+    member_id: u32,
+    channel_id: u32,
+    book: Option<Arc<sotto_net::roles::RoleBook>>,
+    checked_at: Instant,
+    may_speak: bool,
+}
+
+impl VoiceRight {
+    const RECHECK: Duration = Duration::from_secs(1);
+
+    fn new(member_id: u32) -> Self {
+        Self {
+            member_id,
+            channel_id: 0,
+            book: None,
+            checked_at: Instant::now(),
+            may_speak: true,
+        }
+    }
+
+    fn may_speak(&mut self, shared: &Shared, channel_id: u32, now: Instant) -> bool {
+        let book = shared.roles.load();
+        let fresh = self.channel_id == channel_id
+            && now.duration_since(self.checked_at) < Self::RECHECK
+            && self
+                .book
+                .as_ref()
+                .is_some_and(|seen| Arc::ptr_eq(seen, &book));
+        if !fresh {
+            self.may_speak = !book.muted.contains(&self.member_id)
+                && book.timed_out_until(self.member_id, unix_now()).is_none()
+                && book.may_in(
+                    self.member_id,
+                    channel_id,
+                    sotto_net::roles::Permissions::SPEAK,
+                );
+            self.book = Some(arc_swap::Guard::into_inner(book));
+            self.channel_id = channel_id;
+            self.checked_at = now;
+        }
+        self.may_speak
+    }
+}
+
 async fn forward_datagrams(
     shared: Arc<Shared>,
     connection: quinn::Connection,
     voice: Arc<ArcSwapOption<Membership>>,
+    member_id: u32,
 ) {
+    let mut right = VoiceRight::new(member_id);
     let metrics = &shared.metrics;
     let mut bucket = TokenBucket::new(
         shared.config.datagram_rate,
@@ -1600,9 +1788,17 @@ async fn forward_datagrams(
             metrics.drop_datagram(DropReason::ForgedSender);
             continue;
         }
+        if !right.may_speak(&shared, membership.room.channel_id(), Instant::now()) {
+            metrics.drop_datagram(DropReason::Silenced);
+            continue;
+        }
+        let deafened = &right
+            .book
+            .as_ref()
+            .map_or(&[][..], |book| &book.deafened[..]);
         let mut sent = 0;
         for peer in membership.room.peers().iter() {
-            if peer.slot == membership.slot {
+            if peer.slot == membership.slot || deafened.contains(&peer.member_id) {
                 continue;
             }
             match peer.connection.send_datagram(datagram.clone()) {

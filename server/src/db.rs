@@ -11,9 +11,11 @@ mod groups;
 mod key_packages;
 mod messages;
 mod migrations;
+mod moderation;
+mod roles;
 
 pub use blobs::{BlobRecord, UploadStart};
-pub use channels::ChannelRefusal;
+pub use channels::{Acting, ChannelRefusal};
 pub use conversations::{
     ConversationRefusal, MAX_CONVERSATIONS_OPENED, MAX_CONVERSATIONS_PER_MEMBER, NewConversation,
     StoredConversation,
@@ -21,6 +23,8 @@ pub use conversations::{
 pub use groups::{AcceptCommit, CommitOutcome, StoredGroup};
 pub use key_packages::{KeyPackageCount, MAX_STORED_KEY_PACKAGES, NewKeyPackage};
 pub use messages::{PostExtras, PostOutcome};
+pub use moderation::{MAX_TIMEOUT_SECS, Moderated};
+pub use roles::{MAX_ROLE_NAME_CHARS, MAX_SLOW_MODE_SECS, Refused};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -80,6 +84,9 @@ pub enum AdmissionError {
     /// The invite has no uses left.
     #[error("the invite has been used up; ask for a new invite link")]
     UsedUp,
+    /// The key is banned from the server.
+    #[error("this identity is banned from the server; an invite cannot bring it back")]
+    Banned,
 }
 
 /// Why a member may not create another invite now.
@@ -208,6 +215,13 @@ impl Store {
         connection.pragma_update(None, "foreign_keys", true)?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::apply(&mut connection)?;
+        let servers: Vec<i64> = connection
+            .prepare("SELECT id FROM servers")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for server in servers {
+            roles::seed_builtin_roles(&connection, server)?;
+        }
         Ok(Self {
             connection: Mutex::new(connection),
         })
@@ -247,6 +261,7 @@ impl Store {
                             params![id, channel, kind, position as i64, category],
                         )?;
                     }
+                    roles::seed_builtin_roles(&tx, id)?;
                     ServerInfo { id: to_u32(id, "server id")?, name: name.to_owned() }
                 }
             };
@@ -360,6 +375,9 @@ impl Store {
     ) -> Result<Result<Member, AdmissionError>, StoreError> {
         self.with(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if moderation::is_banned(&tx, server_id, public_key)? {
+                return Ok(Err(AdmissionError::Banned));
+            }
             let existing: Option<(i64, String)> = tx
                 .query_row(
                     "SELECT m.id, ms.role FROM members m JOIN memberships ms ON ms.member_id = m.id

@@ -273,6 +273,7 @@ impl Groups {
         commit: &[u8],
         welcome: Option<&[u8]>,
         conversation_members: Option<&[PublicKey]>,
+        server_id: u32,
         now_unix: u64,
     ) -> Result<CommitAnswer, StoreError> {
         let refuse = |current: u64, reason: &dyn std::fmt::Display| CommitAnswer {
@@ -311,6 +312,21 @@ impl Groups {
                 current,
                 &"only the conversation's members may be added to its group",
             ));
+        }
+        if conversation_members.is_none() {
+            // The server's group: removing someone is kicking them, unless they asked to
+            // leave or are already out of the server.
+            for removed in summary
+                .removed
+                .iter()
+                .filter(|key| !summary.added.contains(key))
+            {
+                if let Err(reason) = store.may_remove_from_server_group(
+                    server_id, group_id, epoch, member.id, removed, now_unix,
+                )? {
+                    return Ok(refuse(current, &reason));
+                }
+            }
         }
         if !summary.added.is_empty() && welcome.is_none() {
             return Ok(refuse(

@@ -22,15 +22,18 @@ pub enum DropReason {
     RateLimited,
     /// A receiver's connection could not take it.
     SendFailed,
+    /// Its sender may not speak (server-muted, timed out, or no speak permission).
+    Silenced,
 }
 
 impl DropReason {
-    const ALL: [Self; 5] = [
+    const ALL: [Self; 6] = [
         Self::Malformed,
         Self::NotInVoice,
         Self::ForgedSender,
         Self::RateLimited,
         Self::SendFailed,
+        Self::Silenced,
     ];
 
     fn label(self) -> &'static str {
@@ -40,6 +43,7 @@ impl DropReason {
             Self::ForgedSender => "forged_sender",
             Self::RateLimited => "rate_limited",
             Self::SendFailed => "send_failed",
+            Self::Silenced => "silenced",
         }
     }
 
@@ -80,7 +84,7 @@ pub struct Metrics {
     pub files_stored: AtomicU64,
     /// Files deleted because no message carried them past the grace period.
     pub files_deleted: AtomicU64,
-    dropped: [AtomicU64; 5],
+    dropped: [AtomicU64; 6],
 }
 
 impl Metrics {

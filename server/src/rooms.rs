@@ -18,6 +18,8 @@ use crate::roster_outbox::RosterOutbox;
 pub struct Peer {
     /// Its sender slot.
     pub slot: u16,
+    /// The member.
+    pub member_id: u32,
     /// Its QUIC connection.
     pub connection: quinn::Connection,
 }
@@ -106,6 +108,7 @@ impl Room {
     fn publish(&self, seats: &BTreeMap<u16, Seat>) {
         let peers = seats.values().map(|seat| Peer {
             slot: seat.participant.slot,
+            member_id: seat.participant.member_id,
             connection: seat.connection.clone(),
         });
         self.peers.store(Arc::new(peers.collect()));

@@ -81,6 +81,11 @@ pub(crate) struct Shared {
     /// its members.
     pub(crate) conversation_changes:
         tokio::sync::broadcast::Sender<Arc<crate::conversations::Conversation>>,
+    /// Roles, overrides, slow modes, timeouts and voice mutes: what the relay checks each
+    /// request against (the database holds the truth; this is its latest reading).
+    pub(crate) roles: arc_swap::ArcSwap<sotto_net::roles::RoleBook>,
+    /// Each new role book, for the connections to pass on.
+    pub(crate) role_changes: tokio::sync::broadcast::Sender<Arc<sotto_net::roles::RoleBook>>,
     online: Mutex<HashMap<u32, quinn::Connection>>,
 }
 
@@ -135,6 +140,40 @@ impl Shared {
             .remove(&member_id)
         {
             connection.close(code.into(), reason.as_bytes());
+        }
+    }
+
+    /// Takes in a new role book and tells every connection.
+    pub(crate) fn publish_roles(&self, book: sotto_net::roles::RoleBook) {
+        let book = Arc::new(book);
+        self.roles.store(book.clone());
+        let _ = self.role_changes.send(book);
+    }
+
+    /// Reads the role book again after a change made elsewhere (a commit removed members).
+    pub(crate) fn reload_roles(&self) {
+        match self
+            .store
+            .role_book(self.server.id, crate::data_dir::unix_now())
+        {
+            Ok(book) => self.publish_roles(book),
+            Err(error) => tracing::warn!("could not read the roles again: {error}"),
+        }
+    }
+
+    /// Members are out of the server: close their connections, and tell their
+    /// conversations' members (the openers then remove them from those groups).
+    pub(crate) fn removed_from_server(&self, members: &[u32], reason: &str) {
+        for member_id in members {
+            tracing::info!(member = member_id, "removed from the server");
+            self.disconnect(
+                *member_id,
+                sotto_net::transport::close_code::REFUSED,
+                reason,
+            );
+        }
+        for conversation in self.conversations.remove_everywhere(members) {
+            let _ = self.conversation_changes.send(conversation);
         }
     }
 
@@ -253,6 +292,7 @@ impl Relay {
         let (store, certificate) = (opened.store, opened.certificate);
         let server = store.default_server()?;
         let channels = store.channels(server.id)?;
+        let roles = store.role_book(server.id, crate::data_dir::unix_now())?;
         let conversations =
             crate::conversations::Conversations::load(store.conversations(server.id)?);
         let blobs = open_blob_files(data.root(), &store)?;
@@ -294,6 +334,8 @@ impl Relay {
             presence: crate::presence::PresenceBook::new(),
             conversations,
             conversation_changes: tokio::sync::broadcast::channel(64).0,
+            roles: arc_swap::ArcSwap::from_pointee(roles),
+            role_changes: tokio::sync::broadcast::channel(16).0,
             online: Mutex::new(HashMap::new()),
         });
         Ok(Self {

@@ -1706,7 +1706,11 @@ impl ControlFrame {
                 limit: r.u16("limit")?,
             },
             kind::AUDIT_LOG => Self::AuditLog {
-                entries: r.list("audit entries", roles::MAX_AUDIT_PER_PAGE, roles::read_audit_entry)?,
+                entries: r.list(
+                    "audit entries",
+                    roles::MAX_AUDIT_PER_PAGE,
+                    roles::read_audit_entry,
+                )?,
                 more: read_flag(r, "more")?,
             },
             kind::CONVERSATIONS => Self::Conversations {

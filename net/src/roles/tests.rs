@@ -52,6 +52,8 @@ fn book() -> RoleBook {
         ],
         slow_modes: vec![(GENERAL, 30)],
         timeouts: vec![(MEMBER, 1_000)],
+        muted: Vec::new(),
+        deafened: Vec::new(),
     }
 }
 
@@ -64,13 +66,20 @@ fn the_seed_defaults_give_each_built_in_role_its_powers() {
         (MODERATOR, false, true, true),
         (MEMBER, false, false, true),
     ] {
-        assert_eq!(book.may(member, Permissions::KICK_MEMBERS), may_kick, "{member}");
+        assert_eq!(
+            book.may(member, Permissions::KICK_MEMBERS),
+            may_kick,
+            "{member}"
+        );
         assert_eq!(
             book.may_in(member, GENERAL, Permissions::MANAGE_MESSAGES),
             may_delete_others,
             "{member}"
         );
-        assert_eq!(book.may_in(member, GENERAL, Permissions::APPLY_TAGS), may_tag);
+        assert_eq!(
+            book.may_in(member, GENERAL, Permissions::APPLY_TAGS),
+            may_tag
+        );
         assert!(book.may_in(member, GENERAL, Permissions::SEND_MESSAGES));
     }
 }
@@ -120,18 +129,25 @@ fn roles_are_handed_out_only_below_ones_own_rank_and_never_above_ones_own_powers
     let mut book = book();
     let admin_role = book.role_named("admin").unwrap().clone();
     let helper = book.role_named("helper").unwrap().clone();
-    assert!(book.check_role_change(ADMIN, &helper, Some((MEMBER, "dan"))).is_ok());
+    assert!(
+        book.check_role_change(ADMIN, &helper, Some((MEMBER, "dan")))
+            .is_ok()
+    );
     assert!(matches!(
         book.check_role_change(ADMIN, &admin_role, Some((MEMBER, "dan"))),
         Err(RoleRefusal::Outranked(_))
     ));
-    assert!(book.check_role_change(OWNER, &admin_role, Some((MEMBER, "dan"))).is_ok());
+    assert!(
+        book.check_role_change(OWNER, &admin_role, Some((MEMBER, "dan")))
+            .is_ok()
+    );
     assert_eq!(
         book.check_role_change(MODERATOR, &helper, Some((MEMBER, "dan"))),
         Err(RoleRefusal::Lacks("roles"))
     );
     // A member with the roles permission cannot give what they do not hold.
-    book.roles.push(role(5, "lead", Permissions::MANAGE_ROLES, 50, false));
+    book.roles
+        .push(role(5, "lead", Permissions::MANAGE_ROLES, 50, false));
     book.assignments.push((MEMBER, 5));
     assert_eq!(
         book.check_grant(MEMBER, Permissions::BAN_MEMBERS),

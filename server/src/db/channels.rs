@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use sotto_net::proto::control::ChannelKind;
+use sotto_net::roles::AuditAction;
 
 use super::{Store, StoreError, to_u32};
 
@@ -91,6 +92,35 @@ pub(super) fn next_channel_id(tx: &rusqlite::Transaction<'_>) -> Result<i64, Sto
     Ok(id)
 }
 
+/// Who makes a change, and when: the change's audit entry names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acting {
+    /// The member.
+    pub member_id: u32,
+    /// Now, in Unix seconds.
+    pub now_unix: u64,
+}
+
+impl Acting {
+    fn record(
+        self,
+        tx: &rusqlite::Connection,
+        server_id: u32,
+        action: AuditAction,
+        target: &str,
+    ) -> Result<(), StoreError> {
+        super::roles::record(
+            tx,
+            server_id,
+            self.member_id,
+            action,
+            target,
+            "",
+            self.now_unix,
+        )
+    }
+}
+
 impl Store {
     /// Adds a channel at the end of its category, unless a channel of its kind has its name.
     pub fn add_channel(
@@ -100,6 +130,7 @@ impl Store {
         kind: ChannelKind,
         category: &str,
         topic: &str,
+        acting: Acting,
     ) -> Result<Result<u32, ChannelRefusal>, StoreError> {
         self.with(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -127,6 +158,12 @@ impl Store {
                 ],
             )?;
             let id = to_u32(id, "channel id")?;
+            acting.record(
+                &tx,
+                server_id,
+                AuditAction::ChannelCreated,
+                &format!("#{name}"),
+            )?;
             tx.commit()?;
             Ok(Ok(id))
         })
@@ -141,6 +178,7 @@ impl Store {
         category: &str,
         topic: &str,
         position: u16,
+        acting: Acting,
     ) -> Result<Result<(), ChannelRefusal>, StoreError> {
         self.with(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -166,26 +204,43 @@ impl Store {
             if old_category != category {
                 renumber(&tx, server_id, &old_category, None)?;
             }
+            acting.record(
+                &tx,
+                server_id,
+                AuditAction::ChannelUpdated,
+                &format!("#{name}"),
+            )?;
             tx.commit()?;
             Ok(Ok(()))
         })
     }
 
     /// Deletes a channel and its messages; false if there was none.
-    pub fn delete_channel(&self, server_id: u32, channel_id: u32) -> Result<bool, StoreError> {
+    pub fn delete_channel(
+        &self,
+        server_id: u32,
+        channel_id: u32,
+        acting: Acting,
+    ) -> Result<bool, StoreError> {
         self.with(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let category: Option<String> = tx
+            let found: Option<(String, String)> = tx
                 .query_row(
-                    "SELECT category FROM channels
+                    "SELECT category, name FROM channels
                      WHERE id = ?1 AND server_id = ?2 AND conversation = 0",
                     params![channel_id, server_id],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
-            let Some(category) = category else {
+            let Some((category, name)) = found else {
                 return Ok(false);
             };
+            acting.record(
+                &tx,
+                server_id,
+                AuditAction::ChannelDeleted,
+                &format!("#{name}"),
+            )?;
             tx.execute("DELETE FROM channels WHERE id = ?1", params![channel_id])?;
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES ('last_channel_id', ?1)

@@ -183,15 +183,8 @@ impl Store {
                         None => {
                             // Out of the server, out of its conversations too (their openers
                             // then remove them from the conversations' groups).
-                            tx.execute(
-                                "DELETE FROM conversation_members WHERE member_id = ?1
-                                 AND channel_id IN (SELECT id FROM channels WHERE server_id = ?2)",
-                                params![member, server_id],
-                            )?;
-                            tx.execute(
-                                "DELETE FROM memberships WHERE member_id = ?1 AND server_id = ?2",
-                                params![member, server_id],
-                            )?
+                            super::moderation::end_membership(&tx, server_id, member)?;
+                            0
                         }
                     };
                     removed_members.push(to_u32(member, "member id")?);

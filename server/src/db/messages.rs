@@ -22,6 +22,12 @@ pub enum PostOutcome {
     /// The message takes back another member's message, and its author may not: nothing was
     /// stored.
     RetractForbidden,
+    /// The channel is in slow mode and the author posted less than its interval ago: nothing
+    /// was stored.
+    SlowMode {
+        /// Seconds until the author may post again (at least 1).
+        wait_secs: u64,
+    },
 }
 
 /// What a post carries besides its envelope.
@@ -31,8 +37,40 @@ pub struct PostExtras<'a> {
     pub files: &'a [BlobId],
     /// A message of the channel it takes back (its files are let go).
     pub retracts: Option<u64>,
-    /// Whether the author may take back other members' messages (the server's owner).
+    /// Whether the author may take back other members' messages (a channel admin); the
+    /// relay's audit log records when they do.
     pub may_retract_others: bool,
+    /// The channel's slow mode for this author, in seconds (0: none, or exempt).
+    pub slow_mode_secs: u32,
+}
+
+/// Writes the audit entry for a channel admin taking back someone else's message.
+fn record_retraction(
+    tx: &rusqlite::Connection,
+    channel_id: u32,
+    seq: u64,
+    admin: u32,
+    now_unix_ms: u64,
+) -> Result<(), StoreError> {
+    let (server_id, name, conversation): (i64, String, bool) = tx.query_row(
+        "SELECT server_id, name, conversation FROM channels WHERE id = ?1",
+        [channel_id],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let target = if conversation {
+        format!("a conversation (message {seq})")
+    } else {
+        format!("#{name} (message {seq})")
+    };
+    super::roles::record(
+        tx,
+        to_u32(server_id, "server id")?,
+        admin,
+        sotto_net::roles::AuditAction::MessageDeleted,
+        &target,
+        "",
+        now_unix_ms / 1000,
+    )
 }
 
 impl Store {
@@ -97,6 +135,29 @@ impl Store {
                     envelope,
                 }));
             }
+            if extras.slow_mode_secs > 0 {
+                let last: Option<i64> = tx
+                    .query_row(
+                        "SELECT last_at FROM slow_mode_posts WHERE channel_id = ?1 AND member_id = ?2",
+                        params![channel_id, author],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let interval_ms = u64::from(extras.slow_mode_secs) * 1000;
+                if let Some(last) = last {
+                    let since = now_unix_ms.saturating_sub(last as u64);
+                    if since < interval_ms {
+                        return Ok(PostOutcome::SlowMode {
+                            wait_secs: (interval_ms - since).div_ceil(1000).max(1),
+                        });
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO slow_mode_posts (channel_id, member_id, last_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (channel_id, member_id) DO UPDATE SET last_at = excluded.last_at",
+                    params![channel_id, author, now_unix_ms as i64],
+                )?;
+            }
             let seq: i64 = tx.query_row(
                 "SELECT coalesce(max(seq), 0) + 1 FROM messages WHERE channel_id = ?1",
                 params![channel_id],
@@ -126,8 +187,11 @@ impl Store {
                     )
                     .optional()?;
                 if let Some(retracted_author) = retracted_author {
-                    if to_u32(retracted_author, "author")? != author && !extras.may_retract_others {
-                        return Ok(PostOutcome::RetractForbidden);
+                    if to_u32(retracted_author, "author")? != author {
+                        if !extras.may_retract_others {
+                            return Ok(PostOutcome::RetractForbidden);
+                        }
+                        record_retraction(&tx, channel_id, retracted, author, now_unix_ms)?;
                     }
                     blobs::detach_files(&tx, channel_id, retracted, now_unix_ms)?;
                 }

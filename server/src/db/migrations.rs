@@ -165,6 +165,69 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE mls_groups_v8 RENAME TO mls_groups;
      CREATE UNIQUE INDEX mls_groups_one_per_server ON mls_groups (server_id)
          WHERE conversation_id IS NULL;",
+    // 9: roles and moderation. The built-in roles are seeded by `Store::open` for every
+    // server (their permissions are code's defaults). Each change and its audit entry are one
+    // transaction.
+    "CREATE TABLE roles (
+         id INTEGER PRIMARY KEY,
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         name TEXT NOT NULL,
+         permissions INTEGER NOT NULL,
+         position INTEGER NOT NULL,
+         builtin INTEGER NOT NULL CHECK (builtin IN (0, 1)),
+         UNIQUE (server_id, name)
+     );
+     CREATE TABLE member_roles (
+         member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+         role_id INTEGER NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+         PRIMARY KEY (member_id, role_id)
+     );
+     CREATE TABLE channel_overrides (
+         channel_id INTEGER NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+         role_id INTEGER NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+         allow INTEGER NOT NULL,
+         deny INTEGER NOT NULL,
+         PRIMARY KEY (channel_id, role_id)
+     );
+     ALTER TABLE channels ADD COLUMN slow_mode INTEGER NOT NULL DEFAULT 0;
+     CREATE TABLE slow_mode_posts (
+         channel_id INTEGER NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+         member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+         last_at INTEGER NOT NULL,
+         PRIMARY KEY (channel_id, member_id)
+     );
+     CREATE TABLE timeouts (
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+         until INTEGER NOT NULL,
+         PRIMARY KEY (server_id, member_id)
+     );
+     CREATE TABLE voice_mutes (
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE,
+         muted INTEGER NOT NULL CHECK (muted IN (0, 1)),
+         deafened INTEGER NOT NULL CHECK (deafened IN (0, 1)),
+         PRIMARY KEY (server_id, member_id)
+     );
+     CREATE TABLE bans (
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         public_key BLOB NOT NULL CHECK (length(public_key) = 32),
+         banned_by INTEGER REFERENCES members (id),
+         reason TEXT NOT NULL,
+         at INTEGER NOT NULL,
+         PRIMARY KEY (server_id, public_key)
+     );
+     CREATE TABLE audit_log (
+         id INTEGER PRIMARY KEY,
+         server_id INTEGER NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+         at INTEGER NOT NULL,
+         actor INTEGER NOT NULL,
+         actor_name TEXT NOT NULL,
+         action INTEGER NOT NULL,
+         target TEXT NOT NULL,
+         detail TEXT NOT NULL
+     );
+     CREATE INDEX audit_log_by_server ON audit_log (server_id, id);",
 ];
 
 /// Brings the schema up to date, one transaction per migration.

@@ -11,6 +11,12 @@ fn store() -> (tempfile::TempDir, Store, u32) {
 
 const NOW: u64 = 1_800_000_000;
 
+/// Changes made by the relay itself (no member), now.
+const ACTING: Acting = Acting {
+    member_id: 0,
+    now_unix: NOW,
+};
+
 /// Admits the key `[key; 32]` as `name` with `token`.
 fn admitted(store: &Store, server: u32, token: &InviteToken, key: u8, name: &str) -> Member {
     store
@@ -507,14 +513,14 @@ fn a_conversation_is_a_hidden_channel_with_its_own_group_and_members() {
     assert_eq!(store.channels(server).unwrap(), channels_before);
     assert_eq!(
         store
-            .update_channel(server, opened.id, "x", "", "", 0)
+            .update_channel(server, opened.id, "x", "", "", 0, ACTING)
             .unwrap(),
         Err(ChannelRefusal::NoSuchChannel)
     );
-    assert!(!store.delete_channel(server, opened.id).unwrap());
+    assert!(!store.delete_channel(server, opened.id, ACTING).unwrap());
     // Its id is never handed to a channel; the same group id cannot open another.
     let next = store
-        .add_channel(server, "later", ChannelKind::Text, "", "")
+        .add_channel(server, "later", ChannelKind::Text, "", "", ACTING)
         .unwrap()
         .unwrap();
     assert!(next > opened.id);

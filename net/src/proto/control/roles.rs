@@ -28,7 +28,9 @@ pub(super) fn check_book(book: &RoleBook) -> Result<(), EncodeError> {
     check_count("assignments", book.assignments.len(), MAX_ASSIGNMENTS)?;
     check_count("overrides", book.overrides.len(), MAX_OVERRIDES)?;
     check_count("slow modes", book.slow_modes.len(), MAX_CHANNELS)?;
-    check_count("timeouts", book.timeouts.len(), MAX_TIMEOUTS)
+    check_count("timeouts", book.timeouts.len(), MAX_TIMEOUTS)?;
+    check_count("muted", book.muted.len(), MAX_TIMEOUTS)?;
+    check_count("deafened", book.deafened.len(), MAX_TIMEOUTS)
 }
 
 pub(super) fn write_book(w: &mut Writer<'_>, book: &RoleBook) {
@@ -53,6 +55,8 @@ pub(super) fn write_book(w: &mut Writer<'_>, book: &RoleBook) {
         w.u32(*member);
         w.u64(*until);
     });
+    w.list(&book.muted, |w, member| w.u32(*member));
+    w.list(&book.deafened, |w, member| w.u32(*member));
 }
 
 pub(super) fn read_book(r: &mut Reader<'_>) -> Result<RoleBook, DecodeError> {
@@ -77,6 +81,8 @@ pub(super) fn read_book(r: &mut Reader<'_>) -> Result<RoleBook, DecodeError> {
         timeouts: r.list("timeouts", MAX_TIMEOUTS, |r| {
             Ok((r.u32("member id")?, r.u64("until")?))
         })?,
+        muted: r.list("muted", MAX_TIMEOUTS, |r| r.u32("member id"))?,
+        deafened: r.list("deafened", MAX_TIMEOUTS, |r| r.u32("member id"))?,
     })
 }
 

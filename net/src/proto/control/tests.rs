@@ -104,6 +104,8 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             }],
             slow_modes: vec![(9, 30)],
             timeouts: vec![(2, 1_800_000_000)],
+            muted: vec![2],
+            deafened: vec![2, 5],
         }),
         ControlFrame::Roles(crate::roles::RoleBook::default()),
         ControlFrame::ManageRoles(crate::roles::RoleChange::Create {
@@ -144,7 +146,9 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             member_id: 5,
             reason: String::new(),
         }),
-        ControlFrame::Moderate(crate::roles::Moderation::Unban { public_key: [4; 32] }),
+        ControlFrame::Moderate(crate::roles::Moderation::Unban {
+            public_key: [4; 32],
+        }),
         ControlFrame::Moderate(crate::roles::Moderation::Timeout {
             member_id: 5,
             seconds: 600,
@@ -155,7 +159,9 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             muted: true,
             deafened: false,
         }),
-        ControlFrame::Moderated { public_key: [4; 32] },
+        ControlFrame::Moderated {
+            public_key: [4; 32],
+        },
         ControlFrame::ReadAudit {
             before: 0,
             limit: 50,
