@@ -175,8 +175,9 @@ pub(crate) async fn act_in(
 ) -> Result<u64> {
     let name = &here.name;
     if action.target().is_some() || replies(action) {
-        let is_admin =
-            chat::admins_of(&here.session, here.channel_id).contains(&identity.public_key());
+        let is_admin = chat::channel_admins(&here.session, here.channel_id)
+            .await
+            .contains(&identity.public_key());
         here.store
             .check(
                 &here.server_name,
@@ -301,8 +302,14 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
         .store
         .may_have_tags(&here.server_name, here.channel_id)?
     {
-        let derived =
-            crate::tasks::derive(&here.store, &here.server_name, here.channel_id, &names)?;
+        let rights = sotto_client::rights::Rights::load(&here.session).await;
+        let derived = crate::tasks::derive(
+            &here.store,
+            &here.server_name,
+            here.channel_id,
+            &names,
+            &rights,
+        )?;
         print_annotated(&messages, &names, &derived.summaries);
     } else {
         print_messages(&messages, &names);

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use anyhow::{Result, bail};
 use sotto_client::chat::ChatBody;
 use sotto_client::chat::store::ChatStore;
+use sotto_client::rights::Rights;
 use sotto_client::tasks::board::{Board, TagMessage, Task};
 use sotto_client::tasks::tags::TaskKind;
+use sotto_net::roles::Permissions;
 
 use crate::chat::{Names, SyncedChannel, names, synced_channel};
 
@@ -23,6 +25,7 @@ pub(crate) fn derive(
     server: &str,
     channel_id: u32,
     names: &Names,
+    rights: &Rights,
 ) -> Result<Derived> {
     let messages = store.latest(server, channel_id, u32::MAX)?;
     let user_exists = |wanted: &str| names.values().any(|name| name.eq_ignore_ascii_case(wanted));
@@ -32,12 +35,14 @@ pub(crate) fn derive(
         let ChatBody::Text(text) = &message.body else {
             continue;
         };
-        // Until roles come, everyone in the group may apply tags.
+        // Tags count only from members the role book lets apply them in this channel.
         let tagged = TagMessage {
             seq: message.seq,
             text,
             reply_to: message.reply_to,
-            may_apply_tags: true,
+            may_apply_tags: message
+                .author
+                .is_some_and(|author| rights.may(&author, channel_id, Permissions::APPLY_TAGS)),
         };
         let summary = board.apply(&tagged, &user_exists);
         if !summary.is_empty() {
@@ -67,7 +72,14 @@ fn kind_of(word: &str) -> Result<TaskKind> {
 async fn derived(server: Option<&str>, channel: &str) -> Result<(SyncedChannel, Names, Derived)> {
     let here = synced_channel(server, channel).await?;
     let names = names(&here.session).await;
-    let derived = derive(&here.store, &here.server_name, here.channel_id, &names)?;
+    let rights = Rights::load(&here.session).await;
+    let derived = derive(
+        &here.store,
+        &here.server_name,
+        here.channel_id,
+        &names,
+        &rights,
+    )?;
     Ok((here, names, derived))
 }
 

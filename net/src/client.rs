@@ -190,6 +190,8 @@ struct Shared {
     own_key: crate::proto::control::PublicKey,
     /// The presence we set, sent again on every connection.
     presence: Mutex<Option<(crate::proto::control::Presence, String)>>,
+    /// The server's latest role book (none until the relay sent one), and its changes.
+    roles: tokio::sync::watch::Sender<Option<Arc<crate::roles::RoleBook>>>,
 }
 
 impl Shared {
@@ -238,6 +240,11 @@ impl Shared {
 }
 
 enum Command {
+    /// `ManageRoles`, `Moderate` or `ReadAudit`; the reply is the relay's answer.
+    Admin {
+        frame: crate::proto::ControlFrame,
+        reply: oneshot::Sender<Result<crate::proto::ControlFrame, ClientError>>,
+    },
     JoinVoice(u32),
     LeaveVoice,
     CreateInvite {
@@ -328,6 +335,7 @@ impl Client {
             keys: options.keys.clone(),
             own_key: options.identity.public_key(),
             presence: Mutex::new(None),
+            roles: tokio::sync::watch::channel(None).0,
         });
         tokio::spawn(actor::run(
             options,
@@ -450,6 +458,73 @@ impl Client {
         let (reply, response) = oneshot::channel();
         self.commands
             .send(Command::ManageChannel { change, reply })
+            .await
+            .map_err(|_| ClientError::Stopped)?;
+        response.await.map_err(|_| ClientError::Stopped)?
+    }
+
+    /// The server's roles, overrides, slow modes and timeouts as the relay last sent them
+    /// (it sends them on every connection and after every change); none before the first.
+    pub fn roles(&self) -> Option<Arc<crate::roles::RoleBook>> {
+        self.shared.roles.borrow().clone()
+    }
+
+    /// Follows [`Client::roles`]: changes whenever a new book arrives.
+    pub fn roles_changes(
+        &self,
+    ) -> tokio::sync::watch::Receiver<Option<Arc<crate::roles::RoleBook>>> {
+        self.shared.roles.subscribe()
+    }
+
+    /// Creates, changes, deletes, gives or takes a role, or sets a channel's override or slow
+    /// mode; done once the relay made it (the new book follows in [`Client::roles`]).
+    pub async fn manage_roles(&self, change: crate::roles::RoleChange) -> Result<(), ClientError> {
+        match self
+            .admin(crate::proto::ControlFrame::ManageRoles(change))
+            .await?
+        {
+            crate::proto::ControlFrame::RolesManaged => Ok(()),
+            other => Err(ClientError::UnexpectedAnswer(other.name())),
+        }
+    }
+
+    /// Kicks, bans, unbans, times out or mutes a member; the identity key it was about.
+    pub async fn moderate(
+        &self,
+        moderation: crate::roles::Moderation,
+    ) -> Result<crate::proto::control::PublicKey, ClientError> {
+        match self
+            .admin(crate::proto::ControlFrame::Moderate(moderation))
+            .await?
+        {
+            crate::proto::ControlFrame::Moderated { public_key } => Ok(public_key),
+            other => Err(ClientError::UnexpectedAnswer(other.name())),
+        }
+    }
+
+    /// A page of the audit log, newest first: entries older than `before` (0: the newest),
+    /// and whether older ones remain.
+    pub async fn read_audit(
+        &self,
+        before: u64,
+        limit: u16,
+    ) -> Result<(Vec<crate::roles::AuditEntry>, bool), ClientError> {
+        match self
+            .admin(crate::proto::ControlFrame::ReadAudit { before, limit })
+            .await?
+        {
+            crate::proto::ControlFrame::AuditLog { entries, more } => Ok((entries, more)),
+            other => Err(ClientError::UnexpectedAnswer(other.name())),
+        }
+    }
+
+    async fn admin(
+        &self,
+        frame: crate::proto::ControlFrame,
+    ) -> Result<crate::proto::ControlFrame, ClientError> {
+        let (reply, response) = oneshot::channel();
+        self.commands
+            .send(Command::Admin { frame, reply })
             .await
             .map_err(|_| ClientError::Stopped)?;
         response.await.map_err(|_| ClientError::Stopped)?

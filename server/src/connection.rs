@@ -513,7 +513,6 @@ impl Session {
             | ControlFrame::CreateInvite { .. }
             | ControlFrame::ListMembers { .. }
             | ControlFrame::ManageChannel(_)
-            | ControlFrame::ReadRoles
             | ControlFrame::ManageRoles(_)
             | ControlFrame::Moderate(_)
             | ControlFrame::ReadAudit { .. }
@@ -530,7 +529,6 @@ impl Session {
                         limit,
                     } => self.read_channel(channel_id, after, limit).await,
                     ControlFrame::ManageChannel(change) => self.manage_channel(change).await?,
-                    ControlFrame::ReadRoles => self.read_roles(),
                     ControlFrame::ManageRoles(change) => self.manage_roles(change).await?,
                     ControlFrame::Moderate(moderation) => self.moderate(moderation).await?,
                     ControlFrame::ReadAudit { before, limit } => {
@@ -564,6 +562,16 @@ impl Session {
             | ControlFrame::JoinGroup { .. }
             | ControlFrame::OpenConversation { .. }) => {
                 return self.handle_group_frame(group, control).await;
+            }
+            ControlFrame::ReadRoles => {
+                // Never refused (its answer is matched by kind, not queued): only a flood
+                // closes the connection.
+                if self.limiter.check(Instant::now()) == Verdict::Close {
+                    return Err(SessionError::Flood(
+                        crate::rate_limit::REFUSALS_BEFORE_CLOSE,
+                    ));
+                }
+                self.read_roles()
             }
             ControlFrame::ListConversations => {
                 if self.limiter.check(Instant::now()) == Verdict::Close {

@@ -336,7 +336,7 @@ pub async fn sync_messages(
     server: &str,
     channel_id: u32,
 ) -> Result<Vec<ChatMessage>, ChatError> {
-    let admins = admins_of(session, channel_id);
+    let admins = channel_admins(session, channel_id).await;
     let is_admin = |key: &PublicKey| admins.contains(key);
     let mut added = Vec::new();
     loop {
@@ -353,8 +353,29 @@ pub async fn sync_messages(
     Ok(added)
 }
 
-/// Who may pin, and delete others' messages, in `channel_id`: the admins of the group that
-/// keys it (a conversation's is its opener, while in it; a channel's, the server's admins).
+/// Who may pin, delete others' messages, and edit or delete their own at any time in
+/// `channel_id`: [`admins_of`] the group, and in a server channel everyone the role book
+/// gives "manage-messages" there.
+pub async fn channel_admins(session: &Session, channel_id: u32) -> Vec<PublicKey> {
+    let mut admins = admins_of(session, channel_id);
+    let in_conversation = session
+        .group
+        .conversations()
+        .iter()
+        .any(|view| view.info.id == channel_id);
+    if !in_conversation {
+        let rights = crate::rights::Rights::load(session).await;
+        for key in rights.holders(channel_id, sotto_net::roles::Permissions::MANAGE_MESSAGES) {
+            if !admins.contains(&key) {
+                admins.push(key);
+            }
+        }
+    }
+    admins
+}
+
+/// The admins of the group that keys `channel_id` (a conversation's is its opener, while in
+/// it; a channel's, the server's group admins).
 pub fn admins_of(session: &Session, channel_id: u32) -> Vec<PublicKey> {
     if let Some(conversation) = session
         .group

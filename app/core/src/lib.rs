@@ -20,6 +20,7 @@ pub mod group;
 mod keychain;
 pub mod presence;
 pub mod profile;
+pub mod rights;
 pub mod roster;
 pub mod tasks;
 pub mod verification;

@@ -41,6 +41,7 @@ type MembersReply = oneshot::Sender<Result<MemberPage, ClientError>>;
 type ManageReply = oneshot::Sender<Result<u32, ClientError>>;
 type PostReply = oneshot::Sender<Result<Posted, ClientError>>;
 type PageReply = oneshot::Sender<Result<ChannelPage, ClientError>>;
+type AdminReply = oneshot::Sender<Result<ControlFrame, ClientError>>;
 
 pub(crate) async fn run(
     options: ClientOptions,
@@ -59,6 +60,7 @@ pub(crate) async fn run(
         member_pages: HashMap::new(),
         channel_pages: HashMap::new(),
         manages: HashMap::new(),
+        admin_replies: HashMap::new(),
         posts: HashMap::new(),
     };
     loop {
@@ -124,6 +126,7 @@ struct Actor {
     member_pages: HashMap<RequestId, MembersReply>,
     channel_pages: HashMap<RequestId, PageReply>,
     manages: HashMap<RequestId, ManageReply>,
+    admin_replies: HashMap<RequestId, AdminReply>,
     /// Posts waiting for the relay's answer, by channel and message id.
     posts: HashMap<(u32, [u8; 16]), Vec<PostReply>>,
 }
@@ -150,6 +153,14 @@ impl Actor {
             Command::JoinVoice(channel_id) => {
                 self.session.join_voice(channel_id, new_session_salt());
             }
+            Command::Admin { frame, reply } => match self.session.admin_request(frame) {
+                Some(request) => {
+                    self.admin_replies.insert(request, reply);
+                }
+                None => {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+            },
             Command::LeaveVoice => {
                 self.session.leave_voice();
                 *self
@@ -272,6 +283,8 @@ impl Actor {
             self.session
                 .send_unqueued(ControlFrame::SetPresence { presence, status });
         }
+        // Every client keeps the role book: it decides what others' messages may do.
+        self.session.send_unqueued(ControlFrame::ReadRoles);
         if let Some(group_events) = &self.options.group_events {
             let _ = group_events
                 .send(GroupEvent::Connected {
@@ -440,6 +453,13 @@ impl Actor {
                         message: message.clone(),
                     }));
                 }
+                if let Some(reply) = request.and_then(|request| self.admin_replies.remove(&request))
+                {
+                    let _ = reply.send(Err(ClientError::Refused {
+                        code,
+                        message: message.clone(),
+                    }));
+                }
                 self.emit(ClientEvent::RequestFailed { code, message })
                     .await;
             }
@@ -455,6 +475,14 @@ impl Actor {
                 }
                 if let Some(reply) = self.manages.remove(&request) {
                     let _ = reply.send(Err(ClientError::NotConnected));
+                }
+                if let Some(reply) = self.admin_replies.remove(&request) {
+                    let _ = reply.send(Err(ClientError::NotConnected));
+                }
+            }
+            SessionEvent::Answered { request, frame } => {
+                if let Some(reply) = self.admin_replies.remove(&request) {
+                    let _ = reply.send(Ok(frame));
                 }
             }
             SessionEvent::ChannelManaged {
@@ -562,6 +590,9 @@ impl Actor {
             }
             ControlFrame::PresenceUpdate { members } => {
                 self.emit(ClientEvent::Presence(members)).await;
+            }
+            ControlFrame::Roles(book) => {
+                self.shared.roles.send_replace(Some(Arc::new(book)));
             }
             ControlFrame::MemberTyping {
                 channel_id,

@@ -54,6 +54,9 @@ pub enum ClientError {
     /// Not in a voice channel.
     #[error("not in a voice channel; join one first")]
     NotInVoice,
+    /// The relay answered a request with a frame of another kind.
+    #[error("the relay answered with an unexpected {0} frame")]
+    UnexpectedAnswer(&'static str),
     /// The relay refused the request.
     #[error("the relay refused: {message}")]
     Refused {
@@ -96,6 +99,7 @@ fn is_permanent_refusal(code: ErrorCode) -> bool {
             | ErrorCode::InviteExpired
             | ErrorCode::InviteUsedUp
             | ErrorCode::NotAMember
+            | ErrorCode::Banned
             | ErrorCode::UnsupportedVersion
             | ErrorCode::Forbidden
     )
@@ -123,6 +127,7 @@ impl ClientError {
             Self::Handshake(HandshakeError::Unexpected { .. })
             | Self::Stream(StreamError::Decode(_) | StreamError::Encode(_))
             | Self::Protocol(_)
+            | Self::UnexpectedAnswer(_)
             | Self::Session(_) => Failure::Suspect,
             Self::ClosedByRelay { code, .. } => match *code {
                 close_code::REFUSED => Failure::Permanent,

@@ -702,8 +702,10 @@ pub enum ControlFrame {
     /// Relay → client: everything that decides permissions on the server.
     Roles(crate::roles::RoleBook),
     /// Client → relay: change roles, a channel's overrides or its slow mode. Answered with
-    /// `Roles` or `Error`.
+    /// `RolesManaged` or `Error`; the new book follows as `Roles` to everyone who asked.
     ManageRoles(crate::roles::RoleChange),
+    /// Relay → client: the role change is made and in the audit log.
+    RolesManaged,
     /// Client → relay: kick, ban, unban, time out or mute a member. Answered with `Moderated`
     /// or `Error`.
     Moderate(crate::roles::Moderation),
@@ -817,6 +819,7 @@ mod kind {
     pub(super) const MODERATED: u8 = 0x34;
     pub(super) const READ_AUDIT: u8 = 0x35;
     pub(super) const AUDIT_LOG: u8 = 0x36;
+    pub(super) const ROLES_MANAGED: u8 = 0x37;
 
     /// Group frames (kinds 0x10 to 0x1f) may be up to `MAX_GROUP_FRAME_LEN` long.
     pub(super) fn is_group(kind: u8) -> bool {
@@ -1096,6 +1099,7 @@ impl ControlFrame {
             Self::ReadRoles => "ReadRoles",
             Self::Roles(_) => "Roles",
             Self::ManageRoles(_) => "ManageRoles",
+            Self::RolesManaged => "RolesManaged",
             Self::Moderate(_) => "Moderate",
             Self::Moderated { .. } => "Moderated",
             Self::ReadAudit { .. } => "ReadAudit",
@@ -1154,6 +1158,7 @@ impl ControlFrame {
             Self::ReadRoles => kind::READ_ROLES,
             Self::Roles(_) => kind::ROLES,
             Self::ManageRoles(_) => kind::MANAGE_ROLES,
+            Self::RolesManaged => kind::ROLES_MANAGED,
             Self::Moderate(_) => kind::MODERATE,
             Self::Moderated { .. } => kind::MODERATED,
             Self::ReadAudit { .. } => kind::READ_AUDIT,
@@ -1380,7 +1385,7 @@ impl ControlFrame {
                 w.list(members, |w, key| w.bytes(key));
                 w.blob(group_info);
             }
-            Self::ListConversations | Self::ReadRoles => {}
+            Self::ListConversations | Self::ReadRoles | Self::RolesManaged => {}
             Self::Roles(book) => roles::write_book(w, book),
             Self::ManageRoles(change) => roles::write_change(w, change),
             Self::Moderate(moderation) => roles::write_moderation(w, moderation),
@@ -1695,6 +1700,7 @@ impl ControlFrame {
             },
             kind::LIST_CONVERSATIONS => Self::ListConversations,
             kind::READ_ROLES => Self::ReadRoles,
+            kind::ROLES_MANAGED => Self::RolesManaged,
             kind::ROLES => Self::Roles(roles::read_book(r)?),
             kind::MANAGE_ROLES => Self::ManageRoles(roles::read_change(r)?),
             kind::MODERATE => Self::Moderate(roles::read_moderation(r)?),

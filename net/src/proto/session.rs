@@ -141,6 +141,13 @@ pub enum SessionEvent {
     },
     /// A request will never be answered: the connection went away first.
     RequestAbandoned(RequestId),
+    /// An administrative request was answered (`RolesManaged`, `Moderated` or `AuditLog`).
+    Answered {
+        /// The request.
+        request: RequestId,
+        /// The answer.
+        frame: ControlFrame,
+    },
     /// A group frame from the relay (MLS delivery); group frames never take part in the
     /// request queue, so the client's group logic handles them on its own.
     Group(ControlFrame),
@@ -178,6 +185,8 @@ enum Pending {
     Members(RequestId),
     Read(RequestId),
     Manage(RequestId),
+    /// Roles, moderation or the audit log.
+    Admin(RequestId),
 }
 
 impl Pending {
@@ -187,7 +196,8 @@ impl Pending {
             Self::Invite(request)
             | Self::Members(request)
             | Self::Read(request)
-            | Self::Manage(request) => Some(*request),
+            | Self::Manage(request)
+            | Self::Admin(request) => Some(*request),
             Self::Join { .. } => None,
         }
     }
@@ -318,6 +328,19 @@ impl ClientSession {
         Some(request)
     }
 
+    /// Sends an administrative request: `ManageRoles`, `Moderate` or `ReadAudit`, answered
+    /// with [`SessionEvent::Answered`]; none while disconnected.
+    pub fn admin_request(&mut self, frame: ControlFrame) -> Option<RequestId> {
+        if !self.is_connected() {
+            return None;
+        }
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        self.pending.push_back(Pending::Admin(request));
+        self.transmit.push_back(frame);
+        Some(request)
+    }
+
     /// Asks for a page of a channel's history (after `after`); none while disconnected.
     pub fn read_channel(&mut self, channel_id: u32, after: u64, limit: u16) -> Option<RequestId> {
         if !self.is_connected() {
@@ -415,6 +438,7 @@ impl ClientSession {
             | ControlFrame::NewMessage(_)
             | ControlFrame::PresenceUpdate { .. }
             | ControlFrame::MemberTyping { .. }
+            | ControlFrame::Roles(_)
             | ControlFrame::ChannelsChanged { .. }) => {
                 self.events.push_back(SessionEvent::Chat(chat));
                 Ok(())
@@ -428,6 +452,18 @@ impl ClientSession {
                     Ok(())
                 }
                 _ => Err(SessionError::Unsolicited("ChannelManaged")),
+            },
+            answer @ (ControlFrame::RolesManaged
+            | ControlFrame::Moderated { .. }
+            | ControlFrame::AuditLog { .. }) => match self.pending.pop_front() {
+                Some(Pending::Admin(request)) => {
+                    self.events.push_back(SessionEvent::Answered {
+                        request,
+                        frame: answer,
+                    });
+                    Ok(())
+                }
+                _ => Err(SessionError::Unsolicited(answer.name())),
             },
             ControlFrame::MemberList { members, more } => match self.pending.pop_front() {
                 Some(Pending::Members(request)) => {
@@ -495,7 +531,8 @@ impl ClientSession {
                 Pending::Invite(request)
                 | Pending::Members(request)
                 | Pending::Read(request)
-                | Pending::Manage(request),
+                | Pending::Manage(request)
+                | Pending::Admin(request),
             ) => Some(request),
             // A join we gave up on: its refusal changes nothing.
             Some(Pending::Join {

@@ -32,8 +32,8 @@ impl Session {
         Ok(match outcome {
             Ok(Ok(book)) => {
                 info!(member = self.member.id, "roles changed");
-                self.shared.publish_roles(book.clone());
-                ControlFrame::Roles(book)
+                self.shared.publish_roles(book);
+                ControlFrame::RolesManaged
             }
             Ok(Err(refused)) => error_frame(refused.code, refused.reason),
             Err(error) => {

@@ -86,6 +86,7 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             complete: false,
         },
         ControlFrame::ReadRoles,
+        ControlFrame::RolesManaged,
         ControlFrame::Roles(crate::roles::RoleBook {
             owner: 1,
             roles: vec![crate::roles::Role {
