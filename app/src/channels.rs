@@ -75,6 +75,36 @@ pub(crate) enum ChannelCommand {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Show who may do what in a channel, or set a role's rule there: `--allow` and `--deny`
+    /// take permissions (view, send, tags, speak, manage-channels, manage-messages,
+    /// participants); neither clears the role's rule. Deny `view` to `member` and allow it to
+    /// a role to make the channel private to that role.
+    Permissions {
+        /// The channel.
+        name: String,
+        /// The role whose rule to set.
+        role: Option<String>,
+        /// What the role may do here even if it could not elsewhere, comma-separated.
+        #[arg(long, default_value = "", requires = "role")]
+        allow: String,
+        /// What the role may not do here, comma-separated.
+        #[arg(long, default_value = "", requires = "role")]
+        deny: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Make members wait between messages in a channel, e.g. `30s`; `off` ends it.
+    /// Members with "manage-messages" are exempt.
+    Slowmode {
+        /// The channel.
+        name: String,
+        /// How long each member waits between messages (at most 6h), or `off`.
+        every: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// Delete a channel and all its messages and files, for everyone.
     Delete {
         /// The channel.
@@ -90,7 +120,7 @@ pub(crate) enum ChannelCommand {
 
 /// The channel called `name` (with or without '#'; text channels first when both kinds have
 /// it).
-fn find<'a>(session: &'a Session, name: &str) -> Result<&'a ChannelInfo> {
+pub(crate) fn find<'a>(session: &'a Session, name: &str) -> Result<&'a ChannelInfo> {
     let wanted = name.trim_start_matches('#');
     let mut found: Vec<&ChannelInfo> = session
         .channels
@@ -124,12 +154,39 @@ pub(crate) async fn run(command: ChannelCommand) -> Result<()> {
     {
         return crate::chat::history_sharing(server.as_deref(), name, switch == "on").await;
     }
+    if let ChannelCommand::Permissions {
+        name,
+        role,
+        allow,
+        deny,
+        server,
+    } = &command
+    {
+        return crate::moderation::channel_permissions(
+            server.as_deref(),
+            name,
+            role.as_deref(),
+            allow,
+            deny,
+        )
+        .await;
+    }
+    if let ChannelCommand::Slowmode {
+        name,
+        every,
+        server,
+    } = &command
+    {
+        return crate::moderation::slow_mode(server.as_deref(), name, every).await;
+    }
     let server = match &command {
         ChannelCommand::Create { server, .. }
         | ChannelCommand::Rename { server, .. }
         | ChannelCommand::Topic { server, .. }
         | ChannelCommand::Move { server, .. }
         | ChannelCommand::Delete { server, .. }
+        | ChannelCommand::Permissions { server, .. }
+        | ChannelCommand::Slowmode { server, .. }
         | ChannelCommand::History { server, .. } => server.clone(),
     };
     let profile = Profile::open()?;
@@ -235,7 +292,9 @@ pub(crate) async fn run(command: ChannelCommand) -> Result<()> {
                 done,
             )
         }
-        ChannelCommand::History { .. } => unreachable!("carried out above"),
+        ChannelCommand::History { .. }
+        | ChannelCommand::Permissions { .. }
+        | ChannelCommand::Slowmode { .. } => unreachable!("carried out above"),
     };
     session
         .client

@@ -8,6 +8,7 @@ mod dms;
 mod files;
 mod live;
 mod members;
+mod moderation;
 mod ptt;
 mod session;
 mod tasks;
@@ -97,11 +98,85 @@ enum Command {
         #[arg(long, conflicts_with = "yes")]
         accept_change: bool,
     },
-    /// Remove a member from a server (admins only).
+    /// Remove a member from a server (the "kick" permission); an invite can bring them back.
     Kick {
-        /// The member's id (or its first characters), as `sotto members` lists it.
+        /// The member's name, or its id (or the id's first characters).
         #[arg(allow_hyphen_values = true)]
         member: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Remove a member and refuse their identity from now on, even with a new invite (the
+    /// "ban" permission).
+    Ban {
+        /// The member's name, or its id (or the id's first characters).
+        #[arg(allow_hyphen_values = true)]
+        member: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Let a banned identity come back with a new invite.
+    Unban {
+        /// The identity's whole key, as `sotto ban` printed it or `sotto audit` shows it.
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Keep a member from sending messages and speaking for a while (the "timeout"
+    /// permission), e.g. `sotto timeout dan 10m`; `off` ends it early.
+    Timeout {
+        /// The member's name, or its id (or the id's first characters).
+        #[arg(allow_hyphen_values = true)]
+        member: String,
+        /// How long, e.g. `10m`, `2h`, `1d` (at most 28 days), or `off`.
+        duration: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Server-mute a member in voice (nobody hears them), and deafen them with --deafen.
+    Mute {
+        /// The member's name, or its id (or the id's first characters).
+        #[arg(allow_hyphen_values = true)]
+        member: String,
+        /// Also deafen: they hear nobody.
+        #[arg(long)]
+        deafen: bool,
+        /// Lift the mute and the deafening.
+        #[arg(long, conflicts_with = "deafen")]
+        off: bool,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List the server's roles, what each grants, who holds it, and channel rules.
+    Roles {
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Create, change, delete, give or take roles (the "roles" permission).
+    #[command(subcommand)]
+    Role(moderation::RoleCommand),
+    /// Show the server's audit log: every admin and moderator action (the "audit"
+    /// permission).
+    Audit {
+        /// How many entries, newest first (at most 100).
+        #[arg(long, default_value_t = 30)]
+        limit: u16,
         /// Which joined server. Default: the first one joined.
         #[arg(long)]
         server: Option<String>,
@@ -576,7 +651,57 @@ async fn run(command: Command) -> Result<()> {
             yes,
             accept_change,
         } => members::verify(server.as_deref(), &member, yes, accept_change).await,
-        Command::Kick { member, server } => members::kick(server.as_deref(), &member).await,
+        Command::Kick {
+            member,
+            reason,
+            server,
+        } => moderation::kick(server.as_deref(), &member, reason.as_deref()).await,
+        Command::Ban {
+            member,
+            reason,
+            server,
+        } => {
+            moderation::moderate(
+                server.as_deref(),
+                &member,
+                moderation::Action::Ban,
+                reason.as_deref(),
+            )
+            .await
+        }
+        Command::Unban { key, server } => moderation::unban(server.as_deref(), &key).await,
+        Command::Timeout {
+            member,
+            duration,
+            reason,
+            server,
+        } => {
+            let duration = moderation::timeout_duration(&duration)?;
+            moderation::moderate(
+                server.as_deref(),
+                &member,
+                moderation::Action::Timeout(duration),
+                reason.as_deref(),
+            )
+            .await
+        }
+        Command::Mute {
+            member,
+            deafen,
+            off,
+            server,
+        } => {
+            moderation::moderate(
+                server.as_deref(),
+                &member,
+                moderation::Action::Mute { deafen, off },
+                None,
+            )
+            .await
+        }
+        Command::Roles { server } => moderation::list(server.as_deref()).await,
+        Command::Role(command) => moderation::role(command).await,
+        Command::Audit { limit, server } => moderation::audit(server.as_deref(), limit).await,
         Command::Rekey { server } => members::rekey(server.as_deref()).await,
         Command::Chat {
             channel,

@@ -166,6 +166,11 @@ pub fn encode_b64(bytes: &[u8]) -> String {
     BASE64URL_NOPAD.encode(bytes)
 }
 
+/// The bytes of unpadded base64url text, if it is that.
+pub fn decode_b64(text: &str) -> Option<Vec<u8>> {
+    BASE64URL_NOPAD.decode(text.as_bytes()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -400,13 +400,13 @@ impl Session {
                 },
                 book = self.role_feed.recv() => match book {
                     Ok(book) if self.roles_wanted => control
-                        .send(&ControlFrame::Roles((*book).clone()))
+                        .send(&ControlFrame::Roles(Box::new((*book).clone())))
                         .await
                         .map_err(SessionError::from),
                     Ok(_) => Ok(()),
                     // Behind: the latest book says it all.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) if self.roles_wanted => control
-                        .send(&ControlFrame::Roles((**self.shared.roles.load()).clone()))
+                        .send(&ControlFrame::Roles(Box::new((**self.shared.roles.load()).clone())))
                         .await
                         .map_err(SessionError::from),
                     Err(_) => Ok(()),

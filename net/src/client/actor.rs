@@ -592,7 +592,7 @@ impl Actor {
                 self.emit(ClientEvent::Presence(members)).await;
             }
             ControlFrame::Roles(book) => {
-                self.shared.roles.send_replace(Some(Arc::new(book)));
+                self.shared.roles.send_replace(Some(Arc::new(*book)));
             }
             ControlFrame::MemberTyping {
                 channel_id,

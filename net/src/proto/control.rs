@@ -700,7 +700,7 @@ pub enum ControlFrame {
     /// Answered with `Roles`, which the relay also sends to everyone after each change.
     ReadRoles,
     /// Relay → client: everything that decides permissions on the server.
-    Roles(crate::roles::RoleBook),
+    Roles(Box<crate::roles::RoleBook>),
     /// Client → relay: change roles, a channel's overrides or its slow mode. Answered with
     /// `RolesManaged` or `Error`; the new book follows as `Roles` to everyone who asked.
     ManageRoles(crate::roles::RoleChange),
@@ -1701,7 +1701,7 @@ impl ControlFrame {
             kind::LIST_CONVERSATIONS => Self::ListConversations,
             kind::READ_ROLES => Self::ReadRoles,
             kind::ROLES_MANAGED => Self::RolesManaged,
-            kind::ROLES => Self::Roles(roles::read_book(r)?),
+            kind::ROLES => Self::Roles(Box::new(roles::read_book(r)?)),
             kind::MANAGE_ROLES => Self::ManageRoles(roles::read_change(r)?),
             kind::MODERATE => Self::Moderate(roles::read_moderation(r)?),
             kind::MODERATED => Self::Moderated {

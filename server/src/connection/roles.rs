@@ -12,7 +12,7 @@ impl Session {
     /// The server's role book; from now on the member hears of every change.
     pub(super) fn read_roles(&mut self) -> ControlFrame {
         self.roles_wanted = true;
-        ControlFrame::Roles((**self.shared.roles.load()).clone())
+        ControlFrame::Roles(Box::new((**self.shared.roles.load()).clone()))
     }
 
     /// Changes roles, overrides or slow mode, if the member may.

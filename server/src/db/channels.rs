@@ -170,6 +170,7 @@ impl Store {
     }
 
     /// Renames, moves or re-topics a channel.
+    #[allow(clippy::too_many_arguments)]
     pub fn update_channel(
         &self,
         server_id: u32,

@@ -155,7 +155,9 @@ impl Store {
                         params![server_id, key.as_slice(), actor, reason.trim(), now_unix as i64],
                     )?;
                     removed = Some(member_id);
-                    (AuditAction::Ban, name, with_reason(String::new(), reason), key)
+                    // The whole key: what `sotto unban` takes.
+                    let target = format!("{name} (key {})", sotto_net::invite::encode_b64(&key));
+                    (AuditAction::Ban, target, with_reason(String::new(), reason), key)
                 }
                 (Moderation::Unban { public_key }, None) => {
                     let unbanned = tx.execute(
@@ -175,10 +177,12 @@ impl Store {
                             |row| row.get(0),
                         )
                         .optional()?;
-                    let name = name.unwrap_or_else(|| {
-                        sotto_net::invite::encode_b64(public_key)[..11].to_owned()
-                    });
-                    (AuditAction::Unban, name, String::new(), *public_key)
+                    let key = sotto_net::invite::encode_b64(public_key);
+                    let target = match name {
+                        Some(name) => format!("{name} (key {key})"),
+                        None => format!("key {key}"),
+                    };
+                    (AuditAction::Unban, target, String::new(), *public_key)
                 }
                 (
                     Moderation::Timeout {

@@ -459,7 +459,7 @@ fn apply_change(
                 .max()
                 .unwrap_or(1);
             if book.rank(actor) <= Rank::Role(position) {
-                return Ok(Err(RoleRefusal::Outranked(format!("a new role")).into()));
+                return Ok(Err(RoleRefusal::Outranked("a new role".to_owned()).into()));
             }
             tx.execute(
                 "INSERT INTO roles (server_id, name, permissions, position, builtin)

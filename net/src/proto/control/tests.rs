@@ -87,7 +87,7 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
         },
         ControlFrame::ReadRoles,
         ControlFrame::RolesManaged,
-        ControlFrame::Roles(crate::roles::RoleBook {
+        ControlFrame::Roles(Box::new(crate::roles::RoleBook {
             owner: 1,
             roles: vec![crate::roles::Role {
                 id: 3,
@@ -107,8 +107,8 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
             timeouts: vec![(2, 1_800_000_000)],
             muted: vec![2],
             deafened: vec![2, 5],
-        }),
-        ControlFrame::Roles(crate::roles::RoleBook::default()),
+        })),
+        ControlFrame::Roles(Box::default()),
         ControlFrame::ManageRoles(crate::roles::RoleChange::Create {
             name: "qa".into(),
             permissions: crate::roles::Permissions::APPLY_TAGS,
