@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use sotto_net::client::{Client, ClientError};
+use sotto_net::proto::StreamKind;
 use sotto_net::proto::control::{ChannelChange, ChannelKind, ErrorCode};
 use sotto_net::roles::{ChannelOverride, Moderation, Permissions, RoleBook, RoleChange};
 
@@ -48,6 +49,18 @@ async fn member_id(client: &Client, name: &str) -> u32 {
         .member_id
 }
 
+/// Asks for a new text channel called `name`.
+async fn create_channel(client: &Client, name: String) -> Result<u32, ClientError> {
+    client
+        .manage_channel(ChannelChange::Create {
+            name,
+            kind: ChannelKind::Text,
+            category: String::new(),
+            topic: String::new(),
+        })
+        .await
+}
+
 impl Matrix {
     async fn new() -> Self {
         let relay = start_relay().await;
@@ -63,16 +76,7 @@ impl Matrix {
             })
             .await
             .unwrap();
-        let staff = owner
-            .client
-            .manage_channel(ChannelChange::Create {
-                name: "staff".into(),
-                kind: ChannelKind::Text,
-                category: String::new(),
-                topic: String::new(),
-            })
-            .await
-            .unwrap();
+        let staff = create_channel(&owner.client, "staff".into()).await.unwrap();
         for (role_id, allow, deny) in [
             (role("member"), Permissions::NONE, Permissions::VIEW_CHANNEL),
             (
@@ -163,14 +167,7 @@ async fn every_role_may_do_exactly_what_the_tables_say_and_the_relay_refuses_the
         let n = u32::try_from(index).unwrap();
         let mut row = Vec::new();
         // Workspace: create channels, make invites.
-        let created = client
-            .manage_channel(ChannelChange::Create {
-                name: format!("by-{role}"),
-                kind: ChannelKind::Text,
-                category: String::new(),
-                topic: String::new(),
-            })
-            .await;
+        let created = create_channel(&client, format!("by-{role}")).await;
         row.push(allowed("create a channel", role, created));
         row.push(allowed(
             "make an invite",
@@ -197,13 +194,7 @@ async fn every_role_may_do_exactly_what_the_tables_say_and_the_relay_refuses_the
                 })
                 .await,
         ));
-        let doomed = owner
-            .manage_channel(ChannelChange::Create {
-                name: format!("doomed-{role}"),
-                kind: ChannelKind::Text,
-                category: String::new(),
-                topic: String::new(),
-            })
+        let doomed = create_channel(&owner, format!("doomed-{role}"))
             .await
             .unwrap();
         row.push(allowed(
@@ -444,4 +435,40 @@ async fn a_banned_member_cannot_return_and_a_timed_out_one_waits_until_it_ends()
     drop(client);
     let audit = owner.read_audit(0, 10).await.unwrap().0;
     assert!(audit.iter().any(|entry| entry.detail == "spam"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_muted_member_is_not_heard_and_a_deafened_one_hears_nobody() {
+    let relay = start_relay().await;
+    let (mut ada, mut bob) = two_in_a_call(&relay).await;
+    let bob_id = member_id(&ada.client, "bob").await;
+    let mute = |muted: bool, deafened: bool| Moderation::Mute {
+        member_id: bob_id,
+        muted,
+        deafened,
+    };
+    // Muted: what Bob says goes nowhere (the relay drops it); Ada still reaches Bob.
+    ada.client.moderate(mute(true, false)).await.unwrap();
+    for _ in 0..5 {
+        bob.client
+            .send_media(StreamKind::Voice, b"muted words")
+            .unwrap();
+    }
+    assert!(ada.drain_media(Duration::from_millis(300)).await.is_empty());
+    ada.client.send_media(StreamKind::Voice, b"hi bob").unwrap();
+    assert_eq!(&bob.next_media().await.payload[..], b"hi bob");
+    // Deafened too: Bob hears nobody.
+    ada.client.moderate(mute(true, true)).await.unwrap();
+    ada.client
+        .send_media(StreamKind::Voice, b"unheard")
+        .unwrap();
+    assert!(bob.drain_media(Duration::from_millis(300)).await.is_empty());
+    // Lifted: both ways again.
+    ada.client.moderate(mute(false, false)).await.unwrap();
+    bob.client.send_media(StreamKind::Voice, b"back").unwrap();
+    assert_eq!(&ada.next_media().await.payload[..], b"back");
+    ada.client
+        .send_media(StreamKind::Voice, b"welcome")
+        .unwrap();
+    assert_eq!(&bob.next_media().await.payload[..], b"welcome");
 }
