@@ -167,7 +167,7 @@ async fn every_role_may_do_exactly_what_the_tables_say_and_the_relay_refuses_the
         let n = u32::try_from(index).unwrap();
         let mut row = Vec::new();
         // Workspace: create channels, make invites.
-        let created = create_channel(&client, format!("by-{role}")).await;
+        let created = create_channel(client, format!("by-{role}")).await;
         row.push(allowed("create a channel", role, created));
         row.push(allowed(
             "make an invite",
@@ -194,7 +194,7 @@ async fn every_role_may_do_exactly_what_the_tables_say_and_the_relay_refuses_the
                 })
                 .await,
         ));
-        let doomed = create_channel(&owner, format!("doomed-{role}"))
+        let doomed = create_channel(owner, format!("doomed-{role}"))
             .await
             .unwrap();
         row.push(allowed(
