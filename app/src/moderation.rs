@@ -99,29 +99,9 @@ async fn admin_session(server: Option<&str>) -> Result<Admin> {
 }
 
 impl Admin {
-    /// The member called `who`: a display name, or an id (or its first characters).
+    /// The member called `who`: an id (or its first characters), else a display name.
     fn member(&self, who: &str) -> Result<&ListedMember> {
-        let by_name: Vec<&ListedMember> = self
-            .members
-            .iter()
-            .filter(|member| member.display_name.eq_ignore_ascii_case(who))
-            .collect();
-        let found: Vec<&ListedMember> = if by_name.is_empty() {
-            self.members
-                .iter()
-                .filter(|member| !who.is_empty() && encode_b64(&member.public_key).starts_with(who))
-                .collect()
-        } else {
-            by_name
-        };
-        match found.as_slice() {
-            [one] => Ok(one),
-            [] => bail!(
-                "nobody on {} is called `{who}` (or has an id starting with it); `sotto members` lists them",
-                self.session.server.name
-            ),
-            _ => bail!("several members match `{who}`; give the id `sotto members` shows"),
-        }
+        crate::members::find_listed(&self.members, who)
     }
 
     fn role(&self, name: &str) -> Result<&Role> {
@@ -538,9 +518,14 @@ pub(crate) async fn audit(server: Option<&str>, limit: u16) -> Result<()> {
     }
     println!("Audit log of {} (newest first):", session.server.name);
     for entry in &entries {
-        let at = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + Duration::from_secs(entry.at),
-        );
+        // The time comes from the relay: an absurd one is shown as unknown, not trusted.
+        let at = std::time::UNIX_EPOCH
+            .checked_add(Duration::from_secs(entry.at))
+            .filter(|at| *at < std::time::UNIX_EPOCH + Duration::from_secs(253_402_300_799))
+            .map_or_else(
+                || "????-??-??T??:??:??Z".to_owned(),
+                |at| humantime::format_rfc3339_seconds(at).to_string(),
+            );
         let detail = if entry.detail.is_empty() {
             String::new()
         } else {

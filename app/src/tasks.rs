@@ -1,23 +1,14 @@
 //! `sotto tasks` and `sotto board`: the task board every member derives on its own device from
 //! a text channel's messages, in the relay's order (the relay cannot read them).
 
-use std::collections::HashMap;
-
 use anyhow::{Result, bail};
-use sotto_client::chat::ChatBody;
 use sotto_client::chat::store::ChatStore;
 use sotto_client::rights::Rights;
-use sotto_client::tasks::board::{Board, TagMessage, Task};
+use sotto_client::tasks::Derived;
+use sotto_client::tasks::board::Task;
 use sotto_client::tasks::tags::TaskKind;
-use sotto_net::roles::Permissions;
 
 use crate::chat::{Names, SyncedChannel, names, synced_channel};
-
-/// A channel's board, and the ✅/❌ summary of each message that carried tags.
-pub(crate) struct Derived {
-    pub(crate) board: Board,
-    pub(crate) summaries: HashMap<u64, Vec<String>>,
-}
 
 /// The board of `channel_id` as this device's copy of it says.
 pub(crate) fn derive(
@@ -29,27 +20,12 @@ pub(crate) fn derive(
 ) -> Result<Derived> {
     let messages = store.latest(server, channel_id, u32::MAX)?;
     let user_exists = |wanted: &str| names.values().any(|name| name.eq_ignore_ascii_case(wanted));
-    let mut board = Board::new();
-    let mut summaries = HashMap::new();
-    for message in &messages {
-        let ChatBody::Text(text) = &message.body else {
-            continue;
-        };
-        // Tags count only from members the role book lets apply them in this channel.
-        let tagged = TagMessage {
-            seq: message.seq,
-            text,
-            reply_to: message.reply_to,
-            may_apply_tags: message
-                .author
-                .is_some_and(|author| rights.may(&author, channel_id, Permissions::APPLY_TAGS)),
-        };
-        let summary = board.apply(&tagged, &user_exists);
-        if !summary.is_empty() {
-            summaries.insert(message.seq, summary);
-        }
-    }
-    Ok(Derived { board, summaries })
+    Ok(sotto_client::tasks::derive(
+        &messages,
+        channel_id,
+        rights,
+        &user_exists,
+    ))
 }
 
 /// What to list.

@@ -170,6 +170,22 @@ async fn serve(shared: &Arc<Shared>, connection: &quinn::Connection) -> Result<(
             b"signed in again from elsewhere",
         );
     }
+    // Kicked or banned between admission and now: the removal missed this connection.
+    let still_member = {
+        let store = shared.store.clone();
+        let (server_id, member_id) = (shared.server.id, member.id);
+        tokio::task::spawn_blocking(move || store.is_member(server_id, member_id))
+            .await
+            .expect("membership checks do not panic")
+    };
+    if !matches!(still_member, Ok(true)) {
+        shared.unregister_online(member.id, connection);
+        connection.close(
+            close_code::REFUSED.into(),
+            b"you were removed from this server",
+        );
+        return Ok(());
+    }
     let mut session = Session {
         shared: shared.clone(),
         connection: connection.clone(),
@@ -281,7 +297,7 @@ async fn authenticate(
                         handshake.admit(ControlFrame::Welcome {
                             member_id: member.id,
                             server: shared.server.clone(),
-                            channels: shared.channels.load().to_vec(),
+                            channels: visible_channels(shared, member.id, &shared.channels.load()),
                         });
                         flush(&mut handshake, control).await;
                         return Ok(member);
@@ -385,24 +401,38 @@ impl Session {
                 changed = self.channel_feed.recv() => match changed {
                     Ok(channels) => control
                         .send(&ControlFrame::ChannelsChanged {
-                            channels: channels.to_vec(),
+                            channels: visible_channels(&self.shared, self.member.id, &channels),
                         })
                         .await
                         .map_err(SessionError::from),
                     // Behind: the latest list says it all.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => control
                         .send(&ControlFrame::ChannelsChanged {
-                            channels: self.shared.channels.load().to_vec(),
+                            channels: visible_channels(
+                                &self.shared,
+                                self.member.id,
+                                &self.shared.channels.load(),
+                            ),
                         })
                         .await
                         .map_err(SessionError::from),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => Ok(()),
                 },
                 book = self.role_feed.recv() => match book {
-                    Ok(book) if self.roles_wanted => control
-                        .send(&ControlFrame::Roles(Box::new((*book).clone())))
-                        .await
-                        .map_err(SessionError::from),
+                    Ok(book) if self.roles_wanted => {
+                        // Roles decide which channels the member sees: the list follows.
+                        let channels = ControlFrame::ChannelsChanged {
+                            channels: visible_channels(
+                                &self.shared,
+                                self.member.id,
+                                &self.shared.channels.load(),
+                            ),
+                        };
+                        match control.send(&ControlFrame::Roles(Box::new((*book).clone()))).await {
+                            Ok(()) => control.send(&channels).await.map_err(SessionError::from),
+                            Err(error) => Err(error.into()),
+                        }
+                    }
                     Ok(_) => Ok(()),
                     // Behind: the latest book says it all.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) if self.roles_wanted => control
@@ -808,9 +838,12 @@ impl Session {
         let book = self.shared.roles.load();
         let allowed = match &change {
             ChannelChange::Create { .. } => book.may(self.member.id, Permissions::CREATE_CHANNELS),
-            ChannelChange::Update { channel_id, .. } | ChannelChange::Delete { channel_id } => {
-                book.may_in(self.member.id, *channel_id, Permissions::MANAGE_CHANNELS)
-            }
+            ChannelChange::Update { channel_id, .. } | ChannelChange::Delete { channel_id } => book
+                .may_in(
+                    self.member.id,
+                    *channel_id,
+                    Permissions::MANAGE_CHANNELS.union(Permissions::VIEW_CHANNEL),
+                ),
         };
         if !allowed {
             return Ok(error_frame(
@@ -1699,6 +1732,16 @@ fn error_frame(code: ErrorCode, message: impl Into<String>) -> ControlFrame {
 }
 
 /// Forwards this connection's media datagrams to the other members of its voice room.
+/// The channels `member_id` may view (the others do not exist for them, names included).
+fn visible_channels(shared: &Shared, member_id: u32, channels: &[ChannelInfo]) -> Vec<ChannelInfo> {
+    let book = shared.roles.load();
+    channels
+        .iter()
+        .filter(|channel| book.may_in(member_id, channel.id, Permissions::VIEW_CHANNEL))
+        .cloned()
+        .collect()
+}
+
 /// A duration left, for people: "45 s", "12 min", "3 h", "2 d" (rounded up).
 pub(crate) fn remaining_words(seconds: u64) -> String {
     match seconds {

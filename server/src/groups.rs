@@ -316,11 +316,7 @@ impl Groups {
         if conversation_members.is_none() {
             // The server's group: removing someone is kicking them, unless they asked to
             // leave or are already out of the server.
-            for removed in summary
-                .removed
-                .iter()
-                .filter(|key| !summary.added.contains(key))
-            {
+            for removed in &summary.removed {
                 if let Err(reason) = store.may_remove_from_server_group(
                     server_id, group_id, epoch, member.id, removed, now_unix,
                 )? {

@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     pub(crate) roles: arc_swap::ArcSwap<sotto_net::roles::RoleBook>,
     /// Each new role book, for the connections to pass on.
     pub(crate) role_changes: tokio::sync::broadcast::Sender<Arc<sotto_net::roles::RoleBook>>,
+    /// Held while the role book is read and published.
+    roles_reload: Mutex<()>,
     online: Mutex<HashMap<u32, quinn::Connection>>,
 }
 
@@ -143,20 +145,23 @@ impl Shared {
         }
     }
 
-    /// Takes in a new role book and tells every connection.
-    pub(crate) fn publish_roles(&self, book: sotto_net::roles::RoleBook) {
-        let book = Arc::new(book);
-        self.roles.store(book.clone());
-        let _ = self.role_changes.send(book);
-    }
-
-    /// Reads the role book again after a change made elsewhere (a commit removed members).
+    /// Reads the role book again after a change (blocking: call it off the async threads)
+    /// and tells every connection. Reads and publishes happen one at a time, so a book read
+    /// before a change is never published after one read later.
     pub(crate) fn reload_roles(&self) {
+        let _one_at_a_time = self
+            .roles_reload
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         match self
             .store
             .role_book(self.server.id, crate::data_dir::unix_now())
         {
-            Ok(book) => self.publish_roles(book),
+            Ok(book) => {
+                let book = Arc::new(book);
+                self.roles.store(book.clone());
+                let _ = self.role_changes.send(book);
+            }
             Err(error) => tracing::warn!("could not read the roles again: {error}"),
         }
     }
@@ -336,6 +341,7 @@ impl Relay {
             conversation_changes: tokio::sync::broadcast::channel(64).0,
             roles: arc_swap::ArcSwap::from_pointee(roles),
             role_changes: tokio::sync::broadcast::channel(16).0,
+            roles_reload: Mutex::new(()),
             online: Mutex::new(HashMap::new()),
         });
         Ok(Self {

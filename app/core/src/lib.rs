@@ -12,6 +12,7 @@
 //! - [`roster::Roster`]: who is in the voice channel, kept from the client's roster events.
 //! - [`tasks`]: tasks run from tags typed in chat.
 
+pub mod bot;
 pub mod call;
 pub mod chat;
 pub mod connection;

@@ -23,16 +23,19 @@ impl Session {
         let shared = self.shared.clone();
         let actor = self.member.id;
         let outcome = tokio::task::spawn_blocking(move || {
-            shared
+            let outcome = shared
                 .store
-                .change_roles(shared.server.id, actor, &change, unix_now())
+                .change_roles(shared.server.id, actor, &change, unix_now());
+            if matches!(outcome, Ok(Ok(_))) {
+                shared.reload_roles();
+            }
+            outcome
         })
         .await
         .expect("role changes do not panic");
         Ok(match outcome {
-            Ok(Ok(book)) => {
+            Ok(Ok(_)) => {
                 info!(member = self.member.id, "roles changed");
-                self.shared.publish_roles(book);
                 ControlFrame::RolesManaged
             }
             Ok(Err(refused)) => error_frame(refused.code, refused.reason),
@@ -55,16 +58,19 @@ impl Session {
         let actor = self.member.id;
         let action = moderation.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            shared
+            let outcome = shared
                 .store
-                .moderate(shared.server.id, actor, &action, unix_now())
+                .moderate(shared.server.id, actor, &action, unix_now());
+            if matches!(outcome, Ok(Ok(_))) {
+                shared.reload_roles();
+            }
+            outcome
         })
         .await
         .expect("moderation does not panic");
         Ok(match outcome {
             Ok(Ok(done)) => {
                 info!(member = self.member.id, action = ?moderation_name(&moderation), "moderated");
-                self.shared.publish_roles(done.book);
                 if let Some(removed) = done.removed {
                     let reason = match moderation {
                         Moderation::Ban { .. } => "you were banned from this server",

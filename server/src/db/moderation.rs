@@ -40,6 +40,12 @@ pub(crate) fn end_membership(
          AND role_id IN (SELECT id FROM roles WHERE server_id = ?2)",
         params![member_id, server_id],
     )?;
+    // Invites they made would let them (or anyone they handed one to) straight back in:
+    // they are used up now (kept, as memberships remember the invite they came by).
+    tx.execute(
+        "UPDATE invites SET max_uses = uses WHERE created_by = ?1 AND server_id = ?2",
+        params![member_id, server_id],
+    )?;
     for table in ["timeouts", "voice_mutes", "memberships"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE member_id = ?1 AND server_id = ?2"),
@@ -196,6 +202,15 @@ impl Store {
                             "a timeout lasts at most 28 days; ban instead",
                         )));
                     }
+                    if *seconds > 0
+                        && book.timed_out_until(member_id, now_unix).is_none()
+                        && book.timeouts.len() >= sotto_net::proto::control::MAX_TIMEOUTS
+                    {
+                        return Ok(Err(Refused::new(
+                            ErrorCode::Forbidden,
+                            "as many members are timed out as the relay can track; try again later",
+                        )));
+                    }
                     let what = if *seconds == 0 {
                         tx.execute(
                             "DELETE FROM timeouts WHERE server_id = ?1 AND member_id = ?2",
@@ -218,6 +233,17 @@ impl Store {
                     },
                     Some((member_id, name, key)),
                 ) => {
+                    let listed = book.muted.len().max(book.deafened.len());
+                    if (*muted || *deafened)
+                        && !book.muted.contains(&member_id)
+                        && !book.deafened.contains(&member_id)
+                        && listed >= sotto_net::proto::control::MAX_TIMEOUTS
+                    {
+                        return Ok(Err(Refused::new(
+                            ErrorCode::Forbidden,
+                            "as many members are muted as the relay can track; unmute some first",
+                        )));
+                    }
                     if *muted || *deafened {
                         tx.execute(
                             "INSERT INTO voice_mutes (server_id, member_id, muted, deafened)

@@ -5,7 +5,7 @@
 //! its audit entry commit together. Two admins racing cannot both slip past a check.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use sotto_net::proto::control::{ErrorCode, MAX_ROLES};
+use sotto_net::proto::control::{ErrorCode, MAX_ASSIGNMENTS, MAX_OVERRIDES, MAX_ROLES};
 use sotto_net::roles::{
     AuditAction, AuditEntry, ChannelOverride, Permissions, Rank, Role, RoleBook, RoleChange,
     RoleRefusal, builtin,
@@ -527,6 +527,18 @@ fn apply_change(
                 return Ok(Err(no_member(*member_id)));
             };
             refuse_if!(book.check_role_change(actor, role, Some((*member_id, &target))));
+            if assign {
+                // Handing out a role hands out what it grants.
+                refuse_if!(book.check_grant(actor, role.permissions));
+                if book.assignments.len() >= MAX_ASSIGNMENTS {
+                    return Ok(Err(Refused::new(
+                        ErrorCode::Forbidden,
+                        format!(
+                            "the server has {MAX_ASSIGNMENTS} role assignments, the most allowed"
+                        ),
+                    )));
+                }
+            }
             let changed = if assign {
                 tx.execute(
                     "INSERT INTO member_roles (member_id, role_id) VALUES (?1, ?2)
@@ -563,10 +575,11 @@ fn apply_change(
             let Some(role) = book.role(o.role_id) else {
                 return Ok(Err(no_role(o.role_id)));
             };
-            if !book.may_in(actor, o.channel_id, Permissions::MANAGE_CHANNELS) {
+            let in_channel = book.channel_permissions(actor, o.channel_id);
+            if !in_channel.contains(Permissions::MANAGE_CHANNELS.union(Permissions::VIEW_CHANNEL)) {
                 return Ok(Err(RoleRefusal::Lacks("manage-channels").into()));
             }
-            if role.name != builtin::MEMBER && book.rank(actor) <= Rank::Role(role.position) {
+            if book.rank(actor) <= Rank::Role(role.position) {
                 return Ok(Err(RoleRefusal::Outranked(format!(
                     "the role \"{}\"",
                     role.name
@@ -575,7 +588,24 @@ fn apply_change(
             }
             let allow = o.allow.intersection(Permissions::CHANNEL);
             let deny = o.deny.intersection(Permissions::CHANNEL).without(allow);
-            refuse_if!(book.check_grant(actor, allow));
+            // What the change hands out: new allows, and old denies it lifts. The actor must
+            // hold all of it in this channel.
+            let old = book
+                .overrides
+                .iter()
+                .find(|old| old.channel_id == o.channel_id && old.role_id == role.id);
+            let lifted = old.map_or(Permissions::NONE, |old| old.deny.without(deny));
+            if let Some(missing) = allow.union(lifted).without(in_channel).names().first() {
+                return Ok(Err(RoleRefusal::CannotGrant(missing).into()));
+            }
+            if old.is_none() && book.overrides.len() >= MAX_OVERRIDES {
+                return Ok(Err(Refused::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "the server has {MAX_OVERRIDES} channel rules, the most allowed; clear some first"
+                    ),
+                )));
+            }
             if allow.is_empty() && deny.is_empty() {
                 tx.execute(
                     "DELETE FROM channel_overrides WHERE channel_id = ?1 AND role_id = ?2",

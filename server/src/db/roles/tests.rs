@@ -487,3 +487,130 @@ fn only_a_member_who_may_kick_commits_someone_elses_removal_from_the_server_grou
     // Someone no longer on the server may be removed by anyone.
     assert_eq!(may_remove(&server.ann, 9), Ok(()));
 }
+
+#[test]
+fn nobody_hands_out_through_a_role_or_a_channel_rule_what_they_do_not_hold() {
+    let server = server();
+    let create = |name: &str, permissions| {
+        server
+            .change(
+                &server.owner,
+                RoleChange::Create {
+                    name: name.into(),
+                    permissions,
+                },
+            )
+            .unwrap();
+        server.role_id(name)
+    };
+    // "ops" can ban; "helper" (ranked above it) may manage roles, and channels, only.
+    let ops = create("ops", Permissions::BAN_MEMBERS);
+    let helper = create(
+        "helper",
+        Permissions::MANAGE_ROLES.union(Permissions::MANAGE_CHANNELS),
+    );
+    server
+        .change(
+            &server.owner,
+            RoleChange::Assign {
+                role_id: helper,
+                member_id: server.dan.id,
+            },
+        )
+        .unwrap();
+    let refused = server
+        .change(
+            &server.dan,
+            RoleChange::Assign {
+                role_id: ops,
+                member_id: server.dan.id,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        refused.reason.contains("cannot grant the \"ban\""),
+        "{}",
+        refused.reason
+    );
+
+    // A private channel: Dan manages channels but cannot see #general once it is private,
+    // so he cannot open it up again; nor lift a deny of what he does not hold.
+    let general = server.store.channels(server.id).unwrap()[0].id;
+    let member = server.role_id("member");
+    let rule = |allow, deny| {
+        RoleChange::Override(ChannelOverride {
+            channel_id: general,
+            role_id: member,
+            allow,
+            deny,
+        })
+    };
+    server
+        .change(
+            &server.owner,
+            rule(Permissions::NONE, Permissions::VIEW_CHANNEL),
+        )
+        .unwrap();
+    let refused = server
+        .change(&server.dan, rule(Permissions::NONE, Permissions::NONE))
+        .unwrap_err();
+    assert!(
+        refused.reason.contains("manage-channels"),
+        "{}",
+        refused.reason
+    );
+    server
+        .change(
+            &server.owner,
+            rule(Permissions::NONE, Permissions::MANAGE_MESSAGES),
+        )
+        .unwrap();
+    let refused = server
+        .change(&server.dan, rule(Permissions::NONE, Permissions::NONE))
+        .unwrap_err();
+    assert!(
+        refused
+            .reason
+            .contains("cannot grant the \"manage-messages\""),
+        "{}",
+        refused.reason
+    );
+}
+
+#[test]
+fn a_kicked_members_invites_no_longer_admit_anyone() {
+    let server = server();
+    let terms = InviteTerms {
+        expires_at: None,
+        max_uses: None,
+        role: Role::Member,
+    };
+    let limits = crate::db::InviteLimits {
+        max_active: 5,
+        per_hour: 5,
+    };
+    let stocked = server
+        .store
+        .create_member_invite(server.id, server.dan.id, terms, limits, None, NOW)
+        .unwrap()
+        .unwrap();
+    server
+        .moderate(
+            &server.owner,
+            Moderation::Kick {
+                member_id: server.dan.id,
+                reason: String::new(),
+            },
+            NOW,
+        )
+        .unwrap();
+    for key in [3, 9] {
+        assert_eq!(
+            server
+                .store
+                .admit(server.id, &[key; 32], "someone", Some(&stocked), NOW)
+                .unwrap(),
+            Err(AdmissionError::UsedUp)
+        );
+    }
+}
