@@ -2,9 +2,6 @@
 
 use anyhow::Result;
 use sotto_client::Session;
-use sotto_client::connection::CONNECT_TIMEOUT;
-use sotto_client::group::GroupSetup;
-use sotto_net::client::ClientOptions;
 use sotto_net::group::InviteSecret;
 
 use sotto_client::{Profile, SavedServer};
@@ -17,16 +14,8 @@ pub(crate) async fn connect(
     saved: &SavedServer,
     invite: Option<InviteSecret>,
 ) -> Result<Session> {
-    let identity = profile.identity(|notice| eprintln!("{notice}"))?;
-    let group = GroupSetup::open(&profile.group_store_path(), &identity, invite)?;
-    let options = ClientOptions::new(
-        saved.link.clone(),
-        identity,
-        saved.display_name.clone(),
-        group.keys(),
-    )?;
-    let session = Session::connect(options, group, CONNECT_TIMEOUT, |reason| {
-        eprintln!("note: cannot reach the relay yet ({reason}); retrying");
+    let (session, _identity) = sotto_client::bot::connect_saved(profile, saved, invite, |notice| {
+        eprintln!("{notice}");
     })
     .await?;
     Ok(session)

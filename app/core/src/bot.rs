@@ -90,7 +90,8 @@ pub struct Bot {
     delivered: HashMap<u32, u64>,
 }
 
-/// Connects `profile` to `saved` and waits until the relay admits it.
+/// Connects `profile` to `saved` and waits until the relay admits it (the CLI connects this
+/// way too). `notices` hears about a new identity key and failed attempts, for people.
 pub async fn connect_saved(
     profile: &Profile,
     saved: &SavedServer,
@@ -106,7 +107,9 @@ pub async fn connect_saved(
         group.keys(),
     )?;
     let session = Session::connect(options, group, CONNECT_TIMEOUT, |reason| {
-        notices(&format!("cannot reach the relay yet ({reason}); retrying"));
+        notices(&format!(
+            "note: cannot reach the relay yet ({reason}); retrying"
+        ));
     })
     .await?;
     Ok((session, identity))

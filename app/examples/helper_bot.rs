@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! SOTTO_DATA_DIR=~/helper-bot sotto join --name helper      # paste an invite link
-//! SOTTO_DATA_DIR=~/helper-bot cargo run -p sotto-client --example helper_bot -- \
+//! SOTTO_DATA_DIR=~/helper-bot cargo run -p sotto --example helper_bot -- \
 //!     --webhook 127.0.0.1:8088
 //! curl -d 'CI: main is green' http://127.0.0.1:8088/general
 //! ```
