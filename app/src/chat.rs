@@ -239,10 +239,18 @@ pub(crate) async fn forward(server: Option<&str>, channel: &str, seq: u64, to: &
     Ok(())
 }
 
-/// Member names by member id, from the relay's list (cleaned for a terminal).
+/// Member names by member id, from the relay's list (cleaned for a terminal), and the keys
+/// this device blocked.
 pub(crate) async fn names(session: &Session) -> Names {
     let members = session.client.list_members().await.unwrap_or_default();
+    let blocked = Profile::open()
+        .and_then(|profile| profile.blocked_keys())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|key| key.public_key)
+        .collect();
     Names {
+        blocked,
         by_key: members
             .iter()
             .map(|member| (member.public_key, chat::printable(&member.display_name)))
@@ -259,9 +267,18 @@ pub(crate) async fn names(session: &Session) -> Names {
 pub(crate) struct Names {
     by_member: HashMap<u32, String>,
     by_key: HashMap<sotto_net::proto::control::PublicKey, String>,
+    /// Keys this device blocked: their messages show as hidden.
+    blocked: std::collections::HashSet<sotto_net::proto::control::PublicKey>,
 }
 
 impl Names {
+    /// Whether `message` is from someone this device blocked.
+    pub(crate) fn is_blocked(&self, message: &ChatMessage) -> bool {
+        message
+            .author
+            .is_some_and(|author| self.blocked.contains(&author))
+    }
+
     /// The name of the member with identity key `key`, or its short id.
     pub(crate) fn of_key(&self, key: &sotto_net::proto::control::PublicKey) -> String {
         self.by_key
@@ -466,6 +483,11 @@ pub(crate) fn print_annotated(
                 index += run;
                 continue;
             }
+        }
+        if names.is_blocked(message) {
+            println!("{:>4}  (a message from someone you blocked)", message.seq);
+            index += 1;
+            continue;
         }
         println!("{}", line(message, names));
         for note in annotations.get(&message.seq).into_iter().flatten() {

@@ -68,6 +68,10 @@ impl Out {
     }
 
     fn message(&self, message: &ChatMessage, names: &Names) {
+        if names.is_blocked(message) {
+            // Blocked on this device: not shown, not even to a bot reading JSON.
+            return;
+        }
         if !self.json {
             let bell = if message.mentions_me { "🔔" } else { "" };
             println!("{bell}{}", line(message, names));

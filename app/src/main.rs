@@ -1,6 +1,7 @@
 //! `sotto`: the Sotto client on the command line — join servers, talk in voice channels, host a
 //! relay, or watch the whole system work with `sotto demo`.
 
+mod blocking;
 mod channels;
 mod chat;
 mod demo;
@@ -162,6 +163,26 @@ enum Command {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Hide a member's messages and silence their voice on this device (nobody is told).
+    Block {
+        /// The member's name, or its id (or the id's first characters).
+        #[arg(allow_hyphen_values = true)]
+        member: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Show a blocked member again.
+    Unblock {
+        /// The member's name, or its id (or the id's first characters).
+        #[arg(allow_hyphen_values = true)]
+        member: String,
+        /// Which joined server. Default: the first one joined.
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List the members you blocked.
+    Blocked,
     /// List the server's roles, what each grants, who holds it, and channel rules.
     Roles {
         /// Which joined server. Default: the first one joined.
@@ -700,6 +721,13 @@ async fn run(command: Command) -> Result<()> {
             .await
         }
         Command::Roles { server } => moderation::list(server.as_deref()).await,
+        Command::Block { member, server } => {
+            blocking::block(server.as_deref(), &member, true).await
+        }
+        Command::Unblock { member, server } => {
+            blocking::block(server.as_deref(), &member, false).await
+        }
+        Command::Blocked => blocking::list(),
         Command::Role(command) => moderation::role(command).await,
         Command::Audit { limit, server } => moderation::audit(server.as_deref(), limit).await,
         Command::Rekey { server } => members::rekey(server.as_deref()).await,

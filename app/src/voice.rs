@@ -210,6 +210,13 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
 
     let mut own_slot = call.own_slot();
     let mut names: BTreeMap<u16, String> = BTreeMap::new();
+    // Members this device blocked are silenced here (nobody else is told).
+    let blocked: std::collections::HashSet<_> = profile
+        .blocked_keys()?
+        .into_iter()
+        .map(|key| key.public_key)
+        .collect();
+    let mut silenced: std::collections::HashSet<u16> = std::collections::HashSet::new();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let outcome = loop {
@@ -222,10 +229,29 @@ pub(crate) async fn run(args: &VoiceArgs) -> Result<()> {
                     }
                 }
                 Some(CallEvent::Participants(participants)) => {
+                    let now_blocked: std::collections::HashSet<u16> = participants
+                        .iter()
+                        .filter(|p| blocked.contains(&p.public_key))
+                        .map(|p| p.slot)
+                        .collect();
+                    for slot in silenced.difference(&now_blocked) {
+                        controls.set_volume(*slot, 1.0);
+                    }
+                    for slot in &now_blocked {
+                        controls.set_volume(*slot, 0.0);
+                    }
+                    silenced = now_blocked;
                     names = participants
                         .into_iter()
                         .filter(|p| p.slot != own_slot)
-                        .map(|p| (p.slot, p.display_name))
+                        .map(|p| {
+                            let name = if silenced.contains(&p.slot) {
+                                format!("{} (blocked)", p.display_name)
+                            } else {
+                                p.display_name
+                            };
+                            (p.slot, name)
+                        })
                         .collect();
                 }
                 Some(CallEvent::Reconnecting { reason, .. }) => {

@@ -237,11 +237,12 @@ fn the_owner_creates_renames_and_deletes_channels_on_the_command_line() {
         "{history}"
     );
 
-    // Only the owner manages channels, and is told of a clash.
+    // Members without "manage-channels" may not change channels; the owner is told of a
+    // clash.
     let refused = try_sotto(bob, &["channel", "rename", "design", "bobs-room"]);
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("only the server's owner"),
+        String::from_utf8_lossy(&refused.stderr).contains("\"manage-channels\" permission"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

@@ -152,4 +152,19 @@ fn owners_and_moderators_run_a_server_and_every_action_is_audited() {
         "{}",
         stderr_of(&refused)
     );
+
+    // Blocking is private: Ann no longer sees Dan's words; Olga still does.
+    let blocked = stdout_of(sotto(ann, &["block", "Dan"]));
+    assert!(blocked.contains("Blocked Dan ("), "{blocked}");
+    sotto(dan, &["send", "general", "can anyone hear me"]);
+    let seen_by_ann = stdout_of(sotto(ann, &["history", "general"]));
+    assert!(!seen_by_ann.contains("can anyone hear me"), "{seen_by_ann}");
+    assert!(
+        seen_by_ann.contains("(a message from someone you blocked)"),
+        "{seen_by_ann}"
+    );
+    assert!(stdout_of(sotto(olga, &["history", "general"])).contains("can anyone hear me"));
+    assert!(stdout_of(sotto(ann, &["blocked"])).contains("  Dan ("));
+    sotto(ann, &["unblock", "Dan"]);
+    assert!(stdout_of(sotto(ann, &["history", "general"])).contains("can anyone hear me"));
 }

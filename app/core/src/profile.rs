@@ -224,6 +224,11 @@ impl Profile {
                  public_key BLOB PRIMARY KEY CHECK (length(public_key) = 32),
                  verified_at INTEGER NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS blocked_keys (
+                 public_key BLOB PRIMARY KEY CHECK (length(public_key) = 32),
+                 display_name TEXT NOT NULL,
+                 blocked_at INTEGER NOT NULL
+             );
              -- Links saved by older versions carried a secret after '#': drop it.
              UPDATE servers SET link = substr(link, 1, instr(link, '#') - 1)
              WHERE instr(link, '#') > 0;",
@@ -366,6 +371,45 @@ impl Profile {
             )?;
         }
         Ok(())
+    }
+
+    /// Blocks `key` (called `display_name` now): its messages are hidden and its voice
+    /// silenced on this device. Nobody else is told.
+    pub fn block(&self, key: &[u8; 32], display_name: &str) -> Result<(), ProfileError> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO blocked_keys (public_key, display_name, blocked_at)
+             VALUES (?1, ?2, strftime('%s'))",
+            params![key.as_slice(), display_name],
+        )?;
+        Ok(())
+    }
+
+    /// Unblocks `key`; false if it was not blocked.
+    pub fn unblock(&self, key: &[u8; 32]) -> Result<bool, ProfileError> {
+        Ok(self.db.execute(
+            "DELETE FROM blocked_keys WHERE public_key = ?1",
+            params![key.as_slice()],
+        )? > 0)
+    }
+
+    /// The blocked keys, with the names they had when blocked, oldest block first.
+    pub fn blocked_keys(&self) -> Result<Vec<VerifiedKey>, ProfileError> {
+        let mut statement = self
+            .db
+            .prepare("SELECT public_key, display_name FROM blocked_keys ORDER BY blocked_at")?;
+        let keys = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+            })?
+            .filter_map(|row| {
+                let (key, display_name) = row.ok()?;
+                Some(VerifiedKey {
+                    public_key: key.try_into().ok()?,
+                    display_name,
+                })
+            })
+            .collect();
+        Ok(keys)
     }
 
     /// Every joined server, oldest first.
