@@ -330,9 +330,12 @@ impl Profile {
     /// Identity keys the user compared safety numbers with and confirmed, with the names they
     /// had then.
     pub fn verified_keys(&self) -> Result<Vec<VerifiedKey>, ProfileError> {
-        let mut statement = self
-            .db
-            .prepare("SELECT public_key, display_name FROM verified_keys")?;
+        self.named_keys("SELECT public_key, display_name FROM verified_keys")
+    }
+
+    /// Keys with names, as `sql` selects them (key, then name).
+    fn named_keys(&self, sql: &str) -> Result<Vec<VerifiedKey>, ProfileError> {
+        let mut statement = self.db.prepare(sql)?;
         let keys = statement
             .query_map([], |row| {
                 Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
@@ -394,22 +397,7 @@ impl Profile {
 
     /// The blocked keys, with the names they had when blocked, oldest block first.
     pub fn blocked_keys(&self) -> Result<Vec<VerifiedKey>, ProfileError> {
-        let mut statement = self
-            .db
-            .prepare("SELECT public_key, display_name FROM blocked_keys ORDER BY blocked_at")?;
-        let keys = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
-            })?
-            .filter_map(|row| {
-                let (key, display_name) = row.ok()?;
-                Some(VerifiedKey {
-                    public_key: key.try_into().ok()?,
-                    display_name,
-                })
-            })
-            .collect();
-        Ok(keys)
+        self.named_keys("SELECT public_key, display_name FROM blocked_keys ORDER BY blocked_at")
     }
 
     /// Every joined server, oldest first.
