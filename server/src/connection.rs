@@ -964,15 +964,7 @@ impl Session {
     /// Whether the member may read `channel_id`'s messages: any channel, and the
     /// conversations it is in.
     fn may_read(&self, channel_id: u32) -> bool {
-        match self.shared.conversations.access(channel_id, self.member.id) {
-            Access::Member => true,
-            Access::Outsider => false,
-            Access::NotAConversation => self.shared.roles.load().may_in(
-                self.member.id,
-                channel_id,
-                Permissions::VIEW_CHANNEL,
-            ),
-        }
+        self.shared.may_read(self.member.id, channel_id)
     }
 
     /// Whether the member may see a presence or typing frame (typing in a conversation is

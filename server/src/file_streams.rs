@@ -73,7 +73,7 @@ pub(crate) async fn serve(
             .await
         }
         Ok(Ok(FileRequest::Download { blob_id, from })) => {
-            download(&shared, &mut send, blob_id, from).await
+            download(&shared, member.member_id, &mut send, blob_id, from).await
         }
     };
     match outcome {
@@ -345,6 +345,7 @@ impl Drop for Writing<'_> {
 
 async fn download(
     shared: &Arc<Shared>,
+    member_id: u32,
     send: &mut quinn::SendStream,
     blob_id: BlobId,
     from: u64,
@@ -353,7 +354,17 @@ async fn download(
     let record = blocking(move || store.blob(&blob_id))
         .await
         .map_err(|error| internal("cannot look up a file", error))?;
-    let Some(record) = record.filter(|record| record.complete) else {
+    let store = shared.store.clone();
+    let carriers = blocking(move || store.messages_carrying(&blob_id))
+        .await
+        .map_err(|error| internal("cannot look up a file", error))?;
+    // A file travels with messages: only those who may read one of them may fetch it (a file
+    // no message carries yet is its uploader's, known to nobody else).
+    let readable = carriers.is_empty()
+        || carriers
+            .iter()
+            .any(|(channel_id, _)| shared.may_read(member_id, *channel_id));
+    let Some(record) = record.filter(|record| record.complete && readable) else {
         return Err(refuse(
             ErrorCode::NoSuchFile,
             "no such file here: it was never uploaded, is not finished, or was deleted",

@@ -166,6 +166,20 @@ impl Shared {
         }
     }
 
+    /// Whether `member_id` may read `channel_id`'s messages (and files): a channel they may
+    /// view, or a conversation they are in.
+    pub(crate) fn may_read(&self, member_id: u32, channel_id: u32) -> bool {
+        match self.conversations.access(channel_id, member_id) {
+            crate::conversations::Access::Member => true,
+            crate::conversations::Access::Outsider => false,
+            crate::conversations::Access::NotAConversation => self.roles.load().may_in(
+                member_id,
+                channel_id,
+                sotto_net::roles::Permissions::VIEW_CHANNEL,
+            ),
+        }
+    }
+
     /// Members are out of the server: close their connections, and tell their
     /// conversations' members (the openers then remove them from those groups).
     pub(crate) fn removed_from_server(&self, members: &[u32], reason: &str) {

@@ -486,3 +486,39 @@ async fn a_50_mb_upload_resumes_after_a_relay_sigkill_and_verifies() {
         blob.sealed_len
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_in_a_channel_one_may_not_view_cannot_be_fetched() {
+    let (_relay, ada, bob, general, work) = ada_and_bob().await;
+    let (_, blob) = seal_to_file(b"the staff's plans", &work.path().join("plans"));
+    upload(&ada.client, &blob, &work.path().join("plans"))
+        .await
+        .unwrap();
+    ada.client
+        .post_message_with(general, [5; 16], vec![1; 64], vec![blob.id], None)
+        .await
+        .unwrap();
+    assert!(download(&bob.client, &blob).await.is_ok());
+    // #general becomes private to the owner: Bob can no longer fetch what it carries.
+    let mut roles = ada.client.roles_changes();
+    let book = roles
+        .wait_for(Option::is_some)
+        .await
+        .unwrap()
+        .clone()
+        .unwrap();
+    ada.client
+        .manage_roles(sotto_net::roles::RoleChange::Override(
+            sotto_net::roles::ChannelOverride {
+                channel_id: general,
+                role_id: book.role_named("member").unwrap().id,
+                allow: sotto_net::roles::Permissions::NONE,
+                deny: sotto_net::roles::Permissions::VIEW_CHANNEL,
+            },
+        ))
+        .await
+        .unwrap();
+    let refused = download(&bob.client, &blob).await.unwrap_err();
+    assert_eq!(refusal_code(refused), ErrorCode::NoSuchFile);
+    assert!(download(&ada.client, &blob).await.is_ok());
+}
