@@ -1752,6 +1752,8 @@ struct VoiceRight {
     book: Option<Arc<sotto_net::roles::RoleBook>>,
     checked_at: Instant,
     may_speak: bool,
+    /// Members of the room who must not hear: deafened, or no longer allowed to view it.
+    unheard: Vec<u32>,
 }
 
 impl VoiceRight {
@@ -1764,10 +1766,13 @@ impl VoiceRight {
             book: None,
             checked_at: Instant::now(),
             may_speak: true,
+            unheard: Vec::new(),
         }
     }
 
-    fn may_speak(&mut self, shared: &Shared, channel_id: u32, now: Instant) -> bool {
+    /// Whether the member may be heard in `room` now; refreshes who in it may not hear.
+    fn may_speak(&mut self, shared: &Shared, room: &crate::rooms::Room, now: Instant) -> bool {
+        let channel_id = room.channel_id();
         let book = shared.roles.load();
         let fresh = self.channel_id == channel_id
             && now.duration_since(self.checked_at) < Self::RECHECK
@@ -1783,6 +1788,19 @@ impl VoiceRight {
                     channel_id,
                     sotto_net::roles::Permissions::SPEAK,
                 );
+            self.unheard = room
+                .peers()
+                .iter()
+                .map(|peer| peer.member_id)
+                .filter(|member| {
+                    book.deafened.contains(member)
+                        || !book.may_in(
+                            *member,
+                            channel_id,
+                            sotto_net::roles::Permissions::VIEW_CHANNEL,
+                        )
+                })
+                .collect();
             self.book = Some(arc_swap::Guard::into_inner(book));
             self.channel_id = channel_id;
             self.checked_at = now;
@@ -1831,17 +1849,13 @@ async fn forward_datagrams(
             metrics.drop_datagram(DropReason::ForgedSender);
             continue;
         }
-        if !right.may_speak(&shared, membership.room.channel_id(), Instant::now()) {
+        if !right.may_speak(&shared, &membership.room, Instant::now()) {
             metrics.drop_datagram(DropReason::Silenced);
             continue;
         }
-        let deafened = &right
-            .book
-            .as_ref()
-            .map_or(&[][..], |book| &book.deafened[..]);
         let mut sent = 0;
         for peer in membership.room.peers().iter() {
-            if peer.slot == membership.slot || deafened.contains(&peer.member_id) {
+            if peer.slot == membership.slot || right.unheard.contains(&peer.member_id) {
                 continue;
             }
             match peer.connection.send_datagram(datagram.clone()) {

@@ -471,4 +471,20 @@ async fn a_server_muted_member_is_not_heard_and_a_deafened_one_hears_nobody() {
         .send_media(StreamKind::Voice, b"welcome")
         .unwrap();
     assert_eq!(&bob.next_media().await.payload[..], b"welcome");
+    // The voice channel turns private (members may not view it): Bob, still seated, hears
+    // nothing more.
+    let book = book_of(&ada.client, |_| true).await;
+    ada.client
+        .manage_roles(RoleChange::Override(ChannelOverride {
+            channel_id: ada.voice_channel(),
+            role_id: book.role_named("member").unwrap().id,
+            allow: Permissions::NONE,
+            deny: Permissions::VIEW_CHANNEL,
+        }))
+        .await
+        .unwrap();
+    ada.client
+        .send_media(StreamKind::Voice, b"private")
+        .unwrap();
+    assert!(bob.drain_media(Duration::from_millis(300)).await.is_empty());
 }
