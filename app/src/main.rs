@@ -114,7 +114,8 @@ enum Command {
     /// Remove a member and refuse their identity from now on, even with a new invite (the
     /// "ban" permission).
     Ban {
-        /// The member's name, or its id (or the id's first characters).
+        /// The member's name, or its id (or the id's first characters); or the whole key of
+        /// someone no longer on the server (as `sotto audit` shows it).
         #[arg(allow_hyphen_values = true)]
         member: String,
         /// Why, for the audit log.

@@ -344,7 +344,34 @@ pub(crate) async fn moderate(
     action: Action,
     reason: Option<&str>,
 ) -> Result<()> {
-    moderate_in(&mut admin_session(server).await?, who, action, reason).await
+    let mut admin = admin_session(server).await?;
+    if matches!(action, Action::Ban)
+        && admin.member(who).is_err()
+        && let Some(public_key) = full_key(who)
+    {
+        // Not a member now (say, kicked earlier): the key itself is banned.
+        admin
+            .session
+            .client
+            .moderate(Moderation::BanKey {
+                public_key,
+                reason: reason.unwrap_or("").trim().to_owned(),
+            })
+            .await
+            .context("the relay refused")?;
+        println!(
+            "Banned the identity {}…: an invite cannot bring it in.",
+            &who.trim()[..11]
+        );
+        return Ok(());
+    }
+    moderate_in(&mut admin, who, action, reason).await
+}
+
+/// A whole identity key in base64url, as `sotto ban` and `sotto audit` print them.
+fn full_key(text: &str) -> Option<PublicKey> {
+    sotto_net::invite::decode_b64(text.trim())
+        .and_then(|bytes| PublicKey::try_from(bytes.as_slice()).ok())
 }
 
 async fn moderate_in(
@@ -481,9 +508,7 @@ pub(crate) fn timeout_duration(text: &str) -> Result<Option<Duration>> {
 /// `sotto unban <key>`.
 pub(crate) async fn unban(server: Option<&str>, key: &str) -> Result<()> {
     let admin = admin_session(server).await?;
-    let bytes = sotto_net::invite::decode_b64(key.trim())
-        .and_then(|bytes| PublicKey::try_from(bytes.as_slice()).ok())
-        .context(
+    let bytes = full_key(key).context(
             "give the banned identity's whole key, as `sotto ban` printed it (or the audit log shows it)",
         )?;
     admin

@@ -460,6 +460,13 @@ pub enum Moderation {
         /// Why, shown in the audit log.
         reason: String,
     },
+    /// Refuse an identity key that is not a member now (say, someone kicked earlier).
+    BanKey {
+        /// The identity key.
+        public_key: PublicKey,
+        /// Why, shown in the audit log.
+        reason: String,
+    },
     /// Let a banned key in again (with a new invite).
     Unban {
         /// The identity key.
@@ -490,7 +497,7 @@ impl Moderation {
     pub fn permission(&self) -> Permissions {
         match self {
             Self::Kick { .. } => Permissions::KICK_MEMBERS,
-            Self::Ban { .. } | Self::Unban { .. } => Permissions::BAN_MEMBERS,
+            Self::Ban { .. } | Self::BanKey { .. } | Self::Unban { .. } => Permissions::BAN_MEMBERS,
             Self::Timeout { .. } => Permissions::TIMEOUT_MEMBERS,
             Self::Mute { .. } => Permissions::MUTE_MEMBERS,
         }
@@ -503,7 +510,7 @@ impl Moderation {
             | Self::Ban { member_id, .. }
             | Self::Timeout { member_id, .. }
             | Self::Mute { member_id, .. } => Some(*member_id),
-            Self::Unban { .. } => None,
+            Self::BanKey { .. } | Self::Unban { .. } => None,
         }
     }
 }

@@ -73,7 +73,9 @@ impl Session {
                 info!(member = self.member.id, action = ?moderation_name(&moderation), "moderated");
                 if let Some(removed) = done.removed {
                     let reason = match moderation {
-                        Moderation::Ban { .. } => "you were banned from this server",
+                        Moderation::Ban { .. } | Moderation::BanKey { .. } => {
+                            "you were banned from this server"
+                        }
                         _ => "you were removed from this server",
                     };
                     self.shared.removed_from_server(&[removed], reason);
@@ -133,7 +135,7 @@ impl Session {
 fn moderation_name(moderation: &Moderation) -> &'static str {
     match moderation {
         Moderation::Kick { .. } => "kick",
-        Moderation::Ban { .. } => "ban",
+        Moderation::Ban { .. } | Moderation::BanKey { .. } => "ban",
         Moderation::Unban { .. } => "unban",
         Moderation::Timeout { .. } => "timeout",
         Moderation::Mute { .. } => "mute",

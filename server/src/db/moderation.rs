@@ -114,6 +114,31 @@ impl Store {
         self.with(|connection| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let book = load_book(&tx, server_id, now_unix)?;
+            // A member's key is banned as that member (their rank counts).
+            let as_member;
+            let moderation = match moderation {
+                Moderation::BanKey { public_key, reason } => {
+                    let member: Option<i64> = tx
+                        .query_row(
+                            "SELECT m.id FROM members m JOIN memberships ms ON ms.member_id = m.id
+                             WHERE m.public_key = ?1 AND ms.server_id = ?2",
+                            params![public_key.as_slice(), server_id],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    match member {
+                        Some(member_id) => {
+                            as_member = Moderation::Ban {
+                                member_id: to_u32(member_id, "member id")?,
+                                reason: reason.clone(),
+                            };
+                            &as_member
+                        }
+                        None => moderation,
+                    }
+                }
+                other => other,
+            };
             let permission = moderation.permission();
             let target = match moderation.member_id() {
                 Some(member_id) => {
@@ -164,6 +189,40 @@ impl Store {
                     // The whole key: what `sotto unban` takes.
                     let target = format!("{name} (key {})", sotto_net::invite::encode_b64(&key));
                     (AuditAction::Ban, target, with_reason(String::new(), reason), key)
+                }
+                (Moderation::BanKey { public_key, reason }, None) => {
+                    tx.execute(
+                        "INSERT INTO bans (server_id, public_key, banned_by, reason, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (server_id, public_key) DO UPDATE
+                         SET banned_by = excluded.banned_by, reason = excluded.reason,
+                             at = excluded.at",
+                        params![
+                            server_id,
+                            public_key.as_slice(),
+                            actor,
+                            reason.trim(),
+                            now_unix as i64
+                        ],
+                    )?;
+                    let name: Option<String> = tx
+                        .query_row(
+                            "SELECT display_name FROM members WHERE public_key = ?1",
+                            [public_key.as_slice()],
+                            |row| row.get(0),
+                        )
+                        .optional()?;
+                    let key = sotto_net::invite::encode_b64(public_key);
+                    let target = match name {
+                        Some(name) => format!("{name} (key {key})"),
+                        None => format!("key {key}"),
+                    };
+                    (
+                        AuditAction::Ban,
+                        target,
+                        with_reason(String::new(), reason),
+                        *public_key,
+                    )
                 }
                 (Moderation::Unban { public_key }, None) => {
                     let unbanned = tx.execute(

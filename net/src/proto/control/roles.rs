@@ -199,6 +199,7 @@ pub(super) fn check_moderation(moderation: &Moderation) -> Result<(), EncodeErro
     match moderation {
         Moderation::Kick { reason, .. }
         | Moderation::Ban { reason, .. }
+        | Moderation::BanKey { reason, .. }
         | Moderation::Timeout { reason, .. } => check_text("reason", reason, MAX_REASON_LEN),
         Moderation::Unban { .. } | Moderation::Mute { .. } => Ok(()),
     }
@@ -230,6 +231,11 @@ pub(super) fn write_moderation(w: &mut Writer<'_>, moderation: &Moderation) {
             w.u32(*seconds);
             w.string(reason);
         }
+        Moderation::BanKey { public_key, reason } => {
+            w.u8(5);
+            w.bytes(public_key);
+            w.string(reason);
+        }
         Moderation::Mute {
             member_id,
             muted,
@@ -259,6 +265,10 @@ pub(super) fn read_moderation(r: &mut Reader<'_>) -> Result<Moderation, DecodeEr
         3 => Moderation::Timeout {
             member_id: r.u32("member id")?,
             seconds: r.u32("seconds")?,
+            reason: r.string("reason", MAX_REASON_LEN)?,
+        },
+        5 => Moderation::BanKey {
+            public_key: r.array("public key")?,
             reason: r.string("reason", MAX_REASON_LEN)?,
         },
         4 => Moderation::Mute {

@@ -150,6 +150,10 @@ pub(crate) fn every_frame() -> Vec<ControlFrame> {
         ControlFrame::Moderate(crate::roles::Moderation::Unban {
             public_key: [4; 32],
         }),
+        ControlFrame::Moderate(crate::roles::Moderation::BanKey {
+            public_key: [4; 32],
+            reason: "came back as a sock puppet".into(),
+        }),
         ControlFrame::Moderate(crate::roles::Moderation::Timeout {
             member_id: 5,
             seconds: 600,

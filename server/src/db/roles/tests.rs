@@ -613,4 +613,18 @@ fn a_kicked_members_invites_no_longer_admit_anyone() {
             Err(AdmissionError::UsedUp)
         );
     }
+    // No longer a member, Dan can still be banned by key: then no invite brings him back.
+    let ban_key = Moderation::BanKey {
+        public_key: [3; 32],
+        reason: "returns as trouble".into(),
+    };
+    assert!(server.moderate(&server.ann, ban_key.clone(), NOW).is_err());
+    server.moderate(&server.owner, ban_key, NOW).unwrap();
+    assert_eq!(
+        server
+            .store
+            .admit(server.id, &[3; 32], "Dan", Some(&server.invite), NOW)
+            .unwrap(),
+        Err(AdmissionError::Banned)
+    );
 }
