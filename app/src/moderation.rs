@@ -465,8 +465,8 @@ async fn remove_keys(session: &mut Session, key: PublicKey) {
     }
     if !is_group_admin {
         println!(
-            "Their keys stay in the encryption group until one of its admins runs `sotto kick` \
-             or `sotto members`; the relay already refuses them everything."
+            "Their keys stay in the encryption group until one of its admins is next online \
+             (their app removes them); the relay already refuses them everything."
         );
         return;
     }

@@ -167,4 +167,22 @@ fn owners_and_moderators_run_a_server_and_every_action_is_audited() {
     assert!(stdout_of(sotto(ann, &["blocked"])).contains("  Dan ("));
     sotto(ann, &["unblock", "Dan"]);
     assert!(stdout_of(sotto(ann, &["history", "general"])).contains("can anyone hear me"));
+
+    // An admin by role who is not an admin of the encryption group kicks Dan: the relay ends
+    // his membership at once, and the group's admin removes his keys when next online.
+    sotto(olga, &["role", "assign", "admin", "Ann"]);
+    let kicked = stdout_of(sotto(ann, &["kick", "Dan", "--reason", "done here"]));
+    assert!(kicked.contains("Removed Dan ("), "{kicked}");
+    assert!(kicked.contains("until one of its admins"), "{kicked}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let members = stdout_of(sotto(olga, &["members"]));
+        if !members.contains("Dan") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Dan's keys are still in the group:\n{members}"
+        );
+    }
 }

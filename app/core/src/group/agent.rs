@@ -11,7 +11,7 @@ use sotto_net::group::{GroupError, MediaKeyRing, server_group_id};
 use sotto_net::invite::InviteLink;
 use sotto_net::proto::control::{ChannelInfo, ControlFrame, ConversationInfo, PublicKey};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::warn;
+use tracing::{debug, info, warn};
 
 use super::logic::{GroupLogic, GroupState, LogicEvent, Purpose, unix_now};
 use super::store::{GroupStore, StoredGroup};
@@ -452,6 +452,7 @@ impl Agent {
                 event = events.recv() => match event {
                     Some(GroupEvent::Connected { server, channels }) => {
                         self.connected(server.id, channels).await;
+                        self.remove_departed().await;
                     }
                     Some(GroupEvent::Frame(frame)) => self.frame(frame).await,
                     Some(GroupEvent::ChannelsChanged(channels)) => {
@@ -463,6 +464,9 @@ impl Agent {
                             *known = channels;
                         }
                         self.settle(Target::Server).await;
+                        // The relay sends the list after each role or moderation change: a
+                        // kick by someone who is not a group admin leaves keys for us to remove.
+                        self.remove_departed().await;
                     }
                     Some(_) => {}
                     None => break,
@@ -527,6 +531,51 @@ impl Agent {
         let _ = self.conversations_listed.send(false);
         if let Some(client) = self.client.upgrade() {
             let _ = client.send_group(ControlFrame::ListConversations).await;
+        }
+    }
+
+    /// As a group admin: removes from the server's group the keys of members no longer on the
+    /// server (kicked or banned by a moderator who cannot commit removals). The group's members
+    /// are read before the relay's list, so nobody added in between looks departed. A commit
+    /// in flight defers it to the next trigger.
+    async fn remove_departed(&mut self) {
+        let own = self.logic.own_key();
+        let GroupState::Member { members, .. } = self.logic.state() else {
+            return;
+        };
+        if !members
+            .iter()
+            .any(|member| member.public_key == own && member.is_admin)
+        {
+            return;
+        }
+        let in_group: Vec<PublicKey> = members
+            .iter()
+            .map(|member| member.public_key)
+            .filter(|key| *key != own)
+            .collect();
+        let Some(client) = self.client.upgrade() else {
+            return;
+        };
+        let Ok(listed) = client.list_members().await else {
+            return;
+        };
+        let departed: Vec<PublicKey> = in_group
+            .into_iter()
+            .filter(|key| !listed.iter().any(|member| member.public_key == *key))
+            .collect();
+        if departed.is_empty() {
+            return;
+        }
+        match self.logic.remove(&departed) {
+            Ok(()) => {
+                info!(
+                    removed = departed.len(),
+                    "removed departed members' keys from the group"
+                );
+                self.settle(Target::Server).await;
+            }
+            Err(error) => debug!("left departed members' keys for later: {error}"),
         }
     }
 
