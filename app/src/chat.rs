@@ -319,14 +319,7 @@ pub(crate) async fn history(server: Option<&str>, channel: &str, limit: u32) -> 
         .store
         .may_have_tags(&here.server_name, here.channel_id)?
     {
-        let rights = sotto_client::rights::Rights::load(&here.session).await;
-        let derived = crate::tasks::derive(
-            &here.store,
-            &here.server_name,
-            here.channel_id,
-            &names,
-            &rights,
-        )?;
+        let derived = crate::tasks::derive(&here, &names).await?;
         print_annotated(&messages, &names, &derived.summaries);
     } else {
         print_messages(&messages, &names);

@@ -2,7 +2,6 @@
 //! a text channel's messages, in the relay's order (the relay cannot read them).
 
 use anyhow::{Result, bail};
-use sotto_client::chat::store::ChatStore;
 use sotto_client::rights::Rights;
 use sotto_client::tasks::Derived;
 use sotto_client::tasks::board::Task;
@@ -10,20 +9,18 @@ use sotto_client::tasks::tags::TaskKind;
 
 use crate::chat::{Names, SyncedChannel, names, synced_channel};
 
-/// The board of `channel_id` as this device's copy of it says.
-pub(crate) fn derive(
-    store: &ChatStore,
-    server: &str,
-    channel_id: u32,
-    names: &Names,
-    rights: &Rights,
-) -> Result<Derived> {
-    let messages = store.latest(server, channel_id, u32::MAX)?;
+/// The board of a synced channel as this device's copy of it says, its tags judged by the
+/// server's role book.
+pub(crate) async fn derive(here: &SyncedChannel, names: &Names) -> Result<Derived> {
+    let messages = here
+        .store
+        .latest(&here.server_name, here.channel_id, u32::MAX)?;
+    let rights = Rights::load(&here.session).await;
     let user_exists = |wanted: &str| names.values().any(|name| name.eq_ignore_ascii_case(wanted));
     Ok(sotto_client::tasks::derive(
         &messages,
-        channel_id,
-        rights,
+        here.channel_id,
+        &rights,
         &user_exists,
     ))
 }
@@ -48,14 +45,7 @@ fn kind_of(word: &str) -> Result<TaskKind> {
 async fn derived(server: Option<&str>, channel: &str) -> Result<(SyncedChannel, Names, Derived)> {
     let here = synced_channel(server, channel).await?;
     let names = names(&here.session).await;
-    let rights = Rights::load(&here.session).await;
-    let derived = derive(
-        &here.store,
-        &here.server_name,
-        here.channel_id,
-        &names,
-        &rights,
-    )?;
+    let derived = derive(&here, &names).await?;
     Ok((here, names, derived))
 }
 

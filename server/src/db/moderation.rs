@@ -81,6 +81,48 @@ fn key_of(connection: &Connection, member_id: u32) -> Result<PublicKey, StoreErr
         .map_err(|_| StoreError::Corrupt("public key"))
 }
 
+/// Records a ban of `key` (replacing an earlier one's reason and time).
+fn insert_ban(
+    tx: &Connection,
+    server_id: u32,
+    key: &PublicKey,
+    actor: u32,
+    reason: &str,
+    now_unix: u64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO bans (server_id, public_key, banned_by, reason, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (server_id, public_key) DO UPDATE
+         SET banned_by = excluded.banned_by, reason = excluded.reason, at = excluded.at",
+        params![
+            server_id,
+            key.as_slice(),
+            actor,
+            reason.trim(),
+            now_unix as i64
+        ],
+    )?;
+    Ok(())
+}
+
+/// How the audit log names a banned key: its last display name, if known, and the whole key
+/// (what `sotto unban` takes).
+fn key_label(connection: &Connection, key: &PublicKey) -> Result<String, StoreError> {
+    let name: Option<String> = connection
+        .query_row(
+            "SELECT display_name FROM members WHERE public_key = ?1",
+            [key.as_slice()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let key = sotto_net::invite::encode_b64(key);
+    Ok(match name {
+        Some(name) => format!("{name} (key {key})"),
+        None => format!("key {key}"),
+    })
+}
+
 /// A duration for people: "10 min", "2 h", "3 d".
 fn duration_words(seconds: u32) -> String {
     match seconds {
@@ -175,48 +217,16 @@ impl Store {
                     removed = Some(member_id);
                     (AuditAction::Kick, name, with_reason(String::new(), reason), key)
                 }
-                (Moderation::Ban { reason, .. }, Some((member_id, name, key))) => {
+                (Moderation::Ban { reason, .. }, Some((member_id, _, key))) => {
                     end_membership(&tx, i64::from(server_id), i64::from(member_id))?;
-                    tx.execute(
-                        "INSERT INTO bans (server_id, public_key, banned_by, reason, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (server_id, public_key) DO UPDATE
-                         SET banned_by = excluded.banned_by, reason = excluded.reason,
-                             at = excluded.at",
-                        params![server_id, key.as_slice(), actor, reason.trim(), now_unix as i64],
-                    )?;
+                    insert_ban(&tx, server_id, &key, actor, reason, now_unix)?;
                     removed = Some(member_id);
-                    // The whole key: what `sotto unban` takes.
-                    let target = format!("{name} (key {})", sotto_net::invite::encode_b64(&key));
+                    let target = key_label(&tx, &key)?;
                     (AuditAction::Ban, target, with_reason(String::new(), reason), key)
                 }
                 (Moderation::BanKey { public_key, reason }, None) => {
-                    tx.execute(
-                        "INSERT INTO bans (server_id, public_key, banned_by, reason, at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (server_id, public_key) DO UPDATE
-                         SET banned_by = excluded.banned_by, reason = excluded.reason,
-                             at = excluded.at",
-                        params![
-                            server_id,
-                            public_key.as_slice(),
-                            actor,
-                            reason.trim(),
-                            now_unix as i64
-                        ],
-                    )?;
-                    let name: Option<String> = tx
-                        .query_row(
-                            "SELECT display_name FROM members WHERE public_key = ?1",
-                            [public_key.as_slice()],
-                            |row| row.get(0),
-                        )
-                        .optional()?;
-                    let key = sotto_net::invite::encode_b64(public_key);
-                    let target = match name {
-                        Some(name) => format!("{name} (key {key})"),
-                        None => format!("key {key}"),
-                    };
+                    insert_ban(&tx, server_id, public_key, actor, reason, now_unix)?;
+                    let target = key_label(&tx, public_key)?;
                     (
                         AuditAction::Ban,
                         target,
@@ -235,18 +245,7 @@ impl Store {
                             "that key is not banned from this server",
                         )));
                     }
-                    let name: Option<String> = tx
-                        .query_row(
-                            "SELECT display_name FROM members WHERE public_key = ?1",
-                            [public_key.as_slice()],
-                            |row| row.get(0),
-                        )
-                        .optional()?;
-                    let key = sotto_net::invite::encode_b64(public_key);
-                    let target = match name {
-                        Some(name) => format!("{name} (key {key})"),
-                        None => format!("key {key}"),
-                    };
+                    let target = key_label(&tx, public_key)?;
                     (AuditAction::Unban, target, String::new(), *public_key)
                 }
                 (
