@@ -22,7 +22,9 @@ pub(crate) enum RoleCommand {
     Create {
         /// Its name.
         name: String,
-        /// What it grants, comma-separated (`sotto roles --help-permissions` lists them).
+        /// What it grants, comma-separated: view, send, tags, speak, invite, create-channels,
+        /// manage-channels, manage-messages, participants, timeout, mute, kick, ban, roles,
+        /// settings, audit, administrator.
         #[arg(long, default_value = "")]
         permissions: String,
         /// Which joined server. Default: the first one joined.
